@@ -1,0 +1,123 @@
+"""The small interfaces every backend implements, and the typed errors they raise.
+
+A suite only sees a :class:`Reader` (or a :class:`Terminal` holding one); which
+backend stands behind it is decided by the device name alone.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from types import TracebackType
+
+
+class DeviceError(Exception):
+    """Base of every device failure. ``str()`` is a single line meant for the user."""
+
+
+class UnknownDevice(DeviceError):
+    """A device name or URI scheme nobody registered."""
+
+
+class BackendUnavailable(DeviceError):
+    """The backend's optional dependency or system service is missing."""
+
+
+class NoReader(DeviceError):
+    """The named reader is not connected."""
+
+
+class NoCard(DeviceError):
+    """The reader is there but holds no card (or no target is in the field)."""
+
+
+class CardRemoved(DeviceError):
+    """The card left the reader, possibly in the middle of an APDU."""
+
+
+class DeviceTimeout(DeviceError):
+    """The device did not answer within its timeout."""
+
+
+class DeviceGone(DeviceError):
+    """The reader itself disappeared (unplugged, port closed, service stopped)."""
+
+
+class DeviceBusy(DeviceError):
+    """Another process holds the device exclusively."""
+
+
+class ProtocolError(DeviceError):
+    """The device answered, but not in its protocol (bad frame, checksum, block)."""
+
+
+@dataclass(frozen=True)
+class ReaderCapabilities:
+    """What a reader can carry. ``max_response`` is the largest Le it lets through in one APDU."""
+
+    extended_apdu: bool = False
+    max_command_data: int = 255
+    max_response: int = 256
+    contactless: bool = False
+    pin_pad: bool = False
+    details: dict[str, str] = field(default_factory=dict)
+
+
+class Reader(ABC):
+    """A card reader with one slot. Lifecycle: open → wait_for_card → power_on → transmit* → power_off → close."""
+
+    uri: str = ""
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> ReaderCapabilities: ...
+
+    @abstractmethod
+    def wait_for_card(self, timeout: float) -> None:
+        """Return once a card is present; raise :class:`NoCard` after ``timeout`` seconds."""
+
+    @abstractmethod
+    def power_on(self) -> bytes:
+        """Power or activate the card and return its ATR (contactless: the ATR the reader synthesises)."""
+
+    @abstractmethod
+    def transmit(self, apdu: bytes) -> bytes:
+        """Send one command APDU and return the response with its status word."""
+
+    @abstractmethod
+    def power_off(self) -> None:
+        """Deactivate the card; its volatile security state is lost."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the reader. Idempotent."""
+
+    def describe(self) -> str:
+        return self.uri
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Terminal(ABC):
+    """A kiosk or set-top box: a reader plus the ways a person talks to it (keypad, display)."""
+
+    uri: str = ""
+
+    @property
+    @abstractmethod
+    def reader(self) -> Reader: ...
+
+    @abstractmethod
+    def enter_pin(self, pin: str) -> None:
+        """Type a PIN on the terminal's keypad or remote; it never reaches a log."""
+
+    @abstractmethod
+    def display_text(self) -> str: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        self.reader.close()

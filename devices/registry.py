@@ -1,0 +1,76 @@
+"""Device names → backends. Backends register a URI scheme; labs add theirs through entry points.
+
+Entry point group ``hil.devices``: ``scheme = "package.module:opener"`` where the
+opener takes the full URI and returns a :class:`~devices.base.Reader`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from .base import BackendUnavailable, Reader, UnknownDevice
+
+Opener = Callable[[str], Reader]
+
+# Built in so that a source checkout works without being pip-installed; the
+# module is imported only when its scheme is used (optional extras stay optional).
+BUILTIN_SCHEMES: dict[str, tuple[str, str]] = {
+    "virtual": ("devices.virtual.reader", "open_virtual"),
+}
+
+_openers: dict[str, Opener] = {}
+
+
+def register_scheme(scheme: str, opener: Opener) -> None:
+    """Register (or replace) the opener for ``scheme``."""
+    _openers[scheme] = opener
+
+
+def known_schemes() -> list[str]:
+    names = set(BUILTIN_SCHEMES) | set(_openers)
+    try:
+        names |= {ep.name for ep in entry_points(group="hil.devices")}
+    except Exception:  # noqa: BLE001 - broken metadata must not hide the built-ins
+        pass
+    return sorted(names)
+
+
+def _resolve(scheme: str) -> Opener:
+    if scheme in _openers:
+        return _openers[scheme]
+    if scheme in BUILTIN_SCHEMES:
+        module_name, attr = BUILTIN_SCHEMES[scheme]
+        try:
+            module = import_module(module_name)
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"backend '{scheme}' needs a missing package ({exc.name}); "
+                f"install it with: pip install 'jpki-hil[{scheme}]'"
+            ) from exc
+        opener = getattr(module, attr)
+        _openers[scheme] = opener
+        return opener
+    for ep in entry_points(group="hil.devices"):
+        if ep.name == scheme:
+            opener = ep.load()
+            _openers[scheme] = opener
+            return opener
+    raise UnknownDevice(f"unknown device scheme '{scheme}'; known schemes: {', '.join(known_schemes())}")
+
+
+def scheme_of(uri: str) -> str:
+    if ":" not in uri:
+        return ""
+    return uri.split(":", 1)[0]
+
+
+def open_uri(uri: str) -> Reader:
+    scheme = scheme_of(uri)
+    if not scheme:
+        raise UnknownDevice(
+            f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
+            f"known schemes: {', '.join(known_schemes())}"
+        )
+    return _resolve(scheme)(uri)
