@@ -63,6 +63,17 @@ class ReaderCapabilities:
     details: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """One line of ``hil devices``: a device a backend can open, or one it sees but cannot."""
+
+    uri: str
+    description: str
+    card_state: str = ""  # "present", "absent", "" when unknown
+    atr: bytes = b""
+    problem: str = ""  # why it cannot be opened (permissions, driver), empty when usable
+
+
 class Reader(ABC):
     """A card reader with one slot. Lifecycle: open → wait_for_card → power_on → transmit* → power_off → close."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from .base import BackendUnavailable, Reader, UnknownDevice
+from .base import BackendUnavailable, DeviceError, DeviceInfo, Reader, UnknownDevice
 
 Opener = Callable[[str], Reader]
 
@@ -18,6 +18,14 @@ Opener = Callable[[str], Reader]
 # module is imported only when its scheme is used (optional extras stay optional).
 BUILTIN_SCHEMES: dict[str, tuple[str, str]] = {
     "virtual": ("devices.virtual.reader", "open_virtual"),
+    "pcsc": ("devices.pcsc", "open_pcsc"),
+    "nfc": ("devices.nfc", "open_nfc"),
+}
+# Modules that can list the devices they see: each has ``discover() -> list[DeviceInfo]``.
+DISCOVERY_MODULES: dict[str, str] = {
+    "virtual": "devices.virtual.reader",
+    "pcsc": "devices.pcsc",
+    "nfc": "devices.nfc",
 }
 
 _openers: dict[str, Opener] = {}
@@ -74,3 +82,17 @@ def open_uri(uri: str) -> Reader:
             f"known schemes: {', '.join(known_schemes())}"
         )
     return _resolve(scheme)(uri)
+
+
+def discover() -> dict[str, list[DeviceInfo] | str]:
+    """Every backend's devices, or the one-line reason the backend cannot look."""
+    found: dict[str, list[DeviceInfo] | str] = {}
+    for scheme, module_name in DISCOVERY_MODULES.items():
+        try:
+            module = import_module(module_name)
+            found[scheme] = list(module.discover())
+        except ImportError as exc:
+            found[scheme] = f"not installed ({exc.name}); pip install 'jpki-hil[{scheme}]'"
+        except DeviceError as exc:
+            found[scheme] = str(exc)
+    return found

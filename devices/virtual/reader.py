@@ -1,0 +1,116 @@
+"""The in-process virtual reader: ``virtual:card``, ``virtual:phone``, ``virtual:<profile>[?options]``.
+
+Options emulate reader limits so host code can be tested against them:
+``extended=0`` (short APDUs only), ``max_response=N`` (largest Le passed through).
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from urllib.parse import parse_qs
+
+from devices.base import BackendUnavailable, DeviceError, DeviceInfo, NoCard, Reader, ReaderCapabilities, UnknownDevice
+
+from .card import VirtualCard
+from .profile import ProfileError, available_profiles, profile_path
+from .slot import CardSlot
+
+
+def parse_virtual_uri(uri: str) -> tuple[str, dict[str, str]]:
+    body = uri.split(":", 1)[1] if ":" in uri else uri
+    name, _, query = body.partition("?")
+    options = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+    return name, options
+
+
+class VirtualReader(Reader):
+    """A reader whose slot holds a :class:`VirtualCard`, answering in the calling thread."""
+
+    def __init__(self, card: VirtualCard, uri: str = "virtual:card", *, extended: bool = True,
+                 max_response: int = 65536) -> None:
+        self.uri = uri
+        self.slot = CardSlot(card)
+        self._caps = ReaderCapabilities(
+            extended_apdu=extended,
+            max_command_data=65535 if extended else 255,
+            max_response=max_response if extended else min(max_response, 256),
+            contactless=False,
+            details={"backend": "in-process", "profile": card.profile.name},
+        )
+
+    @property
+    def card(self) -> VirtualCard | None:
+        return self.slot.card
+
+    @property
+    def capabilities(self) -> ReaderCapabilities:
+        return self._caps
+
+    def wait_for_card(self, timeout: float) -> None:
+        if not self.slot.wait(True, timeout):
+            raise NoCard(f"{self.uri}: no card inserted within {timeout:g} s")
+
+    def power_on(self) -> bytes:
+        return self.slot.power_on()
+
+    def transmit(self, apdu: bytes) -> bytes:
+        card = self.slot.card
+        if card is not None and not card.powered:
+            raise DeviceError(f"{self.uri}: transmit before power_on")
+        return self.slot.exchange(apdu)
+
+    def power_off(self) -> None:
+        self.slot.power_off()
+
+
+# ``virtual:<profile>?via=<bridge>`` puts the virtual card behind a real stack in this
+# process: the reader side is the real backend (pyscard, nfcpy, pyserial), the card side
+# a bridge thread. Each opener takes (card, uri, options) and returns a Reader with ``.slot``.
+VIA_BRIDGES: dict[str, tuple[str, str]] = {
+    "pcsc": ("devices.virtual.vpcd", "open_via_pcsc"),
+    "nfc": ("devices.virtual.nfc_udp", "open_via_nfc"),
+}
+
+
+def _open_via(via: str, card: VirtualCard, uri: str, options: dict[str, str]) -> Reader:
+    if via not in VIA_BRIDGES:
+        raise UnknownDevice(f"{uri}: unknown via='{via}'; known: in-process (no via), {', '.join(VIA_BRIDGES)}")
+    module_name, attr = VIA_BRIDGES[via]
+    try:
+        module = import_module(module_name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"{uri}: needs the missing package {exc.name}") from None
+    return getattr(module, attr)(card, uri, options)
+
+
+def open_virtual(uri: str) -> Reader:
+    name, options = parse_virtual_uri(uri)
+    if not name:
+        raise UnknownDevice(f"'{uri}' names no profile; known: {', '.join(available_profiles())}")
+    if not profile_path(name).exists():
+        known = ", ".join(f"virtual:{p}" for p in available_profiles())
+        raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
+    try:
+        card = VirtualCard.from_profile(name)
+        extended = options.get("extended", "1") not in ("0", "no", "false")
+        max_response = int(options.get("max_response", "65536"))
+    except ProfileError as exc:
+        raise DeviceError(str(exc)) from None
+    except ValueError:
+        raise DeviceError(f"{uri}: max_response must be a whole number") from None
+    if "via" in options:
+        return _open_via(options["via"], card, uri, options)
+    return VirtualReader(card, uri, extended=extended, max_response=max_response)
+
+
+def discover() -> list[DeviceInfo]:
+    """The virtual devices: one per card profile, always present."""
+    found = []
+    for name in available_profiles():
+        try:
+            card = VirtualCard.from_profile(name)
+        except ProfileError as exc:
+            found.append(DeviceInfo(f"virtual:{name}", name, problem=str(exc)))
+            continue
+        found.append(DeviceInfo(f"virtual:{name}", card.profile.name, "present", card.atr))
+    return found

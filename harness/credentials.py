@@ -1,0 +1,65 @@
+"""Where PINs and card facts come from, so suites never hold secrets.
+
+Order: environment (``HIL_AUTH_PIN``, ``HIL_SIGN_PIN``, ``HIL_TEXT_PIN``), the
+lab inventory entry of the device, then the profile of a virtual card (whose
+PINs are test values of a card that exists only in memory).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devices.base import Reader
+from devices.virtual.card import VirtualCard
+from devices.virtual.profile import HolderData
+
+
+class MissingSecret(LookupError):
+    """No PIN is configured for a device."""
+
+
+@dataclass
+class DeviceFacts:
+    """What the harness knows about the card behind a device, beyond what the card says."""
+
+    kind: str = "card"  # "card" or "phone"
+    expendable: bool = False
+    virtual: bool = False
+    holder: HolderData | None = None
+    expected_certificates: dict[str, Path] = field(default_factory=dict)
+    pins: dict[str, str] = field(default_factory=dict, repr=False)
+    pin_reserve: dict[str, int] = field(default_factory=lambda: {"auth": 2, "sign": 3, "text": 2})
+
+    def pin(self, kind: str, device: str) -> str:
+        env = os.environ.get(f"HIL_{kind.upper()}_PIN")
+        if env:
+            return env
+        if kind in self.pins:
+            return self.pins[kind]
+        raise MissingSecret(
+            f"no {kind} PIN for {device}: set HIL_{kind.upper()}_PIN or give it in the lab inventory"
+        )
+
+
+def virtual_card_of(reader: Reader) -> VirtualCard | None:
+    slot = getattr(reader, "slot", None)
+    return getattr(slot, "card", None)
+
+
+def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
+    profile = card.profile
+    return DeviceFacts(
+        kind=profile.kind,
+        expendable=profile.expendable,
+        virtual=True,
+        holder=profile.holder,
+        expected_certificates={
+            "auth": profile.pki_file("auth.der"),
+            "sign": profile.pki_file("sign.der"),
+            "auth_ca": profile.pki_file("x").parent / "auth-ca.der",
+            "sign_ca": profile.pki_file("x").parent / "sign-ca.der",
+        },
+        pins={name: spec.value for name, spec in profile.pins.items()},
+    )

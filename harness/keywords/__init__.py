@@ -1,0 +1,42 @@
+"""Robot Framework libraries: keyword classes composed into one library per concern.
+
+``JPKILibrary`` is what the suites import; its keyword classes share one
+:class:`~harness.keywords.context.LibraryContext` (the open device and its trace).
+"""
+
+from __future__ import annotations
+
+from robotlibcore import DynamicCore
+
+from .card import CardKeywords
+from .certificates import CertificateKeywords
+from .context import LibraryContext
+from .device import DeviceKeywords
+from .textap import TextApKeywords
+from .tracing import TraceKeywords
+
+__version__ = "0.1.0"
+
+
+class JPKILibrary(DynamicCore):
+    """Conformance keywords for My Number cards, phone applets and the readers that carry them.
+
+    Open a device by name (``virtual:card``, ``pcsc:ACS``, ``nfc:usb``…), then select, read,
+    verify and sign. PINs never appear in suites: keywords name the PIN (``auth``, ``sign``,
+    ``text``) and take its value from the environment, the lab inventory or the virtual profile.
+    Every APDU is traced; ``Log APDU Trace`` writes the table into the log, with PINs as ``****``.
+    """
+
+    ROBOT_LIBRARY_SCOPE = "SUITE"
+    ROBOT_LIBRARY_VERSION = __version__
+
+    def __init__(self) -> None:
+        self.ctx = LibraryContext()
+        components = [
+            DeviceKeywords(self.ctx),
+            CardKeywords(self.ctx),
+            TextApKeywords(self.ctx),
+            CertificateKeywords(self.ctx),
+            TraceKeywords(self.ctx),
+        ]
+        super().__init__(components)

@@ -1,0 +1,42 @@
+"""State shared by the keyword classes of one library instance: the open device and its trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devices.base import DeviceError, Reader
+from harness.channel import CardChannel
+from harness.credentials import DeviceFacts
+from harness.trace import ApduTrace
+
+
+@dataclass
+class LibraryContext:
+    device_name: str = ""
+    reader: Reader | None = None
+    channel: CardChannel | None = None
+    atr: bytes = b""
+    trace: ApduTrace = field(default_factory=ApduTrace)
+    facts: DeviceFacts = field(default_factory=DeviceFacts)
+    changed_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs a test changed
+
+    def pin(self, kind: str) -> str:
+        """The PIN in force for ``kind``: one a test changed, else the device's configured one."""
+        return self.changed_pins.get(kind) or self.facts.pin(kind, self.device_name)
+
+    def require_reader(self) -> Reader:
+        if self.reader is None:
+            raise DeviceError("no device is open: call 'Open Device' first")
+        return self.reader
+
+    def require_channel(self) -> CardChannel:
+        if self.channel is None:
+            raise DeviceError("no device is open: call 'Open Device' first")
+        return self.channel
+
+
+class LibraryComponent:
+    """Base of the keyword classes: they share one :class:`LibraryContext`."""
+
+    def __init__(self, ctx: LibraryContext) -> None:
+        self.ctx = ctx

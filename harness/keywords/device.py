@@ -1,0 +1,114 @@
+"""Keywords that open, power and replace the device under test."""
+
+from __future__ import annotations
+
+from robot.api import SkipExecution, logger
+from robotlibcore import keyword
+
+from devices import DeviceError, open_device
+from devices.virtual.card import VirtualCard
+from harness.apdu import to_hex
+from harness.channel import CardChannel
+from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+
+from .context import LibraryComponent
+
+
+class DeviceKeywords(LibraryComponent):
+    @keyword
+    def open_device(self, name: str, timeout: float = 5.0) -> str:
+        """Opens the device ``name`` (URI or lab name), waits up to ``timeout`` s for a card and powers it on.
+
+        Returns the ATR as hex. The same suite runs on ``virtual:card``, ``pcsc:…`` or ``nfc:…``.
+        """
+        if self.ctx.reader is not None:
+            self.close_device()
+        reader = open_device(name)
+        try:
+            reader.wait_for_card(float(timeout))
+            atr = reader.power_on()
+        except DeviceError:
+            reader.close()
+            raise
+        self.ctx.device_name = name
+        self.ctx.reader = reader
+        self.ctx.channel = CardChannel(reader, self.ctx.trace)
+        self.ctx.atr = atr
+        card = virtual_card_of(reader)
+        self.ctx.facts = facts_for_virtual(card) if card is not None else DeviceFacts()
+        logger.info(f"Opened {name}: {reader.capabilities}; ATR {to_hex(atr)}")
+        return to_hex(atr)
+
+    @keyword
+    def close_device(self) -> None:
+        """Powers the card off and releases the device. Safe to call when nothing is open."""
+        reader, self.ctx.reader, self.ctx.channel = self.ctx.reader, None, None
+        if reader is None:
+            return
+        try:
+            reader.power_off()
+        except DeviceError as exc:
+            logger.warn(f"power off failed while closing {self.ctx.device_name}: {exc}")
+        finally:
+            reader.close()
+
+    @keyword
+    def power_cycle_card(self) -> str:
+        """Powers the card off and on again: its volatile security state is lost. Returns the new ATR."""
+        reader = self.ctx.require_reader()
+        reader.power_off()
+        self.ctx.atr = reader.power_on()
+        return to_hex(self.ctx.atr)
+
+    @keyword
+    def device_kind_should_be(self, kind: str) -> None:
+        """Fails unless the card behind the device is a ``card`` or a ``phone`` as given."""
+        if self.ctx.facts.kind != kind:
+            raise AssertionError(f"{self.ctx.device_name} holds a {self.ctx.facts.kind}, not a {kind}")
+
+    @keyword
+    def require_expendable_card(self, reason: str = "a destructive requirement") -> None:
+        """Skips the test, with the reason, unless the card may be blocked or changed for good.
+
+        Virtual cards are expendable; a real card is expendable only when the lab inventory says so.
+        """
+        if not self.ctx.facts.expendable:
+            raise SkipExecution(
+                f"{reason} needs an expendable card; {self.ctx.device_name} is not marked "
+                "expendable (set expendable = true for its card in the lab inventory)"
+            )
+
+    @keyword
+    def insert_fresh_virtual_card(self) -> str:
+        """Replaces the virtual card with a factory-fresh one of the same profile and powers it on.
+
+        Used after destructive requirements so the next test starts with full retry counters.
+        """
+        reader = self.ctx.require_reader()
+        card = virtual_card_of(reader)
+        if card is None:
+            raise DeviceError(f"{self.ctx.device_name} is not a virtual device: its card cannot be replaced")
+        fresh = VirtualCard(card.profile)
+        reader.slot.insert(fresh)  # type: ignore[attr-defined]
+        self.ctx.facts = facts_for_virtual(fresh)
+        try:
+            reader.power_off()
+        except DeviceError:
+            pass
+        self.ctx.atr = reader.power_on()
+        return to_hex(self.ctx.atr)
+
+    @keyword
+    def restore_virtual_card(self) -> None:
+        """After a destructive requirement: a virtual card is replaced by a fresh one; a real one stays as left."""
+        if self.ctx.reader is None:
+            return
+        if virtual_card_of(self.ctx.reader) is None:
+            logger.warn(f"{self.ctx.device_name}: a real card stays as the destructive requirement left it")
+            return
+        self.insert_fresh_virtual_card()
+
+    @keyword
+    def get_atr(self) -> str:
+        """The ATR of the last power-on, as hex."""
+        return to_hex(self.ctx.atr)

@@ -1,0 +1,110 @@
+"""Keywords for the 券面事項入力補助AP (text AP, JPKI-FACTS §5)."""
+
+from __future__ import annotations
+
+from robotlibcore import keyword
+
+from devices.virtual.applets import number_b
+from harness import tlv
+from harness.apdu import CommandApdu, sw_hex
+from harness.jpki import AID_TEXT, EF_BASIC_FOUR, EF_MY_NUMBER, BasicFour, JpkiClient, decode_basic_four
+
+from .context import LibraryComponent
+
+TEXT_FILES = {"my_number": EF_MY_NUMBER, "basic_four": EF_BASIC_FOUR}
+NUMBER_EFS = {"A": 0x0014, "B": 0x0015}
+
+
+class TextApKeywords(LibraryComponent):
+    @property
+    def client(self) -> JpkiClient:
+        return JpkiClient(self.ctx.require_channel())
+
+    def _holder(self):
+        if self.ctx.facts.holder is None:
+            raise AssertionError(f"the expected holder of {self.ctx.device_name} is unknown (lab inventory)")
+        return self.ctx.facts.holder
+
+    @keyword
+    def read_my_number(self) -> str:
+        """Reads the 12-digit My Number from EF 0001 (the text PIN or 照合番号A must be verified)."""
+        return self.client.read_my_number()
+
+    @keyword
+    def read_basic_four(self) -> BasicFour:
+        """Reads and decodes name, address, birth date and sex from EF 0002."""
+        return self.client.read_basic_four()
+
+    @keyword
+    def read_text_file_status(self, file: str) -> str:
+        """Tries to read ``my_number`` or ``basic_four`` and returns the READ BINARY status word."""
+        client = self.client
+        client.select_applet(AID_TEXT)
+        client.select_ef(TEXT_FILES[file])
+        return sw_hex(client.read_binary(0, 4, check=False).sw)
+
+    @keyword
+    def verify_collation_number(self, which: str) -> None:
+        """VERIFYs 照合番号A (the My Number) or 照合番号B (birth date, expiry year, security code)."""
+        holder = self._holder()
+        value = holder.my_number if which.upper() == "A" else number_b(holder)
+        client = self.client
+        client.select_applet(AID_TEXT)
+        client.select_ef(NUMBER_EFS[which.upper()])
+        cmd = CommandApdu(0x00, 0x20, 0x00, 0x80, value.encode("ascii"))
+        response = self.ctx.require_channel().transmit(cmd)
+        if not response.ok:
+            raise AssertionError(f"VERIFY 照合番号{which} answered {sw_hex(response.sw)}")
+
+    @keyword
+    def my_number_should_be_expected(self, number: str) -> None:
+        """Fails unless ``number`` is the expected holder's My Number with a valid check digit."""
+        if number != self._holder().my_number:
+            raise AssertionError("My Number read differs from the expected holder's")
+        if not my_number_check_digit_ok(number):
+            raise AssertionError("My Number read has a wrong check digit")
+
+    @keyword
+    def basic_four_should_be_expected(self, basic: BasicFour) -> None:
+        """Fails unless the decoded basic-four data equal the expected holder's."""
+        holder = self._holder()
+        expected = BasicFour(holder.name, holder.address, holder.birth_date, holder.sex)
+        if basic != expected:
+            differing = [f for f in ("name", "address", "birth_date", "sex")
+                         if getattr(basic, f) != getattr(expected, f)]
+            raise AssertionError(f"basic-four fields differ from the expected holder: {', '.join(differing)}")
+        if "\u3000" not in basic.name:
+            raise AssertionError("name lacks the U+3000 between family and given name")
+        if basic.sex not in ("1", "2", "9"):
+            raise AssertionError(f"sex {basic.sex!r} is not an ISO 5218 code")
+
+    @keyword
+    def basic_four_offsets_should_point_at_fields(self) -> None:
+        """Reads EF 0002 whole and checks that the DF21 offsets point at DF22, DF23, DF24 and DF25."""
+        client = self.client
+        client.select_applet(AID_TEXT)
+        head = client.read_ef(EF_BASIC_FOUR, 4)
+        data = client.read_ef(EF_BASIC_FOUR, tlv.der_total_length(head))
+        decode_basic_four(data)
+        outer = tlv.parse_one(data)
+        header_len = len(data) - len(outer.value)
+        children = outer.children()
+        if children[0].tag != 0xDF21 or len(children[0].value) != 8:
+            raise AssertionError("EF 0002 does not start with DF21 holding four offsets")
+        offsets = [int.from_bytes(children[0].value[i : i + 2], "big") for i in range(0, 8, 2)]
+        for offset, tag in zip(offsets, (0xDF22, 0xDF23, 0xDF24, 0xDF25), strict=True):
+            found = tlv.read_tag(data, offset)[0]
+            if found != tag:
+                raise AssertionError(f"offset {offset} points at tag {found:X}, expected {tag:X}")
+        if offsets[0] != header_len + 11:
+            raise AssertionError(f"first offset {offsets[0]} does not follow DF21")
+
+
+def my_number_check_digit_ok(number: str) -> bool:
+    """The check digit of a 12-digit individual number (番号法施行令 第8条)."""
+    if len(number) != 12 or not number.isdigit():
+        return False
+    digits = [int(c) for c in reversed(number[:11])]
+    total = sum(p * (n + 1 if n <= 6 else n - 5) for n, p in enumerate(digits, 1))
+    remainder = total % 11
+    return int(number[11]) == (0 if remainder <= 1 else 11 - remainder)
