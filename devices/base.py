@@ -130,5 +130,5 @@ class Terminal(ABC):
     @abstractmethod
     def display_text(self) -> str: ...
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         self.reader.close()

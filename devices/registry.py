@@ -6,6 +6,7 @@ opener takes the full URI and returns a :class:`~devices.base.Reader`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -38,10 +39,8 @@ def register_scheme(scheme: str, opener: Opener) -> None:
 
 def known_schemes() -> list[str]:
     names = set(BUILTIN_SCHEMES) | set(_openers)
-    try:
+    with contextlib.suppress(Exception):
         names |= {ep.name for ep in entry_points(group="hil.devices")}
-    except Exception:  # noqa: BLE001 - broken metadata must not hide the built-ins
-        pass
     return sorted(names)
 
 

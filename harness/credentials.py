@@ -1,8 +1,8 @@
 """Where PINs and card facts come from, so suites never hold secrets.
 
-Order: environment (``HIL_AUTH_PIN``, ``HIL_SIGN_PIN``, ``HIL_TEXT_PIN``), the
-lab inventory entry of the device, then the profile of a virtual card (whose
-PINs are test values of a card that exists only in memory).
+Order: the profile of a virtual card (whose PINs are test values of a card that
+exists only in memory) or the environment variables the lab inventory names for
+the device, then ``HIL_AUTH_PIN``, ``HIL_SIGN_PIN``, ``HIL_TEXT_PIN``.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ class DeviceFacts:
     pin_reserve: dict[str, int] = field(default_factory=lambda: {"auth": 2, "sign": 3, "text": 2})
 
     def pin(self, kind: str, device: str) -> str:
+        if kind in self.pins:
+            return self.pins[kind]
         env = os.environ.get(f"HIL_{kind.upper()}_PIN")
         if env:
             return env
-        if kind in self.pins:
-            return self.pins[kind]
         raise MissingSecret(
             f"no {kind} PIN for {device}: set HIL_{kind.upper()}_PIN or give it in the lab inventory"
         )

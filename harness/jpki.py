@@ -192,7 +192,8 @@ class JpkiClient:
         """VERIFY the old PIN, then CHANGE REFERENCE DATA (JPKI-FACTS §3)."""
         result = self.verify(kind, old)
         if not result.ok:
-            raise CardStatusError(f"VERIFY {kind.name} before change", ResponseApdu(b"", result.sw >> 8, result.sw & 0xFF))
+            refused = ResponseApdu(b"", result.sw >> 8, result.sw & 0xFF)
+            raise CardStatusError(f"VERIFY {kind.name} before change", refused)
         return self._send(CommandApdu(0x00, 0x24, 0x01, 0x80, new.encode("ascii")), f"CHANGE {kind.name}",
                           check=False)
 

@@ -155,7 +155,7 @@ class CardOS:
     def process(self, raw: bytes) -> bytes:
         try:
             return self._process(bytes(raw))
-        except Exception:  # noqa: BLE001 - a card answers, it never crashes
+        except Exception:
             return sw(0x6F00)
 
     def _process(self, raw: bytes) -> bytes:
@@ -195,9 +195,9 @@ class CardOS:
             applet = self.applets.get(cmd.data)
             if applet is None or not cmd.data:
                 return sw(0x6A82)  # PLATFORM-NOTES: unknown AIDs must fail, or OpenSC picks the wrong driver
-            if self.current_applet is not applet and self.current_applet is not None:
-                if self.options.reset_security_on_applet_change:
-                    self.current_applet.reset_security()
+            leaving = self.current_applet
+            if leaving is not None and leaving is not applet and self.options.reset_security_on_applet_change:
+                leaving.reset_security()
             self.current_applet = applet
             self.current_ef = None
             return SW_OK

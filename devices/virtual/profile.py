@@ -105,7 +105,7 @@ def _get(table: dict[str, Any], key: str, kind: type, path: Path, where: str = "
     if key not in table:
         raise ProfileError(f"{path}: missing key '{label}'")
     value = table[key]
-    if kind is int and isinstance(value, bool) or not isinstance(value, kind):
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
         raise ProfileError(f"{path}: '{label}' must be {kind.__name__}, got {type(value).__name__}")
     return value
 

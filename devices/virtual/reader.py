@@ -9,7 +9,15 @@ from __future__ import annotations
 from importlib import import_module
 from urllib.parse import parse_qs
 
-from devices.base import BackendUnavailable, DeviceError, DeviceInfo, NoCard, Reader, ReaderCapabilities, UnknownDevice
+from devices.base import (
+    BackendUnavailable,
+    DeviceError,
+    DeviceInfo,
+    NoCard,
+    Reader,
+    ReaderCapabilities,
+    UnknownDevice,
+)
 
 from .card import VirtualCard
 from .profile import ProfileError, available_profiles, profile_path

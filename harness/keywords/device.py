@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices import DeviceError, open_device
 from devices.virtual.card import VirtualCard
+from harness import lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
@@ -23,7 +26,8 @@ class DeviceKeywords(LibraryComponent):
         """
         if self.ctx.reader is not None:
             self.close_device()
-        reader = open_device(name)
+        uri, lab_device = lab.resolve(name)
+        reader = open_device(uri)
         try:
             reader.wait_for_card(float(timeout))
             atr = reader.power_on()
@@ -35,7 +39,10 @@ class DeviceKeywords(LibraryComponent):
         self.ctx.channel = CardChannel(reader, self.ctx.trace)
         self.ctx.atr = atr
         card = virtual_card_of(reader)
-        self.ctx.facts = facts_for_virtual(card) if card is not None else DeviceFacts()
+        if card is not None:
+            self.ctx.facts = facts_for_virtual(card)
+        else:
+            self.ctx.facts = lab_device.facts() if lab_device is not None else DeviceFacts()
         logger.info(f"Opened {name}: {reader.capabilities}; ATR {to_hex(atr)}")
         return to_hex(atr)
 
@@ -91,10 +98,8 @@ class DeviceKeywords(LibraryComponent):
         fresh = VirtualCard(card.profile)
         reader.slot.insert(fresh)  # type: ignore[attr-defined]
         self.ctx.facts = facts_for_virtual(fresh)
-        try:
+        with contextlib.suppress(DeviceError):
             reader.power_off()
-        except DeviceError:
-            pass
         self.ctx.atr = reader.power_on()
         return to_hex(self.ctx.atr)
 

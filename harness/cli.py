@@ -1,0 +1,155 @@
+"""The ``hil`` command: list devices, run the conformance suites, rebuild the test PKI, serve virtual devices."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from devices import DeviceError
+from devices.registry import discover
+from devices.virtual.profile import REPO_ROOT, ProfileError
+from harness.apdu import to_hex
+from harness.lab import INVENTORY_ENV, InventoryError, load_inventory
+
+ROBOT_DIR = REPO_ROOT / "robot"
+NON_SUITE_DIRS = {"resources"}
+
+
+class UsageError(Exception):
+    """Bad input on the command line: printed as one line, exit status 2."""
+
+
+def suite_names() -> list[str]:
+    return sorted(p.name for p in ROBOT_DIR.iterdir() if p.is_dir() and p.name not in NON_SUITE_DIRS)
+
+
+def resolve_suites(names: Sequence[str]) -> list[Path]:
+    if not names:
+        return [ROBOT_DIR / name for name in suite_names()]
+    paths = []
+    for name in names:
+        candidate = ROBOT_DIR / name
+        path = candidate if candidate.exists() else Path(name)
+        if not path.exists():
+            raise UsageError(f"no suite '{name}'; known: {', '.join(suite_names())} (or a .robot path)")
+        paths.append(path.resolve())
+    return paths
+
+
+# -- hil devices ------------------------------------------------------------------
+def cmd_devices(args: argparse.Namespace) -> int:
+    for scheme, found in discover().items():
+        if isinstance(found, str):
+            print(f"{scheme}: {found}")
+            continue
+        if not found:
+            print(f"{scheme}: no devices found")
+        for info in found:
+            state = f" [{info.card_state}]" if info.card_state else ""
+            atr = f" ATR {to_hex(info.atr)}" if info.atr else ""
+            problem = f" — cannot open: {info.problem}" if info.problem else ""
+            print(f"{info.uri:32} {info.description}{state}{atr}{problem}")
+    if args.inventory:
+        inventory = load_inventory(Path(args.inventory))
+        print(f"inventory {inventory.path}:")
+        for device in inventory.devices.values():
+            expendable = "expendable" if device.expendable else "guarded"
+            print(f"  {device.name:24} → {device.uri:32} {device.kind}, {expendable}  {device.description}")
+    return 0
+
+
+# -- hil run ------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.runner import RunOptions, run_suites
+
+    if args.inventory:
+        load_inventory(Path(args.inventory))  # fail early, with the file and line
+        os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
+    options = RunOptions(
+        suites=resolve_suites(args.suites),
+        outputdir=Path(args.outputdir),
+        device=args.device,
+        include=args.include or [],
+        exclude=args.exclude or [],
+        processes=args.processes,
+    )
+    return run_suites(options)
+
+
+# -- hil pki generate ----------------------------------------------------------------
+def cmd_pki_generate(args: argparse.Namespace) -> int:
+    from harness.pkigen import generate
+
+    written = generate(Path(args.out))
+    print(f"wrote {len(written)} files to {args.out}")
+    return 0
+
+
+# -- hil virtual serve ---------------------------------------------------------------
+def cmd_virtual_serve(args: argparse.Namespace) -> int:
+    if args.pcsc:
+        from devices.virtual.vpcd import serve_forever as serve_pcsc
+
+        serve_pcsc(args.profile, port=args.port or 35963)
+    elif args.nfc_udp is not None:
+        from devices.virtual.nfc_udp import serve_forever as serve_nfc
+
+        serve_nfc(args.profile, port=args.nfc_udp)
+    else:
+        raise UsageError("say how to serve the card: --pcsc or --nfc-udp PORT")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hil", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    devices = sub.add_parser("devices", help="list the devices every backend can see")
+    devices.add_argument("--inventory", help="also list the devices of this lab inventory (TOML)")
+    devices.set_defaults(func=cmd_devices)
+
+    run = sub.add_parser("run", help="run conformance suites and write Robot's log, report and xunit")
+    run.add_argument("suites", nargs="*", help=f"suite folders or .robot files (default: all of {suite_names()})")
+    run.add_argument("--device", help="device URI or inventory name for every suite (default: each suite's own)")
+    run.add_argument("--outputdir", default="results", help="where output.xml, log, report and xunit go")
+    run.add_argument("--inventory", help=f"lab inventory (TOML); also read from ${INVENTORY_ENV}")
+    run.add_argument("--include", action="append", help="only tests with this tag (repeatable)")
+    run.add_argument("--exclude", action="append", help="skip tests with this tag (repeatable)")
+    run.add_argument("--processes", type=int, default=1, help="run suites in parallel with pabot")
+    run.set_defaults(func=cmd_run)
+
+    pki = sub.add_parser("pki", help="the test JPKI hierarchy")
+    pki_sub = pki.add_subparsers(dest="pki_command", required=True)
+    generate = pki_sub.add_parser("generate", help="rebuild fixtures/pki (CAs, card and phone certificates, CRLs)")
+    generate.add_argument("--out", default=str(REPO_ROOT / "fixtures" / "pki"))
+    generate.set_defaults(func=cmd_pki_generate)
+
+    virtual = sub.add_parser("virtual", help="virtual devices for manual lab use")
+    virtual_sub = virtual.add_subparsers(dest="virtual_command", required=True)
+    serve = virtual_sub.add_parser("serve", help="serve a virtual card or phone behind a real stack")
+    serve.add_argument("profile", help="card profile: card, phone, revoked-card or a .toml path")
+    serve.add_argument("--pcsc", action="store_true", help="as a card in vpcd's reader (pcscd must run)")
+    serve.add_argument("--port", type=int, help="vpcd port (default 35963)")
+    serve.add_argument("--nfc-udp", type=int, metavar="PORT", help="as a Type B card on nfcpy's UDP link")
+    serve.set_defaults(func=cmd_virtual_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (UsageError, DeviceError, InventoryError, ProfileError, ValueError, OSError) as exc:
+        print(f"hil: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hil: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

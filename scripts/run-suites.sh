@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job: set up (idempotent), then run the conformance suites on the virtual devices.
+# Ends with the "N passed, N failed" line and the path of report.html; exit status is Robot's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+exec .venv/bin/hil run card phone --outputdir "${HIL_RESULTS:-results}" "$@"

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The tests: set up (idempotent: Debian packages, .venv), lint, then pytest.
+# Integration tests start pcscd themselves (by PID) and stop it afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+.venv/bin/ruff check --quiet . || { echo "ruff found problems (ruff check .)"; exit 1; }
+exec .venv/bin/python -m pytest "$@"
