@@ -73,6 +73,29 @@ def scheme_of(uri: str) -> str:
     return uri.split(":", 1)[0]
 
 
+def check_uri(uri: str) -> None:
+    """Cheap validation before a long run: the scheme is known and, for virtual devices, the profile exists.
+
+    Nothing is opened, so a lab reader is not touched.
+    """
+    scheme = scheme_of(uri)
+    if not scheme:
+        raise UnknownDevice(
+            f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
+            f"known schemes: {', '.join(known_schemes())}"
+        )
+    if scheme not in known_schemes():
+        raise UnknownDevice(f"unknown device scheme '{scheme}' in '{uri}'; known schemes: {', '.join(known_schemes())}")
+    if scheme == "virtual":
+        from .virtual.profile import available_profiles, profile_path
+        from .virtual.reader import parse_virtual_uri
+
+        name, _ = parse_virtual_uri(uri)
+        if not name or not profile_path(name).exists():
+            known = ", ".join(f"virtual:{p}" for p in available_profiles())
+            raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
+
+
 def open_uri(uri: str) -> Reader:
     scheme = scheme_of(uri)
     if not scheme:

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devices import DeviceError
-from devices.registry import discover
+from devices.registry import check_uri, discover
 from devices.virtual.profile import REPO_ROOT, ProfileError
 from harness.apdu import to_hex
-from harness.lab import INVENTORY_ENV, InventoryError, load_inventory
+from harness.lab import INVENTORY_ENV, InventoryError, load_inventory, resolve
 
 ROBOT_DIR = REPO_ROOT / "robot"
 NON_SUITE_DIRS = {"resources"}
@@ -68,6 +68,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.inventory:
         load_inventory(Path(args.inventory))  # fail early, with the file and line
         os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
+    if args.device:
+        uri, _ = resolve(args.device)
+        check_uri(uri)
     options = RunOptions(
         suites=resolve_suites(args.suites),
         outputdir=Path(args.outputdir),

@@ -1,0 +1,54 @@
+"""The hil command: device listing and one-line errors with a non-zero exit for bad input."""
+
+import subprocess
+import sys
+
+import pytest
+
+from devices.virtual.profile import REPO_ROOT
+from harness.cli import main
+
+
+def hil(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_devices_lists_the_virtual_profiles():
+    proc = hil("devices")
+    assert proc.returncode == 0
+    assert "virtual:card" in proc.stdout and "virtual:phone" in proc.stdout
+    assert "3B E0 00 FF 81 31 FE 45 14" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "card", "--device", "virtual:nothing"], "unknown virtual device 'virtual:nothing'"),
+        (["run", "card", "--device", "nonsense"], "neither a device URI"),
+        (["run", "card", "--device", "warp:1"], "unknown device scheme 'warp'"),
+        (["run", "nosuchsuite"], "no suite 'nosuchsuite'"),
+        (["run", "card", "--inventory", "/nonexistent/lab.toml"], "inventory file not found"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(args, message):
+    proc = hil(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
+
+
+def test_malformed_inventory_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "lab.toml"
+    bad.write_text("[devices.x]\nuri = 'pcsc:x'\n[devices.y]\n", encoding="utf-8")
+    assert main(["devices", "--inventory", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:3: device 'y': missing 'uri'" in err
+
+
+def test_inventory_device_name_runs_a_suite(tmp_path):
+    proc = hil("run", "card/selection.robot", "--device", "ci-card", "--inventory", str(REPO_ROOT / "fixtures/lab/example.toml"),
+               "--outputdir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert proc.stdout.strip().splitlines()[-2] == "9 passed, 0 failed, 0 skipped"

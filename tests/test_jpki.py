@@ -1,0 +1,89 @@
+"""The host-side JPKI client against the in-process virtual card and phone."""
+
+import pytest
+
+from devices import open_device
+from harness import pki
+from harness.channel import CardChannel
+from harness.jpki import CardStatusError, JpkiClient, PinKind
+
+
+def client_for(uri: str) -> JpkiClient:
+    reader = open_device(uri)
+    reader.power_on()
+    return JpkiClient(CardChannel(reader))
+
+
+@pytest.fixture
+def card():
+    return client_for("virtual:card")
+
+
+def test_certificate_read_takes_one_read_binary_with_extended_apdus(card):
+    card.select_jpki()
+    before = card.channel.apdu_count
+    der = card.read_certificate("auth")
+    assert card.channel.apdu_count - before == 2  # SELECT EF + one extended READ BINARY
+    assert der == (pki.load_test_pki().holder("card").auth_cert_path.read_bytes())
+
+
+def test_certificate_read_in_256_byte_chunks_without_extended_apdus():
+    short = client_for("virtual:card?extended=0")
+    short.select_jpki()
+    before = short.channel.apdu_count
+    der = short.read_certificate("auth")
+    expected_reads = -(-len(der) // 256)
+    assert short.channel.apdu_count - before == 1 + expected_reads
+    assert all(len(bytes.fromhex(e.hex.replace(" ", "")[:10])) == 5 for e in short.channel.trace.entries
+               if e.direction == "C-APDU" and e.hex.startswith("00 B0"))
+
+
+def test_reader_le_limit_is_respected():
+    limited = client_for("virtual:card?max_response=1000")
+    limited.select_jpki()
+    before = limited.channel.apdu_count
+    der = limited.read_certificate("auth")
+    assert limited.channel.apdu_count - before == 1 + -(-len(der) // 1000)
+
+
+def test_pin_queries_verification_and_tries(card):
+    assert card.query_tries(PinKind.AUTH) == 3
+    assert card.query_tries(PinKind.SIGN) == 5
+    assert card.query_tries(PinKind.TEXT) == 3
+    wrong = card.verify(PinKind.AUTH, "0000")
+    assert not wrong.ok and wrong.tries_left == 2
+    assert card.verify(PinKind.AUTH, "2580").ok
+    assert card.query_tries(PinKind.AUTH) == 3
+
+
+def test_sign_and_change_pin(card):
+    assert card.sign("auth", pki.digest_info(b"x"), check=False).sw == 0x6982
+    with pytest.raises(CardStatusError, match="6982"):
+        card.sign("auth", pki.digest_info(b"x"))
+    assert card.verify(PinKind.AUTH, "2580").ok
+    signature = card.sign("auth", pki.digest_info(b"x")).data
+    cert = pki.load_certificate(card.read_certificate("auth"))
+    pki.verify_signature(cert, signature, data=b"x")
+    assert card.change_pin(PinKind.AUTH, "2580", "1357").ok
+    assert card.verify(PinKind.AUTH, "1357").ok
+    with pytest.raises(CardStatusError):
+        card.change_pin(PinKind.AUTH, "2580", "2468")
+
+
+def test_text_ap_reads(card):
+    assert card.verify(PinKind.TEXT, "2580").ok
+    assert card.read_my_number() == "123456789018"
+    basic = card.read_basic_four()
+    assert basic.name == "試験\u3000太郎" and basic.birth_date == "19800401" and basic.sex == "1"
+
+
+def test_phone_token_and_unknown_names():
+    phone = client_for("virtual:phone")
+    phone.select_jpki()
+    assert phone.read_token_label() == "JPKIAPGPSETOKEN"
+    with pytest.raises(ValueError, match="unknown certificate"):
+        phone.read_certificate("nonsense")
+    with pytest.raises(ValueError, match="unknown PIN"):
+        PinKind.named("nonsense")
+    with pytest.raises(CardStatusError, match="6A82"):
+        phone.select_applet("text")

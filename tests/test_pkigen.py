@@ -1,0 +1,126 @@
+"""harness.pkigen: a fresh hierarchy loads, chains and follows the profile (slowish: RSA key generation)."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from harness import pki, pkigen
+from harness.pki import RevocationStatus
+
+HOLDERS = ("card", "phone", "revoked")
+EXPECTED = {
+    "README.md", "holders.toml",
+    "auth-ca.der", "auth-ca.key.pem", "sign-ca.der", "sign-ca.key.pem",
+    "auth-ocsp.der", "auth-ocsp.key.pem", "sign-ocsp.der", "sign-ocsp.key.pem",
+    "auth.crl.der", "sign.crl.der",
+    *(f"{h}-{k}{ext}" for h in HOLDERS for k in ("auth", "sign") for ext in (".der", ".key.pem")),
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("pki")
+    return out, pkigen.generate(out)
+
+
+def test_generate_writes_every_file(generated: tuple[Path, list[Path]]) -> None:
+    out, written = generated
+    assert {p.name for p in written} == EXPECTED
+    assert {p.name for p in out.iterdir()} == EXPECTED
+    assert all(p.stat().st_size > 0 for p in written)
+    assert (out / "holders.toml").read_bytes() == pkigen.DEFAULT_HOLDERS_FILE.read_bytes()
+    assert "hil pki generate" in (out / "README.md").read_text("utf-8")
+    assert (out / "card-auth.key.pem").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+
+
+def test_generated_hierarchy_loads_and_chains(generated: tuple[Path, list[Path]]) -> None:
+    out, _ = generated
+    test_pki = pki.load_test_pki(out)
+    assert set(test_pki.holders) == set(HOLDERS)
+    committed = pki.load_test_pki()
+    assert test_pki.auth_root.public_key().public_numbers() != committed.auth_root.public_key().public_numbers()
+    for holder in test_pki.holders.values():
+        assert pki.verify_chain(holder.auth_cert, test_pki.roots) == test_pki.auth_root
+        assert pki.verify_chain(holder.sign_cert, test_pki.roots) == test_pki.sign_root
+        with pytest.raises(pki.PkiError):
+            pki.verify_chain(holder.auth_cert, committed.roots)
+        assert holder.auth_key().public_key().public_numbers() == holder.auth_cert.public_key().public_numbers()
+        assert holder.sign_key().public_key().public_numbers() == holder.sign_cert.public_key().public_numbers()
+        assert pki.auth_profile_problems(holder.auth_cert) == []
+        assert pki.sign_profile_problems(holder.sign_cert) == []
+        assert pki.auth_identifier(holder.auth_cert) == holder.data["auth_cn"]
+        attributes = pki.holder_attributes(holder.sign_cert)
+        assert attributes == {k: holder.data[k] for k in ("name", "sex", "birth_date", "address")}
+    for hierarchy in (test_pki.auth, test_pki.sign):
+        assert pki.verify_chain(hierarchy.ocsp_cert, test_pki.roots) == hierarchy.root
+        assert hierarchy.key().public_key().public_numbers() == hierarchy.root.public_key().public_numbers()
+
+
+def test_generated_revocation_data(generated: tuple[Path, list[Path]]) -> None:
+    test_pki = pki.load_test_pki(generated[0])
+    for kind, hierarchy in (("auth", test_pki.auth), ("sign", test_pki.sign)):
+        statuses = {name: pki.check_crl(getattr(h, f"{kind}_cert"), hierarchy.crl, hierarchy.root)
+                    for name, h in test_pki.holders.items()}
+        assert statuses == {"card": RevocationStatus.GOOD, "phone": RevocationStatus.GOOD,
+                            "revoked": RevocationStatus.REVOKED}
+        cert = test_pki.holder("revoked").auth_cert if kind == "auth" else test_pki.holder("revoked").sign_cert
+        der = pki.make_ocsp_response(cert, hierarchy.root, hierarchy.ocsp_cert, hierarchy.ocsp_key(),
+                                     RevocationStatus.REVOKED)
+        assert pki.check_ocsp_response(der, cert, hierarchy.root) is RevocationStatus.REVOKED
+
+
+def test_generated_validity_periods(generated: tuple[Path, list[Path]]) -> None:
+    test_pki = pki.load_test_pki(generated[0])
+    now = datetime.now(UTC)
+    for root in test_pki.roots:
+        assert root.not_valid_before_utc < now
+        assert root.not_valid_after_utc.year - root.not_valid_before_utc.year == 20
+    for hierarchy in (test_pki.auth, test_pki.sign):
+        assert hierarchy.crl.next_update_utc is not None
+        assert hierarchy.crl.next_update_utc - now > timedelta(days=9 * 365)
+    for holder in test_pki.holders.values():
+        for cert in (holder.auth_cert, holder.sign_cert):
+            assert now - timedelta(days=2) <= cert.not_valid_before_utc < now
+            lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+            assert timedelta(days=4 * 365) < lifetime <= timedelta(days=5 * 366)
+
+
+@pytest.mark.parametrize(("birth", "issued", "expected"), [
+    ("19800401", datetime(2026, 11, 23, tzinfo=UTC), datetime(2031, 4, 1, 14, 59, 59, tzinfo=UTC)),
+    ("19800401", datetime(2026, 1, 10, tzinfo=UTC), datetime(2030, 4, 1, 14, 59, 59, tzinfo=UTC)),
+    ("19800401", datetime(2026, 4, 1, tzinfo=UTC), datetime(2031, 4, 1, 14, 59, 59, tzinfo=UTC)),
+    ("20000229", datetime(2026, 3, 1, tzinfo=UTC), datetime(2031, 2, 28, 14, 59, 59, tzinfo=UTC)),
+    ("20000229", datetime(2027, 3, 1, tzinfo=UTC), datetime(2032, 2, 29, 14, 59, 59, tzinfo=UTC)),
+])
+def test_expiry_is_fifth_birthday_after_issuance(birth: str, issued: datetime, expected: datetime) -> None:
+    assert pkigen.expiry_for(birth, issued) == expected
+
+
+def test_custom_holders_file(tmp_path: Path) -> None:
+    holders = tmp_path / "in.toml"
+    holders.write_text('[leap]\nauth_cn = "TESTLEAP000000000000001"\nname = "閏　年子"\n'
+                       'address = "京都府京都市上京区"\nbirth_date = "20000229"\nsex = "9"\n', "utf-8")
+    out = tmp_path / "out"
+    written = pkigen.generate(out, holders)
+    assert {p.name for p in written} >= {"leap-auth.der", "leap-sign.der", "holders.toml"}
+    assert not (out / "card-auth.der").exists()
+    test_pki = pki.load_test_pki(out)
+    leap = test_pki.holder("leap")
+    assert pki.holder_attributes(leap.sign_cert)["sex"] == "9"
+    assert leap.sign_cert.subject.get_attributes_for_oid(x509.NameOID.LOCALITY_NAME)[0].value == "京都府"
+    assert pki.check_crl(leap.auth_cert, test_pki.auth.crl, test_pki.auth_root) is RevocationStatus.GOOD
+    assert list(test_pki.auth.crl) == []
+    assert tomllib.loads((out / "holders.toml").read_text("utf-8"))["leap"]["birth_date"] == "20000229"
+
+
+def test_bad_holder_data_is_refused(tmp_path: Path) -> None:
+    holders = tmp_path / "bad.toml"
+    holders.write_text('[x]\nauth_cn = "SHORT"\nname = "a"\naddress = "b"\nbirth_date = "19800401"\nsex = "1"\n')
+    with pytest.raises(ValueError, match="23 characters"):
+        pkigen.generate(tmp_path / "out", holders)
+    assert not (tmp_path / "out").exists()
