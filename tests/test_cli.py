@@ -48,7 +48,8 @@ def test_malformed_inventory_names_file_and_line(tmp_path, capsys):
 
 
 def test_inventory_device_name_runs_a_suite(tmp_path):
-    proc = hil("run", "card/selection.robot", "--device", "ci-card", "--inventory", str(REPO_ROOT / "fixtures/lab/example.toml"),
+    inventory = REPO_ROOT / "fixtures" / "lab" / "example.toml"
+    proc = hil("run", "card/selection.robot", "--device", "ci-card", "--inventory", str(inventory),
                "--outputdir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert proc.stdout.strip().splitlines()[-2] == "9 passed, 0 failed, 0 skipped"

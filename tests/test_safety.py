@@ -35,7 +35,7 @@ def test_trace_never_holds_the_pin():
 
 def test_guard_keeps_the_reserve_on_real_cards():
     guard_wrong_attempt("auth", 3, 2, expendable=False, device="pcsc:ACS")  # 3 → 2 keeps the reserve
-    with pytest.raises(PinGuardRefusal, match="would leave 1 tries .*reserve 2.*expendable"):
+    with pytest.raises(PinGuardRefusal, match=r"would leave 1 tries .*reserve 2.*expendable"):
         guard_wrong_attempt("auth", 2, 2, expendable=False, device="pcsc:ACS")
     guard_wrong_attempt("auth", 1, 2, expendable=True, device="virtual:card")
 
