@@ -7,7 +7,12 @@ every place that shows an APDU (traces, logs, exceptions) goes through
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.apdu import to_hex
+
+if TYPE_CHECKING:
+    from harness.jpki import JpkiClient, PinKind, VerifyResult
 
 SECRET_INS = frozenset({0x20, 0x24})
 MASK = "****"
@@ -59,3 +64,42 @@ def new_pin_like(pin: str) -> str:
     if pin.isdigit():
         return "".join(str((int(c) + 5) % 10) for c in pin)
     return wrong_pin_like(pin[::-1])[::-1] if pin[0] != pin[-1] else wrong_pin_like(pin)
+
+
+class PinGuard:
+    """Every VERIFY the harness sends to a card goes through here.
+
+    On a card that is not expendable, the tries left are queried first and a VERIFY that could
+    leave fewer than the reserve (if the PIN turned out wrong) is refused: a misconfigured PIN in a
+    lab inventory must not lock a real card. A PIN the card has accepted in this session is trusted
+    (``trusted`` lives as long as the open device), so a correct PIN can still restore a counter
+    that a wrong-PIN requirement lowered.
+    """
+
+    def __init__(self, client: JpkiClient, *, expendable: bool, reserve: dict[str, int], device: str,
+                 trusted: dict[str, str] | None = None) -> None:
+        self.client = client
+        self.expendable = expendable
+        self.reserve = reserve
+        self.device = device
+        self.trusted = trusted if trusted is not None else {}
+
+    def check(self, kind: PinKind) -> int:
+        """Queries the tries left (selecting the PIN) and raises :class:`PinGuardRefusal` below the reserve."""
+        name = kind.name.lower()
+        tries = self.client.query_tries(kind)
+        guard_wrong_attempt(name, tries, self.reserve.get(name, 3), self.expendable, self.device)
+        return tries
+
+    def verify(self, kind: PinKind, pin: str) -> VerifyResult:
+        name = kind.name.lower()
+        if self.expendable or self.trusted.get(name) == pin:
+            result = self.client.verify(kind, pin)
+        else:
+            self.check(kind)
+            result = self.client.verify(kind, pin, select=False)
+        if result.ok:
+            self.trusted[name] = pin
+        elif self.trusted.get(name) == pin:
+            del self.trusted[name]
+        return result

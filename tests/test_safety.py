@@ -1,8 +1,16 @@
 """PIN redaction and the PIN guard."""
 
-import pytest
+import subprocess
+import sys
 
+import pytest
+from robot.api import ExecutionResult
+
+from devices import open_device
+from harness.channel import CardChannel
+from harness.jpki import JpkiClient, PinKind
 from harness.safety import (
+    PinGuard,
     PinGuardRefusal,
     carries_secret,
     guard_wrong_attempt,
@@ -47,3 +55,46 @@ def test_derived_pins_keep_the_format_and_differ():
         assert len(wrong) == len(pin) == len(new)
         assert wrong.isdigit() == pin.isdigit() and new.isdigit() == pin.isdigit()
         assert wrong.isalnum() and wrong.upper() == wrong
+
+
+def _client(uri: str):
+    reader = open_device(uri)
+    reader.power_on()
+    return reader, JpkiClient(CardChannel(reader))
+
+
+def test_guard_refuses_an_unproven_pin_near_the_reserve_and_trusts_a_proven_one():
+    reader, client = _client("virtual:card?expendable=0")
+    card = reader.slot.card
+    guard = PinGuard(client, expendable=False, reserve={"auth": 2}, device="lab card")
+    card.pin("auth").tries_left = 2  # one earlier failure
+    with pytest.raises(PinGuardRefusal):
+        guard.verify(PinKind.AUTH, "1111")
+    assert card.pin("auth").tries_left == 2  # nothing was sent that could fail
+    with pytest.raises(PinGuardRefusal):
+        guard.verify(PinKind.AUTH, "2580")  # even the right PIN: it is not proven on this card yet
+    card.pin("auth").tries_left = 3
+    assert guard.verify(PinKind.AUTH, "2580").ok
+    card.pin("auth").tries_left = 2
+    assert guard.verify(PinKind.AUTH, "2580").ok  # trusted: the card accepted it this session
+    assert card.pin("auth").tries_left == 3
+
+
+def test_suites_skip_destructive_requirements_on_guarded_cards(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "card", "--device", "virtual:card?expendable=0",
+                           "--outputdir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    result = ExecutionResult(str(tmp_path / "output.xml"))
+    skipped = []
+
+    def walk(suite):
+        for test in suite.tests:
+            if test.status == "SKIP":
+                skipped.append(test)
+        for child in suite.suites:
+            walk(child)
+
+    walk(result.suite)
+    assert all("destructive" in t.tags for t in skipped)
+    assert len(skipped) == 4
+    assert all("not marked expendable" in t.message for t in skipped)

@@ -6,6 +6,7 @@ Options emulate reader limits so host code can be tested against them:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import import_module
 from urllib.parse import parse_qs
 
@@ -20,8 +21,25 @@ from devices.base import (
 )
 
 from .card import VirtualCard
-from .profile import ProfileError, available_profiles, profile_path
+from .profile import CardProfile, ProfileError, available_profiles, load_profile, profile_path
 from .slot import CardSlot
+
+
+def _flag(options: dict[str, str], key: str, default: bool) -> bool:
+    if key not in options:
+        return default
+    return options[key].lower() not in ("0", "no", "false", "off")
+
+
+def profile_with_options(profile: CardProfile, options: dict[str, str]) -> CardProfile:
+    """URI options that change the card itself: ``expendable=0`` makes a virtual card behave, for the
+    safety checks, like a lab's real card; ``sign_delay_ms=N`` makes signing slow (WTX, timeouts)."""
+    changes: dict[str, object] = {}
+    if "expendable" in options:
+        changes["expendable"] = _flag(options, "expendable", True)
+    if "sign_delay_ms" in options:
+        changes["sign_delay_ms"] = int(options["sign_delay_ms"])
+    return replace(profile, **changes) if changes else profile
 
 
 def parse_virtual_uri(uri: str) -> tuple[str, dict[str, str]]:
@@ -99,13 +117,13 @@ def open_virtual(uri: str) -> Reader:
         known = ", ".join(f"virtual:{p}" for p in available_profiles())
         raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
     try:
-        card = VirtualCard.from_profile(name)
-        extended = options.get("extended", "1") not in ("0", "no", "false")
+        card = VirtualCard(profile_with_options(load_profile(name), options))
+        extended = _flag(options, "extended", True)
         max_response = int(options.get("max_response", "65536"))
     except ProfileError as exc:
         raise DeviceError(str(exc)) from None
     except ValueError:
-        raise DeviceError(f"{uri}: max_response must be a whole number") from None
+        raise DeviceError(f"{uri}: max_response and sign_delay_ms must be whole numbers") from None
     if "via" in options:
         return _open_via(options["via"], card, uri, options)
     return VirtualReader(card, uri, extended=extended, max_response=max_response)

@@ -9,7 +9,7 @@ from devices.virtual.profile import load_profile
 from harness import pki
 from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
-from harness.safety import guard_wrong_attempt, new_pin_like, wrong_pin_like
+from harness.safety import PinGuard, new_pin_like, wrong_pin_like
 
 from .context import LibraryComponent
 
@@ -22,6 +22,11 @@ class CardKeywords(LibraryComponent):
     @property
     def client(self) -> JpkiClient:
         return JpkiClient(self.ctx.require_channel())
+
+    def guard(self, client: JpkiClient) -> PinGuard:
+        facts = self.ctx.facts
+        return PinGuard(client, expendable=facts.expendable, reserve=facts.pin_reserve, device=self.ctx.device_name,
+                        trusted=self.ctx.trusted_pins)
 
     # -- raw exchanges ----------------------------------------------------------
     @keyword
@@ -116,7 +121,7 @@ class CardKeywords(LibraryComponent):
         The PIN comes from the environment, the lab inventory or the virtual profile, never a suite.
         """
         kind = PinKind.named(pin)
-        result = self.client.verify(kind, self.ctx.pin(kind.name.lower()))
+        result = self.guard(self.client).verify(kind, self.ctx.pin(kind.name.lower()))
         if not result.ok:
             raise AssertionError(f"VERIFY {pin} answered {sw_hex(result.sw)}, expected 9000")
 
@@ -124,7 +129,7 @@ class CardKeywords(LibraryComponent):
     def verify_pin_status(self, pin: str) -> str:
         """VERIFYs the configured PIN and returns the status word as hex without judging it."""
         kind = PinKind.named(pin)
-        return sw_hex(self.client.verify(kind, self.ctx.pin(kind.name.lower())).sw)
+        return sw_hex(self.guard(self.client).verify(kind, self.ctx.pin(kind.name.lower())).sw)
 
     @keyword
     def verify_wrong_pin(self, pin: str) -> str:
@@ -134,12 +139,9 @@ class CardKeywords(LibraryComponent):
         than the reserve (auth 2, sign 3).
         """
         kind = PinKind.named(pin)
-        name = kind.name.lower()
         client = self.client
-        tries = client.query_tries(kind)
-        guard_wrong_attempt(name, tries, self.ctx.facts.pin_reserve.get(name, 3), self.ctx.facts.expendable,
-                            self.ctx.device_name)
-        return sw_hex(client.verify(kind, wrong_pin_like(self.ctx.pin(name)), select=False).sw)
+        self.guard(client).check(kind)
+        return sw_hex(client.verify(kind, wrong_pin_like(self.ctx.pin(kind.name.lower())), select=False).sw)
 
     @keyword
     def verify_pin_of_another_profile(self, pin: str, profile: str) -> str:
@@ -148,12 +150,9 @@ class CardKeywords(LibraryComponent):
         Returns the status word; guarded like any VERIFY that may fail.
         """
         kind = PinKind.named(pin)
-        name = kind.name.lower()
-        other = load_profile(profile).pins[name].value
+        other = load_profile(profile).pins[kind.name.lower()].value
         client = self.client
-        tries = client.query_tries(kind)
-        guard_wrong_attempt(name, tries, self.ctx.facts.pin_reserve.get(name, 3), self.ctx.facts.expendable,
-                            self.ctx.device_name)
+        self.guard(client).check(kind)
         return sw_hex(client.verify(kind, other, select=False).sw)
 
     @keyword

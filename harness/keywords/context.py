@@ -19,6 +19,7 @@ class LibraryContext:
     trace: ApduTrace = field(default_factory=ApduTrace)
     facts: DeviceFacts = field(default_factory=DeviceFacts)
     changed_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs a test changed
+    trusted_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs this card accepted
 
     def pin(self, kind: str) -> str:
         """The PIN in force for ``kind``: one a test changed, else the device's configured one."""

@@ -35,6 +35,8 @@ class DeviceKeywords(LibraryComponent):
             reader.close()
             raise
         self.ctx.device_name = name
+        self.ctx.trusted_pins.clear()
+        self.ctx.changed_pins.clear()
         self.ctx.reader = reader
         self.ctx.channel = CardChannel(reader, self.ctx.trace)
         self.ctx.atr = atr

@@ -8,6 +8,7 @@ from devices.virtual.applets import number_b
 from harness import tlv
 from harness.apdu import CommandApdu, sw_hex
 from harness.jpki import AID_TEXT, EF_BASIC_FOUR, EF_MY_NUMBER, BasicFour, JpkiClient, decode_basic_four
+from harness.safety import guard_wrong_attempt
 
 from .context import LibraryComponent
 
@@ -51,6 +52,10 @@ class TextApKeywords(LibraryComponent):
         client = self.client
         client.select_applet(AID_TEXT)
         client.select_ef(NUMBER_EFS[which.upper()])
+        if not self.ctx.facts.expendable:  # a wrong collation number counts against the card too
+            status = self.ctx.require_channel().transmit(CommandApdu(0x00, 0x20, 0x00, 0x80)).sw
+            tries = status & 0x0F if status & 0xFFF0 == 0x63C0 else 0
+            guard_wrong_attempt(f"照合番号{which}", tries, 3, False, self.ctx.device_name)
         cmd = CommandApdu(0x00, 0x20, 0x00, 0x80, value.encode("ascii"))
         response = self.ctx.require_channel().transmit(cmd)
         if not response.ok:
