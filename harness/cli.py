@@ -63,7 +63,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 # -- hil run ------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.runner import RunOptions, run_suites
+    from harness.runner import RunOptions, load_plan, run_plan, run_suites
 
     if args.inventory:
         load_inventory(Path(args.inventory))  # fail early, with the file and line
@@ -71,6 +71,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device:
         uri, _ = resolve(args.device)
         check_uri(uri)
+    if args.plan:
+        if args.suites or args.device:
+            raise UsageError("--plan names its own suites and devices; give no suites or --device with it")
+        return run_plan(load_plan(Path(args.plan)), Path(args.outputdir))
     options = RunOptions(
         suites=resolve_suites(args.suites),
         outputdir=Path(args.outputdir),
@@ -122,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--include", action="append", help="only tests with this tag (repeatable)")
     run.add_argument("--exclude", action="append", help="skip tests with this tag (repeatable)")
     run.add_argument("--processes", type=int, default=1, help="run suites in parallel with pabot")
+    run.add_argument("--plan", help="a run plan (TOML): several suites × devices, one merged report and a matrix")
     run.set_defaults(func=cmd_run)
 
     pki = sub.add_parser("pki", help="the test JPKI hierarchy")

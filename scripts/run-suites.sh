@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec .venv/bin/hil run card phone --outputdir "${HIL_RESULTS:-results}" "$@"
+exec .venv/bin/hil run --plan fixtures/lab/virtual-plan.toml --outputdir "${HIL_RESULTS:-results}" "$@"

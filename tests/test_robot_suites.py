@@ -70,3 +70,33 @@ def test_log_holds_apdu_trace_tables_with_pins_masked(card_and_phone_run):
             assert hex_pin not in hex_text, f"{name} carries a PIN in hex"
             if not pin.isdigit():  # 4-digit PINs occur as ordinary numbers; passwords must never appear
                 assert pin not in text, f"{name} carries a password"
+
+
+def test_plan_runs_merge_into_one_report_with_a_matrix(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        'name = "two devices"\n'
+        '[[run]]\nsuites = ["card/selection.robot"]\ndevice = "virtual:card"\n'
+        '[[run]]\nsuites = ["card/selection.robot"]\ndevice = "virtual:card?extended=0"\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan), "--outputdir", str(out)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    result = ExecutionResult(str(out / "output.xml"))
+    assert result.suite.name == "two devices" and len(result.suite.suites) == 2
+    assert result.statistics.total.passed == 18
+    rows = (out / "matrix.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "requirement,virtual:card,virtual:card?extended=0"
+    assert "JPKI-SEL-001,PASS,PASS" in rows
+    assert proc.stdout.strip().splitlines()[-1] == f"Report: {(out / 'report.html').resolve()}"
+
+
+def test_malformed_plan_is_one_line(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[run]]\nsuites = ["nope"]\n', encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"hil: error: {plan}: run 1: no suite 'nope' under {REPO / 'robot'}"
