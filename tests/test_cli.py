@@ -1,9 +1,12 @@
 """The hil command: device listing and one-line errors with a non-zero exit for bad input."""
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
+from robot.api import ExecutionResult
 
 from devices.virtual.profile import REPO_ROOT
 from harness.cli import main
@@ -53,3 +56,23 @@ def test_inventory_device_name_runs_a_suite(tmp_path):
                "--outputdir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert proc.stdout.strip().splitlines()[-2] == "9 passed, 0 failed, 0 skipped"
+
+
+def test_ctrl_c_mid_run_stops_with_a_partial_report(tmp_path):
+    """SIGINT during a slow suite: non-zero exit, and output.xml, log and report are still written."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "card/signing.robot", "--device",
+         "virtual:card?sign_delay_ms=700", "--outputdir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    time.sleep(2.5)  # inside the first signing requirement
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    result = ExecutionResult(str(tmp_path / "output.xml"))
+    stats = result.statistics.total
+    assert stats.passed >= 1 and stats.failed >= 1
+    assert stats.passed + stats.failed == 8  # every test is accounted for: run, or stopped
+    assert (tmp_path / "report.html").exists() and (tmp_path / "log.html").exists()
+    assert out.strip().splitlines()[-1] == f"Report: {(tmp_path / 'report.html').resolve()}"
