@@ -1,11 +1,14 @@
 """The in-process virtual reader: ``virtual:card``, ``virtual:phone``, ``virtual:<profile>[?options]``.
 
 Options emulate reader limits so host code can be tested against them:
-``extended=0`` (short APDUs only), ``max_response=N`` (largest Le passed through).
+``extended=0`` (short APDUs only), ``max_response=N`` (largest Le passed through),
+``timeout=S`` (seconds before a silent card is reported as :class:`DeviceTimeout`).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from importlib import import_module
 from urllib.parse import parse_qs
@@ -14,6 +17,7 @@ from devices.base import (
     BackendUnavailable,
     DeviceError,
     DeviceInfo,
+    DeviceTimeout,
     NoCard,
     Reader,
     ReaderCapabilities,
@@ -53,9 +57,12 @@ class VirtualReader(Reader):
     """A reader whose slot holds a :class:`VirtualCard`, answering in the calling thread."""
 
     def __init__(self, card: VirtualCard, uri: str = "virtual:card", *, extended: bool = True,
-                 max_response: int = 65536) -> None:
+                 max_response: int = 65536, timeout: float | None = None) -> None:
         self.uri = uri
         self.slot = CardSlot(card)
+        self.timeout = timeout
+        # With a timeout, APDUs run on a worker so a stalled card cannot hang the caller.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="virtual-card") if timeout else None
         self._caps = ReaderCapabilities(
             extended_apdu=extended,
             max_command_data=65535 if extended else 255,
@@ -83,10 +90,23 @@ class VirtualReader(Reader):
         card = self.slot.card
         if card is not None and not card.powered:
             raise DeviceError(f"{self.uri}: transmit before power_on")
-        return self.slot.exchange(apdu)
+        if self._worker is None:
+            return self.slot.exchange(apdu)
+        future = self._worker.submit(self.slot.exchange, apdu)
+        try:
+            return future.result(self.timeout)
+        except FutureTimeout:
+            # The card stays busy with this APDU; a lab reader would need a power cycle now.
+            self._worker.shutdown(wait=False)
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="virtual-card")
+            raise DeviceTimeout(f"{self.uri}: no answer within {self.timeout:g} s") from None
 
     def power_off(self) -> None:
         self.slot.power_off()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
 
 
 # ``virtual:<profile>?via=<bridge>`` puts the virtual card behind a real stack in this
@@ -120,13 +140,14 @@ def open_virtual(uri: str) -> Reader:
         card = VirtualCard(profile_with_options(load_profile(name), options))
         extended = _flag(options, "extended", True)
         max_response = int(options.get("max_response", "65536"))
+        timeout = float(options["timeout"]) if "timeout" in options else None
     except ProfileError as exc:
         raise DeviceError(str(exc)) from None
     except ValueError:
-        raise DeviceError(f"{uri}: max_response and sign_delay_ms must be whole numbers") from None
+        raise DeviceError(f"{uri}: max_response, sign_delay_ms and timeout must be numbers") from None
     if "via" in options:
         return _open_via(options["via"], card, uri, options)
-    return VirtualReader(card, uri, extended=extended, max_response=max_response)
+    return VirtualReader(card, uri, extended=extended, max_response=max_response, timeout=timeout)
 
 
 def discover() -> list[DeviceInfo]:
