@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -314,6 +315,29 @@ def _safe_scan() -> list[UsbReader]:
 
 
 # -- the reader ---------------------------------------------------------------------------------------
+class _IsoDepEvents(logging.Filter):
+    """nfcpy logs ISO-DEP retries as warnings and errors; the reader reports them as typed errors instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: deque[str] = deque(maxlen=32)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING and str(record.msg).startswith("ISO-DEP"):
+            self.events.append(record.getMessage())
+            return False
+        return True
+
+
+ISO_DEP_EVENTS = _IsoDepEvents()
+
+
+def _quiet_iso_dep() -> None:
+    logger = logging.getLogger("nfc.tag.tt4")
+    if ISO_DEP_EVENTS not in logger.filters:
+        logger.addFilter(ISO_DEP_EVENTS)
+
+
 class _ActivationLog(logging.Handler):
     """Catches the RATS/ATTRIB answers nfcpy logs but does not keep (they make the ATR and MBLI)."""
 
@@ -373,6 +397,7 @@ class NfcReader(Reader):
             raise BackendUnavailable(f"{self.uri}: nfcpy needs the missing package {exc.name}: "
                                      "pip install 'jpki-hil[nfc]'") from None
         self._nfc = nfc
+        _quiet_iso_dep()
         try:
             return nfc.ContactlessFrontend(path)
         except ModuleNotFoundError as exc:
@@ -397,8 +422,10 @@ class NfcReader(Reader):
         )
 
     def wait_for_card(self, timeout: float) -> None:
-        if self._tag is not None and (self._fresh or self._present()):
-            return
+        if self._tag is not None:
+            if self._fresh or self._present():
+                return
+            self._lost()  # gone since the last exchange: discover it afresh
         self._activate(timeout)
 
     def power_on(self) -> bytes:
@@ -413,6 +440,7 @@ class NfcReader(Reader):
             raise NoCard(f"{self.uri}: no card activated (wait_for_card / power_on first)")
         self._fresh = False
         nfc = self._nfc
+        ISO_DEP_EVENTS.events.clear()
         try:
             answer = self._tag.transceive(bytearray(apdu))
         except nfc.tag.TagCommandError as exc:
@@ -420,7 +448,9 @@ class NfcReader(Reader):
             if exc.errno == nfc.tag.PROTOCOL_ERROR:
                 raise ProtocolError(
                     f"{self.uri}: ISO-DEP protocol error ({exc}); the card was deactivated") from None
-            raise CardRemoved(f"{self.uri}: the card left the field during the APDU ({exc})") from None
+            naks = sum(1 for event in ISO_DEP_EVENTS.events if "(#" in event)
+            raise CardRemoved(f"{self.uri}: the card left the field during the APDU "
+                              f"({exc} after {naks} R(NAK) retries)") from None
         except nfc.clf.TimeoutError:
             self._lost()  # e.g. no answer after an S(WTX)
             raise CardRemoved(
@@ -479,11 +509,17 @@ class NfcReader(Reader):
         if self._clf is None:
             raise DeviceGone(f"{self.uri}: the reader is closed")
         deadline = time.monotonic() + max(0.0, float(timeout))
+        cycles = [0]
+
+        def terminate() -> bool:  # nfcpy asks before each sense cycle: always allow the first
+            cycles[0] += 1
+            return cycles[0] > 1 and time.monotonic() >= deadline
+
         options = {"targets": list(self.targets), "on-connect": lambda tag: False, "iterations": 1,
                    "interval": 0.05, "beep-on-connect": False}
         with _capture_activation() as seen:
             try:
-                tag = self._clf.connect(rdwr=options, terminate=lambda: time.monotonic() >= deadline)
+                tag = self._clf.connect(rdwr=options, terminate=terminate)
             except OSError as exc:
                 raise DeviceGone(f"{self.uri}: the reader stopped answering ({exc})") from None
         if tag is False:
@@ -506,6 +542,8 @@ class NfcReader(Reader):
             "fsc": str(dep.miu + 3),
             "fsd": "256" if self._clf.max_recv_data_size >= 256 else "128",
             "bit_rate": "106",  # nfcpy's ATTRIB asks for 106 kbit/s both ways
+            # nfcpy retries min(1/FWT, 5) times: none at all once FWT reaches 1 s (FWI 12 and up)
+            "nak_retries": str(getattr(dep, "n_retry_nak", "")),
         }
         if target.sensb_res:
             atqb = bytes(target.sensb_res)

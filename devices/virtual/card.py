@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from .applets import build_applets
 from .cardos import CardOS, PinObject
 from .profile import CardProfile, load_profile
@@ -35,10 +33,14 @@ class VirtualCard:
         self.powered = False
 
     def process(self, apdu: bytes) -> bytes:
-        """One APDU in, one response out; a card that is not powered still answers (readers gate that)."""
-        if self.profile.sign_delay_ms and apdu[:2] == b"\x80\x2a":
-            time.sleep(self.profile.sign_delay_ms / 1000)
+        """One APDU in, one response out, at once; a card that is not powered still answers (readers gate that)."""
         return self.os.process(apdu)
+
+    def response_delay(self, apdu: bytes) -> float:
+        """Seconds this card takes over ``apdu`` (signing can be slow: the profile's ``sign_delay_ms``)."""
+        if self.profile.sign_delay_ms and apdu[:2] == b"\x80\x2a":
+            return self.profile.sign_delay_ms / 1000
+        return 0.0
 
     def pin(self, name: str) -> PinObject:
         """The PIN object named in the profile (``auth``, ``sign``, ``text``), for tests and tooling."""

@@ -85,8 +85,11 @@ class CardSlot:
             self.apdu_count += 1
             index = self.apdu_count - self._armed_at
             faults = self.faults
-        if faults.stall_at_apdu == index and faults.stall_seconds > 0:
-            time.sleep(faults.stall_seconds)
+        delay = card.response_delay(apdu)
+        if faults.stall_at_apdu == index:
+            delay += faults.stall_seconds
+        if delay > 0:
+            time.sleep(delay)  # outside the lock: the card can be pulled while it works
         if faults.remove_at_apdu == index:
             self.remove()
             raise CardRemoved(f"card removed during APDU {index} after the fault plan was armed")

@@ -10,10 +10,12 @@ from robotlibcore import DynamicCore
 
 from .card import CardKeywords
 from .certificates import CertificateKeywords
+from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
 from .textap import TextApKeywords
 from .tracing import TraceKeywords
+from .transport import TransportKeywords
 
 __version__ = "0.1.0"
 
@@ -38,5 +40,7 @@ class JPKILibrary(DynamicCore):
             TextApKeywords(self.ctx),
             CertificateKeywords(self.ctx),
             TraceKeywords(self.ctx),
+            TransportKeywords(self.ctx),
+            ContactlessKeywords(self.ctx),
         ]
         super().__init__(components)

@@ -1,0 +1,471 @@
+"""The virtual card and phone as Type B PICCs on nfcpy's UDP link, with nfcpy's real reader side in front.
+
+Nothing of nfcpy is mocked: every APDU below crosses ATTRIB, I/R/S blocks, chaining and WTX.
+"""
+
+import dataclasses
+import hashlib
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+from robot.api import SkipExecution
+
+from devices import CardRemoved, DeviceBusy, DeviceError, NoCard, open_device
+from devices.virtual.card import VirtualCard
+from devices.virtual.nfc_udp import (
+    NfcUdpCard,
+    State,
+    VirtualNfcReader,
+    bit_rate_byte,
+    build_atqb,
+    fsci_for,
+    serve_forever,
+)
+from devices.virtual.profile import load_profile
+from devices.virtual.slot import CardSlot, FaultPlan
+from harness.keywords.card import CardKeywords
+from harness.keywords.contactless import ContactlessKeywords
+from harness.keywords.context import LibraryContext
+from harness.keywords.device import DeviceKeywords
+
+pytestmark = pytest.mark.nfc
+
+REPO = Path(__file__).resolve().parents[1]
+PKI = REPO / "fixtures" / "pki"
+SELECT_JPKI = "00A4040C0AD392F000260100000001"
+SHA256_PREFIX = bytes.fromhex("3031300D060960864801650304020105000420")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def pki_ready():
+    """Another helper generates fixtures/pki; wait (bounded) for the certificates the cards load."""
+    deadline = time.monotonic() + 120
+    while not all((PKI / name).exists() for name in ("card-auth.der", "phone-auth.der", "sign-ca.der")):
+        if time.monotonic() > deadline:
+            pytest.fail("fixtures/pki did not appear within 120 s")
+        time.sleep(1)
+
+
+@pytest.fixture
+def reader():
+    with open_device("virtual:card?via=nfc") as r:
+        r.wait_for_card(3)
+        r.power_on()
+        yield r
+
+
+@pytest.fixture
+def phone():
+    with open_device("virtual:phone?via=nfc") as r:
+        r.wait_for_card(3)
+        r.power_on()
+        yield r
+
+
+def tx(reader, apdu: str) -> bytes:
+    return reader.transmit(bytes.fromhex(apdu.replace(" ", "")))
+
+
+def sw(answer: bytes) -> str:
+    return answer[-2:].hex().upper()
+
+
+def verify_auth(reader) -> None:
+    pin = reader.slot.card.profile.pins["auth"].value.encode()
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(tx(reader, "00A4020C020018")) == "9000"
+    assert sw(tx(reader, f"00200080{len(pin):02X}{pin.hex()}")) == "9000"
+
+
+def sign_auth(reader, message: bytes) -> bytes:
+    digest_info = SHA256_PREFIX + hashlib.sha256(message).digest()
+    assert sw(tx(reader, "00A4020C020017")) == "9000"
+    return tx(reader, f"802A0080{len(digest_info):02X}{digest_info.hex()}00")
+
+
+# -- ATQB from the profile ---------------------------------------------------------------------------
+def test_atqb_follows_the_profile():
+    card, phone = load_profile("card").contactless, load_profile("phone").contactless
+    expected = "50 " + card.pupi.hex(" ") + " " + card.app_data.hex(" ") + " B3 81 A1"
+    assert build_atqb(card).hex(" ").upper() == expected.upper()
+    assert build_atqb(phone)[-1] == 0xD1  # FWI 13
+    assert [fsci_for(n) for n in (16, 100, 256, 1000)] == [0, 6, 8, 8]
+    assert bit_rate_byte((106,)) == 0 and bit_rate_byte((106, 212, 424)) == 0xB3
+
+
+# -- APDUs, chaining --------------------------------------------------------------------------------------
+def test_apdu_round_trip(reader):
+    assert isinstance(reader, VirtualNfcReader)
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(tx(reader, "00A4020C020006")) == "9000"
+    label = tx(reader, "00B0000020")
+    assert label[:-2].rstrip() == b"JPKIAPICCTOKEN2" and sw(label) == "9000"
+    record = reader.server.last_exchange
+    assert (record.blocks_in, record.blocks_out, record.wtx) == (1, 1, 0)
+
+
+def test_two_kilobyte_certificate_read_with_extended_le_is_chained(reader):
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(tx(reader, "00A4020C02000A")) == "9000"
+    answer = tx(reader, "00B0000000 0000")  # extended Le 65536: the whole 2048-byte EF in one APDU
+    assert sw(answer) == "9000" and len(answer) == 2050
+    der = (PKI / "card-auth.der").read_bytes()
+    assert answer[: len(der)] == der
+    x509.load_der_x509_certificate(answer[: len(der)])
+    record = reader.server.last_exchange
+    assert record.chained_response and record.blocks_out == 9  # 2050 bytes in 253-byte INF fields
+    stats = reader.server.snapshot()
+    assert stats["chained_blocks_out"] == 8 and stats["acks_in"] == 8
+    assert stats["largest_frame_out"] == 256 and stats["largest_frame_in"] <= 256
+
+
+def test_long_command_is_chained_to_the_card(reader):
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    answer = tx(reader, "00A4040C00012C" + "A0" * 300)  # 307-byte APDU > 253-byte INF
+    assert sw(answer) == "6A82"
+    record = reader.server.last_exchange
+    assert record.chained_command and record.blocks_in == 2 and record.command_length == 307
+    stats = reader.server.snapshot()
+    assert stats["chained_blocks_in"] == 1 and stats["acks_out"] == 1 and stats["oversize_frames_in"] == 0
+
+
+# -- WTX -----------------------------------------------------------------------------------------------
+def test_slow_signature_is_bridged_with_wtx_and_verifies(reader):
+    card = reader.slot.card
+    card.profile = dataclasses.replace(card.profile, sign_delay_ms=700)  # FWT is 309 ms (FWI 10)
+    verify_auth(reader)
+    started = time.monotonic()
+    answer = sign_auth(reader, b"contactless challenge")
+    assert time.monotonic() - started >= 0.7
+    assert sw(answer) == "9000" and len(answer) == 258
+    record = reader.server.last_exchange
+    assert record.wtx >= 2 and record.chained_response  # 258 bytes need two blocks
+    cert = x509.load_der_x509_certificate((PKI / "card-auth.der").read_bytes())
+    cert.public_key().verify(answer[:-2], b"contactless challenge", padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_a_stalled_apdu_gets_wtx_too(reader):
+    reader.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=0.5))
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert reader.server.last_exchange.wtx >= 1
+
+
+def test_a_card_that_never_finishes_goes_quiet_and_is_reported(reader):
+    reader.server.max_busy_seconds = 0.4
+    reader.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=2))
+    started = time.monotonic()
+    with pytest.raises(CardRemoved, match="stopped answering"):
+        tx(reader, SELECT_JPKI)
+    assert time.monotonic() - started < 1.5
+    assert reader.server.last_exchange.outcome == "abandoned"
+
+
+# -- R(NAK) --------------------------------------------------------------------------------------------
+def test_lost_answer_is_retransmitted_after_r_nak(reader):
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    reader.server.faults.drop_responses = 1
+    assert sw(tx(reader, "00A4020C02000A")) == "9000"
+    stats = reader.server.snapshot()
+    assert stats["naks_in"] == 1 and stats["retransmissions"] == 1 and stats["dropped_frames"] == 1
+
+
+def test_lost_command_is_resent_after_r_nak_and_r_ack(reader):
+    reader.server.faults.ignore_commands = 1
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    stats = reader.server.snapshot()
+    assert stats["naks_in"] == 1 and stats["acks_out"] == 1 and stats["apdus"] == 1
+
+
+def test_lost_chained_block_is_recovered(reader):
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(tx(reader, "00A4020C02000A")) == "9000"
+    reader.server.faults.drop_responses = 1
+    answer = tx(reader, "00B00000000000")
+    assert len(answer) == 2050 and answer[:-2].startswith((PKI / "card-auth.der").read_bytes())
+
+
+def test_presence_check_is_answered_with_r_ack(reader):
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    reader.wait_for_card(1)  # already activated and used: nfcpy's R(NAK) presence check
+    stats = reader.server.snapshot()
+    assert stats["naks_in"] == 1 and stats["acks_out"] == 1
+
+
+# -- the card leaving the field -----------------------------------------------------------------------
+def test_removal_mid_apdu_is_card_removed(reader):
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    reader.slot.arm(FaultPlan(remove_at_apdu=1))
+    started = time.monotonic()
+    with pytest.raises(CardRemoved, match="left the field") as caught:
+        tx(reader, "00A4020C020006")
+    assert time.monotonic() - started < 3  # FWT + 3 R(NAK) retries
+    assert "\n" not in str(caught.value) and "3 R(NAK)" in str(caught.value)
+    assert reader.server.last_exchange.outcome == "removed"
+    with pytest.raises(NoCard):
+        tx(reader, SELECT_JPKI)
+
+
+def test_removal_during_a_slow_signature(reader):
+    card = reader.slot.card
+    card.profile = dataclasses.replace(card.profile, sign_delay_ms=400)
+    verify_auth(reader)
+    reader.slot.arm(FaultPlan(remove_at_apdu=2, stall_at_apdu=2, stall_seconds=0.4))
+    assert sw(tx(reader, "00A4020C020017")) == "9000"
+    with pytest.raises(CardRemoved):
+        tx(reader, "802A008033" + (SHA256_PREFIX + bytes(32)).hex() + "00")
+    assert reader.server.snapshot()["wtx_sent"] >= 1
+
+
+def test_card_comes_back_with_a_fresh_session(reader):
+    verify_auth(reader)
+    reader.server.remove_from_field()
+    assert not reader.server.in_field and reader.server.state is State.OFF
+    with pytest.raises(CardRemoved):
+        tx(reader, SELECT_JPKI)
+    with pytest.raises(NoCard):
+        reader.wait_for_card(0.2)
+    reader.server.return_to_field()
+    reader.wait_for_card(3)
+    atr = reader.power_on()
+    assert atr.startswith(bytes.fromhex("3B888001"))
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(sign_auth(reader, b"x")) == "6982"  # the auth PIN did not survive the field loss
+    assert reader.server.stats.activations == 2
+
+
+def test_returning_before_the_reader_noticed_still_reactivates(reader):
+    verify_auth(reader)
+    reader.server.remove_from_field()
+    reader.server.return_to_field()
+    reader.wait_for_card(3)  # the presence check goes unanswered: discovery and activation again
+    reader.power_on()
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(sign_auth(reader, b"x")) == "6982"
+
+
+def test_power_off_deselects_and_clears_the_security_state(reader):
+    verify_auth(reader)
+    reader.power_off()
+    assert reader.server.stats.deselects == 1
+    reader.power_on()
+    assert sw(tx(reader, SELECT_JPKI)) == "9000"
+    assert sw(sign_auth(reader, b"x")) == "6982"
+
+
+def test_a_fresh_card_inserted_into_the_slot_is_served(reader):
+    fresh = VirtualCard(reader.slot.card.profile)
+    reader.slot.insert(fresh)
+    reader.power_off()
+    reader.power_on()
+    assert sw(tx(reader, SELECT_JPKI)) == "9000" and reader.card is fresh
+
+
+# -- the phone over NFC (JPKI-FACTS §8) -----------------------------------------------------------------
+def test_phone_over_nfc(phone):
+    details = phone.capabilities.details
+    assert (details["fwi"], details["fwt_ms"], details["max_frame"]) == ("13", "2474.5", "256")
+    assert details["nak_retries"] == "0"  # nfcpy: min(int(1 / FWT), 5)
+    assert sw(tx(phone, SELECT_JPKI)) == "9000"
+    assert sw(tx(phone, "00A4020C020006")) == "9000"
+    assert tx(phone, "00B0000020")[:-2].rstrip() == b"JPKIAPGPSETOKEN"
+    assert sw(tx(phone, "00A4020C02000A")) == "9000"
+    assert sw(tx(phone, "00B0000004")) == "6982"  # the auth certificate needs the auth PIN first
+    verify_auth(phone)
+    assert sw(tx(phone, "00A4020C02000A")) == "9000"
+    answer = tx(phone, "00B00000000000")
+    assert answer[:-2].startswith((PKI / "phone-auth.der").read_bytes())
+    assert phone.server.last_exchange.chained_response
+    assert sw(tx(phone, "00A4040C0AD3921000310001010408")) == "6A82"  # no text AP on the phone
+
+
+# -- lifecycle ---------------------------------------------------------------------------------------------
+def test_close_stops_the_card_and_frees_the_port():
+    reader = open_device("virtual:card?via=nfc")
+    server = reader.server
+    reader.close()
+    reader.close()
+    assert all(not t.is_alive() for t in threading.enumerate() if t.name.endswith(f"-{server.port}"))
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", server.port))
+    probe.close()
+
+
+def test_two_cards_on_two_ports_at_once():
+    with open_device("virtual:card?via=nfc") as a, open_device("virtual:phone?via=nfc") as b:
+        assert a.server.port != b.server.port
+        for r in (a, b):
+            r.wait_for_card(3)
+            r.power_on()
+            assert sw(tx(r, SELECT_JPKI)) == "9000"
+        assert a.capabilities.details["fwi"] == "10" and b.capabilities.details["fwi"] == "13"
+
+
+def test_stray_datagrams_are_ignored():
+    with NfcUdpCard(CardSlot(VirtualCard.from_profile("card"))) as server:
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(1)
+        try:
+            for junk in (b"", b"hello", b"106B zz", b"106A 26", b"106B 1D00000000"):
+                client.sendto(junk, ("127.0.0.1", server.port))
+            client.sendto(b"106B 050000", ("127.0.0.1", server.port))
+            answer, _ = client.recvfrom(1024)
+        finally:
+            client.close()
+        assert answer.startswith(b"106B 50")
+        assert server.stats.ignored_frames >= 4
+
+
+def test_cid_halt_and_wakeup_at_the_frame_level():
+    """A reader other than nfcpy may use a CID and HLTB; the PICC follows ISO 14443-3/-4 for them."""
+    with NfcUdpCard(CardSlot(VirtualCard.from_profile("card"))) as server:
+        pupi = server.slot.card.profile.contactless.pupi.hex()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(1)
+
+        def exchange(hex_frame: str) -> str:
+            client.sendto(b"106B " + hex_frame.encode(), ("127.0.0.1", server.port))
+            return client.recvfrom(1024)[0].decode().split()[1].upper()
+
+        try:
+            assert exchange("050000").startswith("50")
+            assert exchange(f"1D{pupi}00080103") == "03"  # ATTRIB with CID 3 → MBLI 0 | CID 3
+            assert exchange("0A03" + SELECT_JPKI) == "0A039000"  # I-block with CID, answered with it
+            assert exchange("CA03") == "CA03"  # S(DESELECT) with CID → HALT
+            client.sendto(b"106B 050000", ("127.0.0.1", server.port))  # SENSB_REQ: a halted card is silent
+            with pytest.raises(TimeoutError):
+                client.settimeout(0.2)
+                client.recvfrom(1024)
+            client.settimeout(1)
+            assert exchange("050008").startswith("50")  # ALLB_REQ wakes it
+            assert exchange(f"50{pupi}") == "00"  # HLTB → HALT
+            client.sendto(b"106B 05A008", ("127.0.0.1", server.port))  # family A0 is not this card's
+            with pytest.raises(TimeoutError):
+                client.settimeout(0.2)
+                client.recvfrom(1024)
+        finally:
+            client.close()
+
+
+def test_serve_forever_announces_and_stops():
+    lines: list[str] = []
+    port_probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port_probe.bind(("127.0.0.1", 0))
+    port = port_probe.getsockname()[1]
+    port_probe.close()
+    thread = threading.Thread(target=serve_forever, args=("phone", port),
+                              kwargs={"duration": 3, "announce": lines.append}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 2
+    while not lines and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert lines == [f"virtual phone as a Type B card on nfcpy's UDP link: open nfc:udp:127.0.0.1:{port}"]
+    with open_device(f"nfc:udp:127.0.0.1:{port}") as r:
+        r.wait_for_card(3)
+        r.power_on()
+        assert sw(tx(r, SELECT_JPKI)) == "9000"
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_serving_on_a_port_in_use_or_an_unknown_profile_is_one_line():
+    with NfcUdpCard(CardSlot(VirtualCard.from_profile("card"))) as server:
+        busy = server.port
+        with pytest.raises(DeviceBusy, match=f"UDP 127.0.0.1:{busy}"):
+            NfcUdpCard(CardSlot(), port=busy)
+    with pytest.raises(DeviceError, match="no card profile 'tablet'"):
+        serve_forever("tablet", 0, duration=0)
+
+
+def test_serve_forever_exits_cleanly_on_ctrl_c():
+    proc = subprocess.Popen([sys.executable, "-m", "devices.virtual.nfc_udp", "card", "0"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("virtual card as a Type B card") and "nfc:udp:127.0.0.1:" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+        assert proc.stderr.read() == ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+# -- keywords ---------------------------------------------------------------------------------------------
+@pytest.fixture
+def keywords():
+    ctx = LibraryContext()
+    device, contactless = DeviceKeywords(ctx), ContactlessKeywords(ctx)
+    device.open_device("virtual:card?via=nfc")
+    yield ctx, device, contactless, CardKeywords(ctx)
+    device.close_device()
+
+
+def test_parameter_keywords(keywords):
+    _, _, kw, _ = keywords
+    params = kw.get_contactless_parameters()
+    assert params["type"] == "B" and params["extended_apdu"] == "yes"
+    kw.contactless_parameters_should_be(type="B", max_frame="256", fwi="10|13")
+    kw.max_frame_size_should_be(256)
+    kw.contactless_atr_should_match_atqb()
+    with pytest.raises(AssertionError, match="fwi: expected 13, got 10"):
+        kw.contactless_parameters_should_be(fwi="13")
+    with pytest.raises(AssertionError, match="not reported"):
+        kw.contactless_parameters_should_be(colour="blue")
+    with pytest.raises(AssertionError):
+        kw.max_frame_size_should_be(128)
+
+
+def test_chaining_wtx_and_field_keywords(keywords):
+    ctx, _, kw, card = keywords
+    kw.require_virtual_contactless_card()
+    assert kw.has_virtual_contactless_card()
+    card.verify_pin("auth")
+    card.read_certificate("auth")
+    kw.last_exchange_should_have_used_chaining("response")
+    kw.frames_should_respect_frame_sizes()
+    with pytest.raises(AssertionError, match="not chained"):
+        kw.last_exchange_should_have_used_chaining("command")
+    with pytest.raises(AssertionError, match="S\\(WTX\\)"):
+        kw.last_exchange_should_have_used_wtx()
+    kw.set_card_response_delay(500)
+    card.sign_data("auth", "challenge")
+    kw.last_exchange_should_have_used_wtx()
+    kw.set_card_response_delay(0)
+    kw.lose_next_frames(1, "response")
+    card.select_jpki_ap()
+    kw.link_statistic_should_be_at_least("naks_in", 1)
+    kw.reset_link_statistics()
+    assert kw.get_link_statistics()["naks_in"] == 0
+    kw.remove_card_from_field(during_apdu=1)
+    with pytest.raises(CardRemoved):
+        card.select_jpki_ap()
+    atr = kw.return_card_to_field()
+    assert atr == ctx.atr.hex(" ").upper()
+    card.select_jpki_ap()
+    kw.last_exchange_should_not_have_used_chaining()
+
+
+def test_fault_keywords_refuse_a_device_without_a_virtual_picc():
+    ctx = LibraryContext()
+    device, kw = DeviceKeywords(ctx), ContactlessKeywords(ctx)
+    device.open_device("virtual:card")
+    try:
+        assert not kw.has_virtual_contactless_card()
+        with pytest.raises(SkipExecution, match="via=nfc"):
+            kw.require_virtual_contactless_card()
+        with pytest.raises(DeviceError, match="not a contactless device"):
+            kw.get_contactless_parameters()
+        with pytest.raises(DeviceError, match="UDP link"):
+            kw.remove_card_from_field()
+    finally:
+        device.close_device()
