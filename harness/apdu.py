@@ -60,6 +60,8 @@ class CommandApdu:
 
     def to_bytes(self) -> bytes:
         header = bytes((self.cla, self.ins, self.p1, self.p2))
+        if self.case == 1:
+            return header  # no body to be short or extended
         if not self.is_extended:
             body = b""
             if self.data:
