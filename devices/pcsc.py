@@ -248,6 +248,9 @@ def _le_properties(raw: list[int]) -> dict[int, int]:
     return found
 
 
+POWER_UP_RETRIES = 5  # bounded: 5 × 0.2 s
+POWER_UP_PAUSE = 0.2
+
 class PcscReader(Reader):
     """One PC/SC reader. Not thread-safe: one thread drives it, as with a real terminal."""
 
@@ -363,6 +366,12 @@ class PcscReader(Reader):
         if self._hcard is None:
             hr, hcard, protocol = scard.SCardConnect(self._ctx(), self.name, self._share, BOTH_PROTOCOLS)
             if hr in _DEAD_CONTEXT and self._revive_context():
+                hr, hcard, protocol = scard.SCardConnect(self._ctx(), self.name, self._share, BOTH_PROTOCOLS)
+            # pcscd answers UNPOWERED while its own power-up of a just-(re)inserted card is under way
+            for _ in range(POWER_UP_RETRIES):
+                if hr != scard.SCARD_W_UNPOWERED_CARD:
+                    break
+                time.sleep(POWER_UP_PAUSE)
                 hr, hcard, protocol = scard.SCardConnect(self._ctx(), self.name, self._share, BOTH_PROTOCOLS)
             if hr != OK:
                 raise self._error(hr, "connecting to the card")
