@@ -9,6 +9,7 @@ from robotlibcore import keyword
 
 from devices import DeviceError, open_device
 from devices.virtual.card import VirtualCard
+from devices.virtual.slot import FaultPlan
 from harness import lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
@@ -42,6 +43,7 @@ class DeviceKeywords(LibraryComponent):
         self.ctx.atr = atr
         card = virtual_card_of(reader)
         if card is not None:
+            self._last_virtual_card = card  # its profile, should a fault pull it from the slot
             self.ctx.facts = facts_for_virtual(card)
         else:
             self.ctx.facts = lab_device.facts() if lab_device is not None else DeviceFacts()
@@ -94,14 +96,17 @@ class DeviceKeywords(LibraryComponent):
         Used after destructive requirements so the next test starts with full retry counters.
         """
         reader = self.ctx.require_reader()
-        card = virtual_card_of(reader)
-        if card is None:
+        slot = getattr(reader, "slot", None)
+        card = virtual_card_of(reader) or getattr(self, "_last_virtual_card", None)
+        if slot is None or card is None:
             raise DeviceError(f"{self.ctx.device_name} is not a virtual device: its card cannot be replaced")
         fresh = VirtualCard(card.profile)
+        reader.slot.arm(FaultPlan())  # type: ignore[attr-defined]
         reader.slot.insert(fresh)  # type: ignore[attr-defined]
         self.ctx.facts = facts_for_virtual(fresh)
         with contextlib.suppress(DeviceError):
             reader.power_off()
+        reader.wait_for_card(5.0)
         self.ctx.atr = reader.power_on()
         return to_hex(self.ctx.atr)
 
@@ -110,10 +115,20 @@ class DeviceKeywords(LibraryComponent):
         """After a destructive requirement: a virtual card is replaced by a fresh one; a real one stays as left."""
         if self.ctx.reader is None:
             return
-        if virtual_card_of(self.ctx.reader) is None:
+        if getattr(self.ctx.reader, "slot", None) is None:
             logger.warn(f"{self.ctx.device_name}: a real card stays as the destructive requirement left it")
             return
         self.insert_fresh_virtual_card()
+
+    @keyword
+    def set_apdu_timeout(self, seconds: str | float | None) -> None:
+        """Fails any later APDU that gets no answer within ``seconds`` (``None``: wait as the reader does).
+
+        The deadline is the harness's own, the same on every backend; a test that hits it fails with
+        ``DeviceTimeout`` and the next test starts with a power cycle.
+        """
+        channel = self.ctx.require_channel()
+        channel.timeout = None if seconds in (None, "None", "") else float(seconds)
 
     @keyword
     def get_atr(self) -> str:
