@@ -69,8 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         load_inventory(Path(args.inventory))  # fail early, with the file and line
         os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
     if args.device:
-        uri, _ = resolve(args.device)
+        uri, lab_device = resolve(args.device)
         check_uri(uri)
+        if args.ask_pins:
+            ask_pins(args.device, lab_device)
     if args.plan:
         if args.suites or args.device:
             raise UsageError("--plan names its own suites and devices; give no suites or --device with it")
@@ -84,6 +86,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         processes=args.processes,
     )
     return run_suites(options)
+
+
+def ask_pins(device: str, lab_device) -> None:
+    from harness.credentials import PIN_KINDS, prompt_for_pins
+
+    if not sys.stdin.isatty():
+        raise UsageError("--ask-pins needs a terminal; otherwise set the PIN variables in the environment")
+    variables = dict(lab_device.pin_env) if lab_device and lab_device.pin_env else {
+        kind: f"HIL_{kind.upper()}_PIN" for kind in PIN_KINDS}
+    prompt_for_pins(variables, device)
 
 
 # -- hil pki generate ----------------------------------------------------------------
@@ -126,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--include", action="append", help="only tests with this tag (repeatable)")
     run.add_argument("--exclude", action="append", help="skip tests with this tag (repeatable)")
     run.add_argument("--processes", type=int, default=1, help="run suites in parallel with pabot")
+    run.add_argument("--ask-pins", action="store_true",
+                     help="ask at the terminal (no echo) for the device's PINs not set in the environment")
     run.add_argument("--plan", help="a run plan (TOML): several suites × devices, one merged report and a matrix")
     run.set_defaults(func=cmd_run)
 

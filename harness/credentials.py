@@ -63,3 +63,26 @@ def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
         },
         pins={name: spec.value for name, spec in profile.pins.items()},
     )
+
+
+PIN_KINDS = ("auth", "sign", "text")
+
+
+def prompt_for_pins(variables: dict[str, str], device: str, ask=None) -> list[str]:
+    """Asks at the terminal (no echo) for every PIN whose environment variable is unset, and sets it.
+
+    ``variables`` maps a PIN kind to the variable that carries it. Returns the kinds that were asked for.
+    The values live only in this process's environment: never in a file, a log or a report.
+    """
+    import getpass
+
+    ask = ask or getpass.getpass
+    asked = []
+    for kind, variable in variables.items():
+        if os.environ.get(variable):
+            continue
+        value = ask(f"{kind} PIN for {device} (Enter to leave unset): ")
+        if value:
+            os.environ[variable] = value
+            asked.append(kind)
+    return asked
