@@ -21,12 +21,16 @@ BUILTIN_SCHEMES: dict[str, tuple[str, str]] = {
     "virtual": ("devices.virtual.reader", "open_virtual"),
     "pcsc": ("devices.pcsc", "open_pcsc"),
     "nfc": ("devices.nfc", "open_nfc"),
+    "serial": ("devices.serial.reader", "open_serial"),
+    "rfc2217": ("devices.serial.reader", "open_serial"),
+    "socket": ("devices.serial.reader", "open_serial"),
 }
 # Modules that can list the devices they see: each has ``discover() -> list[DeviceInfo]``.
 DISCOVERY_MODULES: dict[str, str] = {
     "virtual": "devices.virtual.reader",
     "pcsc": "devices.pcsc",
     "nfc": "devices.nfc",
+    "serial": "devices.serial.reader",
 }
 
 _openers: dict[str, Opener] = {}

@@ -117,8 +117,12 @@ def cmd_virtual_serve(args: argparse.Namespace) -> int:
         from devices.virtual.nfc_udp import serve_forever as serve_nfc
 
         serve_nfc(args.profile, port=args.nfc_udp)
+    elif args.serial:
+        from devices.virtual.serial_firmware import serve_forever as serve_serial
+
+        serve_serial(args.profile, args.serial, rfc2217_port=args.rfc2217)
     else:
-        raise UsageError("say how to serve the card: --pcsc or --nfc-udp PORT")
+        raise UsageError("say how to serve the card: --pcsc, --nfc-udp PORT or --serial PROTOCOL")
     return 0
 
 
@@ -156,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pcsc", action="store_true", help="as a card in vpcd's reader (pcscd must run)")
     serve.add_argument("--port", type=int, help="vpcd port (default 35963)")
     serve.add_argument("--nfc-udp", type=int, metavar="PORT", help="as a Type B card on nfcpy's UDP link")
+    serve.add_argument("--serial", metavar="PROTOCOL",
+                       help="as a serial reader module on a pty (kiosk, stb, line or a protocol .toml)")
+    serve.add_argument("--rfc2217", type=int, metavar="PORT",
+                       help="with --serial: also as RFC 2217 on 127.0.0.1:PORT (0: any free port)")
     serve.set_defaults(func=cmd_virtual_serve)
     return parser
 

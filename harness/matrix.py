@@ -12,7 +12,7 @@ from pathlib import Path
 from robot.api import ExecutionResult
 from robot.result import TestCase, TestSuite
 
-REQUIREMENT_TAG = re.compile(r"^[A-Z]{3,6}-[A-Z0-9]{2,6}-\d{3}$")
+REQUIREMENT_TAG = re.compile(r"^[A-Z]{3,7}-[A-Z0-9]{2,6}-\d{3}$")
 ORDER = {"FAIL": 0, "SKIP": 1, "PASS": 2}
 
 

@@ -9,7 +9,13 @@ import pytest
 from robot.api import ExecutionResult
 
 SUITE = Path(__file__).parent / "robot" / "fault_injection.robot"
-BACKENDS = ["virtual:card", "virtual:card?via=pcsc", "virtual:card?via=nfc"]
+BACKENDS = [
+    "virtual:card",
+    "virtual:card?via=pcsc",
+    "virtual:card?via=nfc",
+    "virtual:card?via=kiosk",
+    "virtual:card?via=stb",
+]
 EXPECTED = [
     ("Card Pulled During The Certificate Read", "FAIL", "CardRemoved"),
     ("Certificate Read Works On The Re-Inserted Card", "PASS", ""),

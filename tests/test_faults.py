@@ -14,7 +14,14 @@ from harness.channel import CardChannel
 from harness.jpki import JpkiClient, PinKind
 
 # Each backend runs its real reader-side code; the card sits in the slot the fault plan controls.
-BACKENDS = ["virtual:card", "virtual:card?via=pcsc", "virtual:card?via=nfc"]
+BACKENDS = [
+    "virtual:card",
+    "virtual:card?via=pcsc",
+    "virtual:card?via=nfc",
+    "virtual:card?via=kiosk",
+    "virtual:card?via=stb",
+    "virtual:card?via=kiosk&transport=rfc2217",
+]
 CERT_READ_APDUS = 3  # SELECT AP, SELECT EF, one extended READ BINARY
 SIGN_APDUS = 6  # SELECT AP, SELECT PIN EF, VERIFY, SELECT AP, SELECT key EF, SIGN
 

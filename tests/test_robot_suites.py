@@ -1,6 +1,5 @@
 """Runs the card and phone suites through ``hil run`` on the in-process virtual devices and reads output.xml."""
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,10 +8,10 @@ import pytest
 from robot.api import ExecutionResult
 
 from devices.virtual.profile import load_profile
+from harness.matrix import REQUIREMENT_TAG
 from harness.safety import new_pin_like
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIREMENT_TAG = re.compile(r"^[A-Z]{3,4}-[A-Z0-9]{2,4}-\d{3}$")
 
 
 PLAN = REPO / "fixtures" / "lab" / "virtual-plan.toml"

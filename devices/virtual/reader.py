@@ -115,6 +115,9 @@ class VirtualReader(Reader):
 VIA_BRIDGES: dict[str, tuple[str, str]] = {
     "pcsc": ("devices.virtual.vpcd", "open_via_pcsc"),
     "nfc": ("devices.virtual.nfc_udp", "open_via_nfc"),
+    "kiosk": ("devices.virtual.serial_firmware", "open_via_serial"),
+    "stb": ("devices.virtual.serial_firmware", "open_via_serial"),
+    "serial": ("devices.virtual.serial_firmware", "open_via_serial"),
 }
 
 

@@ -13,6 +13,8 @@ from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
+from .serial import SerialKeywords
+from .terminal import RelyingPartyKeywords, TerminalKeywords
 from .textap import TextApKeywords
 from .tracing import TraceKeywords
 from .transport import TransportKeywords
@@ -31,16 +33,31 @@ class JPKILibrary(DynamicCore):
 
     ROBOT_LIBRARY_SCOPE = "SUITE"
     ROBOT_LIBRARY_VERSION = __version__
+    ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self) -> None:
         self.ctx = LibraryContext()
+        self.devices = DeviceKeywords(self.ctx)
+        self.terminals = TerminalKeywords(self.ctx)
+        self.relying_party = RelyingPartyKeywords(self.ctx)
         components = [
-            DeviceKeywords(self.ctx),
+            self.devices,
             CardKeywords(self.ctx),
             TextApKeywords(self.ctx),
             CertificateKeywords(self.ctx),
             TraceKeywords(self.ctx),
             TransportKeywords(self.ctx),
             ContactlessKeywords(self.ctx),
+            SerialKeywords(self.ctx),
+            self.terminals,
+            self.relying_party,
         ]
         super().__init__(components)
+        self.ROBOT_LIBRARY_LISTENER = self
+
+    def close(self) -> None:
+        """Listener hook at the end of the suite: nothing it opened keeps running (device, terminal, firmware,
+        relying party), even when a suite forgot its teardown."""
+        self.terminals.close_terminal()
+        self.devices.close_device()
+        self.relying_party.stop_relying_party()

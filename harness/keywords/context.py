@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from devices.base import DeviceError, Reader
 from harness.channel import CardChannel
@@ -20,6 +21,7 @@ class LibraryContext:
     facts: DeviceFacts = field(default_factory=DeviceFacts)
     changed_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs a test changed
     trusted_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs this card accepted
+    extensions: dict[str, Any] = field(default_factory=dict)  # per-concern state of keyword classes
 
     def pin(self, kind: str) -> str:
         """The PIN in force for ``kind``: one a test changed, else the device's configured one."""

@@ -1,0 +1,369 @@
+"""Keywords for serial reader modules: protocol facts, link statistics, serial and card faults, card events.
+
+Faults need the virtual firmware (``virtual:…?via=kiosk|stb|serial``); on a real module those keywords
+skip with the reason, and the requirements that only observe (framing, timing, events moved by a
+person) still run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import fields
+from typing import Any
+
+from robot.api import SkipExecution, logger
+from robotlibcore import keyword
+
+from devices.base import DeviceError, Reader
+from devices.serial.reader import SerialReader
+from devices.virtual.card import VirtualCard
+from devices.virtual.reader import parse_virtual_uri
+from devices.virtual.serial_firmware import ReaderFirmware, SerialFaultPlan
+from devices.virtual.slot import CardSlot, FaultPlan
+from harness.apdu import parse_hex, sw_hex
+from harness.jpki import JpkiClient, PinKind
+from harness.safety import wrong_pin_like
+
+from .context import LibraryComponent, LibraryContext
+
+ERROR_NAMES = ("DeviceTimeout", "ProtocolError", "CardRemoved", "NoCard", "DeviceGone", "DeviceBusy", "DeviceError")
+
+
+def _int_or_none(value: Any) -> int | None:
+    if value in (None, "", "None"):
+        return None
+    return int(str(value), 0) if isinstance(value, str) else int(value)
+
+
+class SerialState:
+    """Per-library state of the serial keywords: statistic baselines and the card a removal took out."""
+
+    def __init__(self) -> None:
+        self.link_baseline: dict[str, int] = {}
+        self.firmware_baseline: dict[str, Any] = {}
+        self.removed: VirtualCard | None = None
+        self.last_error: str = ""
+        self.last_elapsed: float = 0.0
+        self.stall_ends: float = 0.0
+
+
+def serial_state(ctx: LibraryContext) -> SerialState:
+    """The serial keywords' state, kept on the shared context (one per library instance)."""
+    state = ctx.extensions.get("serial_state")
+    if state is None:
+        state = SerialState()
+        ctx.extensions["serial_state"] = state
+    return state
+
+
+class SerialKeywords(LibraryComponent):
+    """Serial transport requirements (``robot/transport/serial_*.robot``)."""
+
+    @property
+    def state(self) -> SerialState:
+        return serial_state(self.ctx)
+
+    def _reader(self) -> SerialReader:
+        reader = self.ctx.require_reader()
+        if not isinstance(reader, SerialReader):
+            raise DeviceError(f"{self.ctx.device_name} is not a serial reader (serial:, rfc2217://, socket:// "
+                              "or virtual:…?via=kiosk|stb|serial)")
+        return reader
+
+    def _firmware(self) -> ReaderFirmware:
+        firmware = getattr(self._reader(), "firmware", None)
+        if firmware is None:
+            raise SkipExecution(f"{self.ctx.device_name} is a real module: serial faults need the virtual "
+                                "firmware (virtual:…?via=kiosk|stb)")
+        return firmware
+
+    def _slot(self) -> CardSlot:
+        slot = getattr(self.ctx.require_reader(), "slot", None)
+        if slot is None:
+            raise SkipExecution(f"{self.ctx.device_name} has no virtual slot: moving the card needs a person")
+        return slot
+
+    # -- protocol facts --------------------------------------------------------------------------
+    @keyword
+    def require_serial_reader(self) -> None:
+        """Skips the test, with the reason, unless the open device is a serial reader module."""
+        if not isinstance(self.ctx.require_reader(), SerialReader):
+            raise SkipExecution(f"{self.ctx.device_name} is not a serial reader module: the serial requirements "
+                                "need serial:, rfc2217://, socket:// or virtual:…?via=kiosk|stb|serial")
+
+    @keyword
+    def serial_protocol_should_be(self, name: str) -> None:
+        """Fails unless the open serial reader speaks the protocol file ``name``."""
+        reader = self._reader()
+        if reader.spec.name != name:
+            raise AssertionError(f"{self.ctx.device_name} speaks {reader.spec.name}, not {name}")
+
+    @keyword
+    def get_serial_reader_facts(self) -> dict[str, Any]:
+        """Protocol, framing, transport, line settings and timing of the open serial reader (logged too)."""
+        reader = self._reader()
+        spec = reader.spec
+        ack_nak = spec.framing.has_ack_nak
+        checksum = getattr(spec.framing, "checksum", "none")
+        facts = {"protocol": spec.name, "framing": spec.framing.kind, "transport": reader.transport,
+                 "ack_nak": ack_nak, "sequence_numbers": spec.codec.layouts.has_seq,
+                 # what recovery looks like on this protocol, for requirements that run on every shape
+                 "bad_response_recovery": "naks_sent" if ack_nak else "retransmissions",
+                 "bad_command_symptom": "naks_received" if ack_nak else "timeouts",
+                 "checksum_word": "checksum" if spec.framing.kind == "line" else checksum.upper(),
+                 **{f"serial.{k}": v for k, v in spec.serial.__dict__.items()},
+                 **{f"timing.{k}": v for k, v in spec.timing.__dict__.items()},
+                 "extended_apdu": spec.limits.extended_apdu, "max_response": spec.limits.max_response}
+        logger.info(", ".join(f"{k}={v}" for k, v in facts.items()))
+        return facts
+
+    @keyword
+    def port_line_settings_should_match_protocol_file(self) -> None:
+        """Fails unless the open port runs at the baud rate, byte size, parity and stop bits of the protocol file."""
+        reader = self._reader()
+        wanted = reader.spec.serial
+        for key in ("baudrate", "bytesize", "parity", "stopbits"):
+            actual = getattr(reader.port, key)
+            if actual != getattr(wanted, key):
+                raise AssertionError(f"the port's {key} is {actual}, the protocol file says {getattr(wanted, key)}")
+
+    @keyword
+    def certificate_read_apdus_for_reader(self, der: bytes) -> int:
+        """How many APDUs a certificate read should take within this reader's limits: SELECT AP, SELECT EF and
+        one READ BINARY with extended APDUs, else a 256-byte first read and the rest in chunks."""
+        caps = self._reader().capabilities
+        per_read = caps.max_response if caps.extended_apdu else min(caps.max_response, 256)
+        return 2 + -(-len(der) // per_read)
+
+    @keyword
+    def stall_longer_than_the_timeouts(self) -> float:
+        """Arms a stall of the next answer that outlasts every timeout and re-send; returns its seconds."""
+        timing = self._reader().spec.timing
+        per_try = timing.apdu_timeout + (timing.ack_timeout if self._reader().spec.framing.has_ack_nak else 0)
+        seconds = round((timing.retries + 1) * per_try + 0.2, 3)
+        self._firmware().arm(SerialFaultPlan(stall_responses=1, stall_seconds=seconds))
+        self.state.stall_ends = time.monotonic() + seconds
+        return seconds
+
+    @keyword
+    def wait_for_stall_to_end(self) -> None:
+        """Sleeps until the armed stall is over and the module's late answers are on the line."""
+        time.sleep(max(0.0, self.state.stall_ends - time.monotonic()) + 0.2)
+
+    @keyword
+    def port_server_line_settings_should_be(self, **expected: str) -> None:
+        """Over RFC 2217: fails unless the client negotiated these line settings (``baudrate=38400``…)."""
+        server = getattr(self._reader(), "server", None)
+        if server is None or server.line is None:
+            raise SkipExecution(f"{self.ctx.device_name} is not served by the virtual RFC 2217 port server")
+        for key, value in expected.items():
+            actual = server.line.settings.get(key)
+            if str(actual) != str(value):
+                raise AssertionError(f"RFC 2217 {key} is {actual}, expected {value}")
+
+    @keyword
+    def card_state_should_be(self, state: str) -> None:
+        """Asks the module (status command) and fails unless the card is ``absent``, ``present`` or ``powered``."""
+        actual = self._reader().card_state()
+        if actual != state:
+            raise AssertionError(f"the reader reports the card {actual}, expected {state}")
+
+    # -- statistics -------------------------------------------------------------------------------------
+    @keyword
+    def reset_serial_statistics(self) -> None:
+        """Remembers the host link's and the firmware's counters; later checks count from here."""
+        reader = self._reader()
+        self.state.link_baseline = reader.stats.as_dict()
+        firmware = getattr(reader, "firmware", None)
+        self.state.firmware_baseline = firmware.stats.as_dict() if firmware is not None else {}
+
+    @keyword
+    def get_serial_statistics(self) -> dict[str, int]:
+        """Host link counters since ``Reset Serial Statistics`` (frames_sent, retransmissions, naks_sent…)."""
+        now = self._reader().stats.as_dict()
+        delta = {key: value - self.state.link_baseline.get(key, 0) for key, value in now.items()}
+        logger.info(", ".join(f"{k}={v}" for k, v in delta.items()))
+        return delta
+
+    @keyword
+    def serial_statistic_should_be(self, name: str, expected: int) -> None:
+        """Fails unless the host link counter ``name`` grew by exactly ``expected`` since the reset."""
+        delta = self.get_serial_statistics()
+        if name not in delta:
+            raise AssertionError(f"no link statistic {name!r}; known: {', '.join(delta)}")
+        if delta[name] != int(expected):
+            raise AssertionError(f"link statistic {name} grew by {delta[name]}, expected {expected}")
+
+    @keyword
+    def firmware_statistic_should_be(self, name: str, expected: int) -> None:
+        """Fails unless the virtual firmware's counter ``name`` (commands_run, replays…) grew by ``expected``."""
+        firmware = self._firmware()
+        now = firmware.stats.as_dict()
+        if name not in now or name == "faults_injected":
+            raise AssertionError(f"no firmware statistic {name!r}")
+        delta = now[name] - self.state.firmware_baseline.get(name, 0)
+        if delta != int(expected):
+            raise AssertionError(f"firmware statistic {name} grew by {delta}, expected {expected}")
+
+    # -- faults --------------------------------------------------------------------------------------------
+    @keyword
+    def inject_serial_fault(self, **plan: str) -> None:
+        """Arms serial faults on the virtual firmware for the coming frames, e.g. ``corrupt_responses=1``,
+        ``drop_response_bytes=1``, ``mute_responses=1``, ``stall_responses=1  stall_seconds=0.3``,
+        ``corrupt_commands=1``, ``drop_command_bytes=1``, ``pull_card_on_ins=0x2A``."""
+        known = {f.name: f.type for f in fields(SerialFaultPlan)}
+        values: dict[str, Any] = {}
+        for key, value in plan.items():
+            if key not in known:
+                raise ValueError(f"unknown serial fault {key!r}; known: {', '.join(known)}")
+            if key == "stall_seconds":
+                values[key] = float(value)
+            else:
+                values[key] = _int_or_none(value)
+        self._firmware().arm(SerialFaultPlan(**values))
+
+    @keyword
+    def clear_serial_faults(self) -> None:
+        """Disarms every serial and card fault of the virtual firmware and slot."""
+        reader = self.ctx.require_reader()
+        firmware = getattr(reader, "firmware", None)
+        if firmware is not None:
+            firmware.arm(SerialFaultPlan())
+        slot = getattr(reader, "slot", None)
+        if slot is not None:
+            slot.arm(FaultPlan())
+
+    @keyword
+    def slow_down_card(self, seconds: float, at_apdu: int = 1) -> None:
+        """The card answers APDU ``at_apdu`` (1 = the next) only after ``seconds`` (slot fault plan)."""
+        self._slot().arm(FaultPlan(stall_at_apdu=int(at_apdu), stall_seconds=float(seconds)))
+
+    @keyword
+    def pull_card_at_apdu(self, index: int = 1) -> None:
+        """The card leaves the slot while APDU ``index`` (1 = the next) is in flight (slot fault plan)."""
+        self._slot().arm(FaultPlan(remove_at_apdu=int(index)))
+
+    # -- exchanges that must fail ----------------------------------------------------------------------
+    @keyword
+    def send_apdu_expecting_error(self, apdu: str, error: str) -> str:
+        """Sends ``apdu`` (hex) and fails unless the reader raises ``error`` (``DeviceTimeout``,
+        ``ProtocolError``, ``CardRemoved``, ``NoCard``…) with a one-line message. Returns the message."""
+        if error not in ERROR_NAMES:
+            raise ValueError(f"unknown error {error!r}; known: {', '.join(ERROR_NAMES)}")
+        channel = self.ctx.require_channel()
+        start = time.monotonic()
+        try:
+            response = channel.transmit(parse_hex(apdu))
+        except DeviceError as exc:
+            self.state.last_elapsed = time.monotonic() - start
+            name = type(exc).__name__
+            message = str(exc)
+            logger.info(f"{name} after {self.state.last_elapsed * 1000:.0f} ms: {message}")
+            if name != error:
+                raise AssertionError(f"expected {error} but the reader raised {name}: {message}") from None
+            if "\n" in message or not message:
+                raise AssertionError(f"{name} message is not one line: {message!r}") from None
+            self.state.last_error = message
+            return message
+        self.state.last_elapsed = time.monotonic() - start
+        raise AssertionError(f"expected {error} but the reader answered {sw_hex(response.sw)}")
+
+    @keyword
+    def send_apdu_timed(self, apdu: str) -> str:
+        """Sends ``apdu`` (hex), returns the status word and remembers how long the exchange took."""
+        start = time.monotonic()
+        response = self.ctx.require_channel().transmit(parse_hex(apdu))
+        self.state.last_elapsed = time.monotonic() - start
+        logger.info(f"answered {sw_hex(response.sw)} after {self.state.last_elapsed * 1000:.0f} ms")
+        return sw_hex(response.sw)
+
+    @keyword
+    def last_exchange_should_have_taken(self, at_least: float = 0.0, at_most: float = 60.0) -> None:
+        """Fails unless the last timed exchange took between ``at_least`` and ``at_most`` seconds."""
+        elapsed = self.state.last_elapsed
+        if not float(at_least) <= elapsed <= float(at_most):
+            raise AssertionError(f"the exchange took {elapsed:.3f} s, expected {at_least}..{at_most} s")
+
+    @keyword
+    def last_error_should_mention(self, *words: str) -> None:
+        """Fails unless the last expected error's message names every one of ``words`` (frame, cause…)."""
+        missing = [w for w in words if w.lower() not in self.state.last_error.lower()]
+        if missing:
+            raise AssertionError(f"error message {self.state.last_error!r} does not mention {', '.join(missing)}")
+
+    @keyword
+    def select_pin_file(self, pin: str = "auth") -> None:
+        """SELECTs the applet and the EF of PIN ``auth``/``sign``/``text`` (so a fault can be armed before VERIFY)."""
+        kind = PinKind.named(pin)
+        client = JpkiClient(self.ctx.require_channel())
+        client.select_applet(kind.applet)
+        client.select_ef(kind.fid)
+
+    @keyword
+    def send_wrong_pin(self, pin: str = "auth") -> str:
+        """VERIFYs a wrong PIN of the right format on the selected PIN EF, once; returns the status word.
+        Only on an expendable card: a real card's tries are not spent on transport requirements."""
+        if not self.ctx.facts.expendable:
+            raise SkipExecution(f"{self.ctx.device_name} is not expendable: a wrong PIN would cost a real try")
+        kind = PinKind.named(pin)
+        wrong = wrong_pin_like(self.ctx.pin(kind.name.lower()))
+        return sw_hex(JpkiClient(self.ctx.require_channel()).verify(kind, wrong, select=False).sw)
+
+    # -- card events -------------------------------------------------------------------------------------
+    @keyword
+    def take_card_out_of_serial_reader(self) -> None:
+        """Pulls the card out of the virtual slot; the module notifies the host with its removal event."""
+        card = self._slot().remove()
+        if card is not None:
+            self.state.removed = card
+
+    @keyword
+    def put_card_into_serial_reader(self, fresh: bool = False) -> None:
+        """Puts the removed card back (``fresh=True``: a factory-fresh card of its profile), unpowered."""
+        slot = self._slot()
+        card = self.state.removed
+        if card is None:
+            raise DeviceError("no card to put back: take one out first")
+        slot.insert(VirtualCard(card.profile) if fresh else card)
+        self.state.removed = None
+
+    @keyword
+    def card_event_should_be_notified(self, event: str, timeout: float = 2.0) -> None:
+        """Fails unless the module's ``inserted``/``removed`` notification reaches the host within ``timeout``
+        seconds, without the host asking (no status command is sent)."""
+        reader = self._reader()
+        before = reader.stats.events
+        wanted = event.removeprefix("card_")
+        deadline = time.monotonic() + float(timeout)
+        while time.monotonic() < deadline:
+            reader.link.poll(0.05)
+            if reader.stats.events > before and reader.present_by_events == (wanted == "inserted"):
+                return
+        raise AssertionError(f"no card {wanted} notification within {timeout} s")
+
+    @keyword
+    def restore_serial_reader(self) -> None:
+        """Teardown: clears faults, puts a taken card back, and powers the card up again."""
+        reader = self.ctx.reader
+        if reader is None:
+            return
+        self.clear_serial_faults()
+        slot = getattr(reader, "slot", None)
+        if slot is not None and not slot.present:
+            card = self.state.removed or VirtualCard.from_profile(parse_virtual_uri(reader.uri)[0] or "card")
+            slot.insert(card)
+            self.state.removed = None
+        try:
+            _power_cycle(reader)
+        except DeviceError as exc:
+            logger.info(f"restore: {exc}; power cycling once more")
+            _power_cycle(reader)
+
+
+def _power_cycle(reader: Reader) -> None:
+    try:
+        reader.power_off()
+    except DeviceError as exc:
+        logger.info(f"power off: {exc}")
+    reader.wait_for_card(2.0)
+    reader.power_on()

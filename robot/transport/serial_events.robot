@@ -1,0 +1,91 @@
+*** Settings ***
+Documentation       Serial reader modules: insert and remove notifications reach the host unasked; a card pulled
+...                 during an APDU ends it with ``CardRemoved``; a card put back is not talked to before a new
+...                 power-on; power-on without a card is ``NoCard``.
+Resource            ../resources/serial.resource
+Test Tags           transport    serial
+
+
+*** Test Cases ***
+A Removal Is Notified Without Polling
+    [Tags]    SER-EVT-001
+    [Template]    Removal Should Be Notified
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+An Insertion Is Notified And Waited For
+    [Tags]    SER-EVT-002
+    [Template]    Insertion Should Be Notified
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+A Card Pulled During An APDU Ends It With CardRemoved
+    [Tags]    SER-EVT-003    fault
+    [Template]    Card Pulled Mid APDU Should Be Reported
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+A Card Put Back Needs A New Power-On
+    [Tags]    SER-EVT-004
+    [Template]    Card Put Back Should Need Power On
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+Power-On Without A Card Is NoCard
+    [Tags]    SER-EVT-005
+    [Template]    Power On Without Card Should Fail
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+
+*** Keywords ***
+Removal Should Be Notified
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    Take Card Out Of Serial Reader
+    Card Event Should Be Notified    removed    timeout=1
+    Serial Statistic Should Be    frames_sent    0
+
+Insertion Should Be Notified
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    Take Card Out Of Serial Reader
+    Card Event Should Be Notified    removed    timeout=1
+    Put Card Into Serial Reader
+    Card Event Should Be Notified    inserted    timeout=1
+    ${atr}=    Power Cycle Card
+    Should Start With    ${atr}    3B
+
+Card Pulled Mid APDU Should Be Reported
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    Pull Card At APDU    1
+    Send APDU Expecting Error    ${SELECT_JPKI}    CardRemoved
+    Card State Should Be    absent
+
+Card Put Back Should Need Power On
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    Take Card Out Of Serial Reader
+    Put Card Into Serial Reader
+    Card Event Should Be Notified    inserted    timeout=1
+    Send APDU Expecting Error    ${SELECT_JPKI}    CardRemoved
+    Power Cycle Card
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000
+
+Power On Without Card Should Fail
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    Take Card Out Of Serial Reader
+    Run Keyword And Expect Error    NoCard: *    Power Cycle Card

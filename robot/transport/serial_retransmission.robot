@@ -1,0 +1,111 @@
+*** Settings ***
+Documentation       Serial reader modules: bad frames are recovered by NAK and re-send (kiosk, line) or by re-sending
+...                 the command with its sequence number (set-top box); a re-sent command is answered from the
+...                 module's cache, never run twice; a frame still bad after the retries ends with a one-line
+...                 ``ProtocolError`` that names the frame and the fault.
+Resource            ../resources/serial.resource
+Test Tags           transport    serial    fault
+
+
+*** Test Cases ***
+A Corrupted Response Checksum Is Recovered
+    [Tags]    SER-RTX-001
+    [Template]    Response Fault Should Be Recovered
+    ${KIOSK_READER}    corrupt_responses
+    ${STB_READER}      corrupt_responses
+    ${LINE_READER}     corrupt_responses
+
+Dropped Response Bytes Are Recovered
+    [Tags]    SER-RTX-002
+    [Template]    Response Fault Should Be Recovered
+    ${KIOSK_READER}    drop_response_bytes
+    ${STB_READER}      drop_response_bytes
+    ${LINE_READER}     drop_response_bytes
+
+A Corrupted Command Is Sent Again
+    [Documentation]    The kiosk and line modules NAK the bad frame at once; the set-top box reader drops it and
+    ...                the host sends it again after its timeout.
+    [Tags]    SER-RTX-003
+    [Template]    Command Fault Should Be Recovered
+    ${KIOSK_READER}    corrupt_commands
+    ${STB_READER}${FAST}    corrupt_commands
+    ${LINE_READER}     corrupt_commands
+
+Dropped Command Bytes Are Recovered
+    [Tags]    SER-RTX-004
+    [Template]    Command Fault Should Be Recovered
+    ${KIOSK_READER}    drop_command_bytes
+    ${STB_READER}${FAST}    drop_command_bytes
+    ${LINE_READER}     drop_command_bytes
+
+A Re-Sent VERIFY Costs One Try
+    [Documentation]    The answer to a wrong VERIFY is lost; the host sends the VERIFY again with the same sequence
+    ...                number and the module answers from its cache: the card counts the wrong PIN once.
+    [Tags]    SER-RTX-005    destructive
+    [Template]    Lost VERIFY Answer Should Cost One Try
+    ${KIOSK_READER}${FAST}
+    ${STB_READER}${FAST}
+    ${LINE_READER}${FAST}
+
+A Frame Still Bad After The Retries Ends With A ProtocolError Naming It
+    [Tags]    SER-RTX-006
+    [Template]    Persistent Bad Frames Should Raise ProtocolError
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+
+*** Keywords ***
+Response Fault Should Be Recovered
+    [Documentation]    With ACK/NAK the host NAKs the bad answer; without, it sends the command again.
+    [Arguments]    ${reader}    ${fault}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    ${facts}=    Get Serial Reader Facts
+    Inject Serial Fault    ${fault}=1
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000
+    Serial Statistic Should Be    garbled    1
+    Serial Statistic Should Be    ${facts}[bad_response_recovery]    1
+    Firmware Statistic Should Be    commands_run    1
+
+Command Fault Should Be Recovered
+    [Documentation]    With ACK/NAK the module NAKs the bad frame; without, the host notices the missing answer.
+    [Arguments]    ${reader}    ${fault}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    ${facts}=    Get Serial Reader Facts
+    Inject Serial Fault    ${fault}=1
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000
+    Serial Statistic Should Be    ${facts}[bad_command_symptom]    1
+    Serial Statistic Should Be    retransmissions    1
+    Firmware Statistic Should Be    commands_run    1
+
+Lost VERIFY Answer Should Cost One Try
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    ${before}=    Query PIN Tries    auth
+    Select PIN File    auth
+    Reset Serial Statistics
+    Inject Serial Fault    mute_responses=1
+    ${sw}=    Send Wrong PIN    auth
+    Should Be Equal    ${sw}    63C${before - 1}
+    Serial Statistic Should Be    retransmissions    1
+    Firmware Statistic Should Be    commands_run    1
+    Firmware Statistic Should Be    replays    1
+    ${after}=    Query PIN Tries    auth
+    Should Be Equal As Integers    ${after}    ${before - 1}
+
+Persistent Bad Frames Should Raise ProtocolError
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    ${facts}=    Get Serial Reader Facts
+    Inject Serial Fault    corrupt_responses=20
+    Send APDU Expecting Error    ${SELECT_JPKI}    ProtocolError
+    Last Error Should Mention    transmit    ${facts}[checksum_word]    retries
+    Clear Serial Faults
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000

@@ -1,0 +1,68 @@
+*** Settings ***
+Documentation       Serial reader modules: a slow card is waited for within the protocol's APDU timeout; a lost
+...                 answer is recovered by sending the command again; a module silent beyond timeout × retries
+...                 ends with a one-line ``DeviceTimeout``, and the link recovers afterwards.
+Resource            ../resources/serial.resource
+Test Tags           transport    serial    fault
+
+
+*** Test Cases ***
+A Slow Card Within The APDU Timeout Is Waited For
+    [Tags]    SER-TMO-001
+    [Template]    Slow Card Should Be Waited For
+    ${KIOSK_READER}
+    ${STB_READER}
+    ${LINE_READER}
+
+A Lost Answer Is Recovered By Sending The Command Again
+    [Tags]    SER-TMO-002
+    [Template]    Lost Answer Should Be Recovered
+    ${KIOSK_READER}${FAST}
+    ${STB_READER}${FAST}
+    ${LINE_READER}${FAST}
+
+A Stalled Module Ends With DeviceTimeout And The Link Recovers
+    [Tags]    SER-TMO-003
+    [Template]    Stalled Module Should Time Out
+    ${KIOSK_READER}${FAST}
+    ${STB_READER}${FAST}
+    ${LINE_READER}${FAST}
+
+
+*** Keywords ***
+Slow Card Should Be Waited For
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    Slow Down Card    0.4
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000
+    Last Exchange Should Have Taken    at_least=0.4    at_most=2.5
+    Serial Statistic Should Be    retransmissions    0
+
+Lost Answer Should Be Recovered
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    ${facts}=    Get Serial Reader Facts
+    Inject Serial Fault    mute_responses=1
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000
+    ${limit}=    Evaluate    $facts['timing.apdu_timeout'] * 3 + 1
+    Last Exchange Should Have Taken    at_least=${facts}[timing.apdu_timeout]    at_most=${limit}
+    Serial Statistic Should Be    retransmissions    1
+    Firmware Statistic Should Be    replays    1
+    Firmware Statistic Should Be    commands_run    1
+
+Stalled Module Should Time Out
+    [Arguments]    ${reader}
+    [Teardown]    Close Serial Reader
+    Open Serial Reader    ${reader}
+    ${facts}=    Get Serial Reader Facts
+    ${stall}=    Stall Longer Than The Timeouts
+    Send APDU Expecting Error    ${SELECT_JPKI}    DeviceTimeout
+    Last Exchange Should Have Taken    at_least=${facts}[timing.apdu_timeout]    at_most=${stall}
+    Last Error Should Mention    transmit    retries
+    Wait For Stall To End    # the module then answers late: those answers must be skipped as stale
+    ${sw}=    Send APDU Timed    ${SELECT_JPKI}
+    Should Be Equal    ${sw}    9000
