@@ -6,16 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import VIRTUAL_BACKENDS
 from robot.api import ExecutionResult
 
 SUITE = Path(__file__).parent / "robot" / "fault_injection.robot"
-BACKENDS = [
-    "virtual:card",
-    "virtual:card?via=pcsc",
-    "virtual:card?via=nfc",
-    "virtual:card?via=kiosk",
-    "virtual:card?via=stb",
-]
 EXPECTED = [
     ("Card Pulled During The Certificate Read", "FAIL", "CardRemoved"),
     ("Certificate Read Works On The Re-Inserted Card", "PASS", ""),
@@ -26,7 +20,7 @@ EXPECTED = [
 ]
 
 
-@pytest.mark.parametrize("device", BACKENDS)
+@pytest.mark.parametrize("device", VIRTUAL_BACKENDS)
 def test_each_fault_fails_its_test_and_the_run_goes_on(tmp_path, device):
     proc = subprocess.run(
         [sys.executable, "-m", "robot", "--pythonpath", str(Path(__file__).parents[1]), "--variable",

@@ -5,6 +5,7 @@ a stall beyond the reader's timeout. Each ends in a typed error, never a hang, a
 import time
 
 import pytest
+from conftest import VIRTUAL_BACKENDS
 
 from devices import CardRemoved, DeviceError, DeviceTimeout, NoCard, open_device
 from devices.virtual.card import VirtualCard
@@ -13,15 +14,7 @@ from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import JpkiClient, PinKind
 
-# Each backend runs its real reader-side code; the card sits in the slot the fault plan controls.
-BACKENDS = [
-    "virtual:card",
-    "virtual:card?via=pcsc",
-    "virtual:card?via=nfc",
-    "virtual:card?via=kiosk",
-    "virtual:card?via=stb",
-    "virtual:card?via=kiosk&transport=rfc2217",
-]
+BACKENDS = [*VIRTUAL_BACKENDS, "virtual:card?via=kiosk&transport=rfc2217"]
 CERT_READ_APDUS = 3  # SELECT AP, SELECT EF, one extended READ BINARY
 SIGN_APDUS = 6  # SELECT AP, SELECT PIN EF, VERIFY, SELECT AP, SELECT key EF, SIGN
 

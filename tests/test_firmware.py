@@ -24,14 +24,7 @@ SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 SELECT_AUTH_PIN = bytes.fromhex("00A4020C020018")
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leak() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 2
-    while time.monotonic() < deadline and set(threading.enumerate()) - before:
-        time.sleep(0.02)
-    assert not set(threading.enumerate()) - before
+pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
 
 
 class RawHost:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,14 +22,7 @@ from harness.relying_party import OcspResponder, PlatformConfig, RelyingParty, R
 BOOKING = {"facility": "gym-a", "date": "2026-12-01", "slot": "09:00"}
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leak() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and set(threading.enumerate()) - before:
-        time.sleep(0.02)
-    assert not set(threading.enumerate()) - before
+pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,14 +22,7 @@ pytestmark = [pytest.mark.serial,
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leak() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and set(threading.enumerate()) - before:
-        time.sleep(0.02)
-    assert not set(threading.enumerate()) - before
+pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,14 +20,7 @@ PIN = "2580"  # the virtual card profile's test PIN (fixtures/cards/card.toml)
 SECRETS = (PIN, "2581", PIN.encode().hex().upper(), PIN.encode().hex(" ").upper())
 
 
-@pytest.fixture(autouse=True)
-def no_thread_leak() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline and set(threading.enumerate()) - before:
-        time.sleep(0.02)
-    assert not set(threading.enumerate()) - before
+pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
 
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from devices.base import DeviceError, Reader
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
 from harness.trace import ApduTrace
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -22,6 +25,12 @@ class LibraryContext:
     changed_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs a test changed
     trusted_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs this card accepted
     extensions: dict[str, Any] = field(default_factory=dict)  # per-concern state of keyword classes
+
+    def extension(self, key: str, factory: Callable[[], T]) -> T:
+        """The state a keyword class keeps under ``key`` on this context, made by ``factory`` on first use."""
+        if key not in self.extensions:
+            self.extensions[key] = factory()
+        return self.extensions[key]
 
     def pin(self, kind: str) -> str:
         """The PIN in force for ``kind``: one a test changed, else the device's configured one."""

@@ -49,11 +49,7 @@ class SerialState:
 
 def serial_state(ctx: LibraryContext) -> SerialState:
     """The serial keywords' state, kept on the shared context (one per library instance)."""
-    state = ctx.extensions.get("serial_state")
-    if state is None:
-        state = SerialState()
-        ctx.extensions["serial_state"] = state
-    return state
+    return ctx.extension("serial", SerialState)
 
 
 class SerialKeywords(LibraryComponent):

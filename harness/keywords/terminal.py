@@ -42,11 +42,7 @@ class TerminalState:
 
 
 def terminal_state(ctx: LibraryContext) -> TerminalState:
-    state = ctx.extensions.get("terminal_state")
-    if state is None:
-        state = TerminalState()
-        ctx.extensions["terminal_state"] = state
-    return state
+    return ctx.extension("terminal", TerminalState)
 
 
 class _TerminalComponent(LibraryComponent):

@@ -1,0 +1,27 @@
+"""Fixtures shared by the test modules of several components."""
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+# Every backend with its reader-side code for real; the card sits in a slot a fault plan controls.
+VIRTUAL_BACKENDS = [
+    "virtual:card",
+    "virtual:card?via=pcsc",
+    "virtual:card?via=nfc",
+    "virtual:card?via=kiosk",
+    "virtual:card?via=stb",
+]
+
+
+@pytest.fixture
+def no_thread_leak() -> Iterator[None]:
+    """Fails the test if a thread it started (server, firmware, worker) outlives it by more than 3 s."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and set(threading.enumerate()) - before:
+        time.sleep(0.02)
+    assert not set(threading.enumerate()) - before
