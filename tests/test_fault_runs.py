@@ -17,6 +17,8 @@ EXPECTED = [
     ("Signature Works On The Re-Inserted Card", "PASS", ""),
     ("Card Stalls Three Seconds Beyond The APDU Timeout", "FAIL", "DeviceTimeout"),
     ("Card Answers Again After The Stall", "PASS", ""),
+    ("Reader Unplugged Mid-Run", "FAIL", ("DeviceGone", "CardRemoved")),
+    ("The Next Test Opens The Device Again", "PASS", ""),
 ]
 
 
@@ -27,11 +29,11 @@ def test_each_fault_fails_its_test_and_the_run_goes_on(tmp_path, device):
          f"DEVICE:{device}", "--outputdir", str(tmp_path), "--console", "none", str(SUITE)],
         capture_output=True, text=True, timeout=180, check=False,
     )
-    assert proc.returncode == 3, proc.stdout + proc.stderr  # Robot's exit code: three failed tests
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # Robot's exit code: four failed tests
     result = ExecutionResult(str(tmp_path / "output.xml"))
     tests = result.suite.tests
     assert [(t.name, t.status) for t in tests] == [(name, status) for name, status, _ in EXPECTED]
     for test, (_, _, error) in zip(tests, EXPECTED, strict=True):
-        assert test.message.startswith(error) and "\n" not in test.message, test.message
+        assert test.message.startswith(error) and "\n" not in test.message, test.message  # one name or a tuple
         assert test.elapsed_time.total_seconds() < 10  # every wait bounded
     assert "Traceback" not in proc.stderr

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs
 from devices.base import (
     BackendUnavailable,
     DeviceError,
+    DeviceGone,
     DeviceInfo,
     DeviceTimeout,
     NoCard,
@@ -61,6 +62,7 @@ class VirtualReader(Reader):
         self.uri = uri
         self.slot = CardSlot(card)
         self.timeout = timeout
+        self.closed = False
         # With a timeout, APDUs run on a worker so a stalled card cannot hang the caller.
         self._worker = ThreadPoolExecutor(1, thread_name_prefix="virtual-card") if timeout else None
         self._caps = ReaderCapabilities(
@@ -87,6 +89,8 @@ class VirtualReader(Reader):
         return self.slot.power_on()
 
     def transmit(self, apdu: bytes) -> bytes:
+        if self.closed:
+            raise DeviceGone(f"{self.uri}: the reader is closed (unplugged)")
         card = self.slot.card
         if card is not None and not card.powered:
             raise DeviceError(f"{self.uri}: transmit before power_on")
@@ -105,6 +109,7 @@ class VirtualReader(Reader):
         self.slot.power_off()
 
     def close(self) -> None:
+        self.closed = True
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
 

@@ -131,6 +131,20 @@ class DeviceKeywords(LibraryComponent):
         channel.timeout = None if seconds in (None, "None", "") else float(seconds)
 
     @keyword
+    def unplug_virtual_reader(self) -> None:
+        """Takes the virtual reader away mid-run: its firmware or card server stops (serial, NFC, PC/SC bridges)
+        or the in-process reader closes. The next APDU fails with ``DeviceGone`` or ``CardRemoved``;
+        ``Open Device`` gives a new one."""
+        reader = self.ctx.require_reader()
+        if getattr(reader, "slot", None) is None:
+            raise DeviceError(f"{self.ctx.device_name} is not a virtual device: unplug it by hand")
+        server = getattr(reader, "firmware", None) or getattr(reader, "server", None)
+        if server is not None:
+            server.stop()
+        else:
+            reader.close()
+
+    @keyword
     def get_atr(self) -> str:
         """The ATR of the last power-on, as hex."""
         return to_hex(self.ctx.atr)

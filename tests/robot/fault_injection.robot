@@ -44,6 +44,16 @@ Card Answers Again After The Stall
     ${label}=    Read Token Label
     Should Be Equal    ${label}    JPKIAPICCTOKEN2
 
+Reader Unplugged Mid-Run
+    Unplug Virtual Reader
+    Select JPKI AP
+
+The Next Test Opens The Device Again
+    [Setup]    Open Device    ${DEVICE}
+    Select JPKI AP
+    ${label}=    Read Token Label
+    Should Be Equal    ${label}    JPKIAPICCTOKEN2
+
 
 *** Keywords ***
 Recover From Stall
