@@ -9,6 +9,7 @@ import pytest
 from robot.api import ExecutionResult
 
 from devices.virtual.profile import REPO_ROOT
+from harness import pki
 from harness.cli import main
 
 
@@ -76,3 +77,12 @@ def test_ctrl_c_mid_run_stops_with_a_partial_report(tmp_path):
     assert stats.passed + stats.failed == 8  # every test is accounted for: run, or stopped
     assert (tmp_path / "report.html").exists() and (tmp_path / "log.html").exists()
     assert out.strip().splitlines()[-1] == f"Report: {(tmp_path / 'report.html').resolve()}"
+
+
+def test_pki_generate_rebuilds_a_hierarchy_that_chains(tmp_path, capsys):
+    assert main(["pki", "generate", "--out", str(tmp_path)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    rebuilt = pki.load_test_pki(tmp_path)
+    card = rebuilt.holder("card")
+    assert pki.verify_chain(card.auth_cert, [rebuilt.auth_root]) == rebuilt.auth_root
+    assert card.auth_cert.serial_number != pki.load_test_pki().holder("card").auth_cert.serial_number
