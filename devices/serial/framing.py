@@ -107,11 +107,32 @@ def _hexbyte(value: int) -> str:
     return f"0x{value:02X}"
 
 
+class _BinaryFraming(Framing):
+    """What the binary shapes share: one-byte ACK/NAK tokens and a binary checksum at the end of a frame."""
+
+    ack: int | None
+    nak: int | None
+    checksum: str
+
+    @property
+    def has_ack_nak(self) -> bool:
+        return self.ack is not None and self.nak is not None
+
+    def control(self, kind: str) -> bytes:
+        value = self.ack if kind == "ack" else self.nak
+        if value is None:
+            raise ValueError(f"this framing has no {kind}")
+        return bytes((value,))
+
+    def checksum_of(self, frame: bytes) -> slice:
+        return slice(len(frame) - BINARY_SIZES[self.checksum], len(frame))
+
+
 # --- STX/ETX ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class StxEtxFraming(Framing):
+class StxEtxFraming(_BinaryFraming):
     """``STX | LEN | payload | ETX | checksum``; the checksum covers LEN, payload and ETX."""
 
     stx: int = 0x02
@@ -125,24 +146,11 @@ class StxEtxFraming(Framing):
     inter_byte_timeout: float = 0.1
     kind: str = "stx_etx"
 
-    @property
-    def has_ack_nak(self) -> bool:
-        return self.ack is not None and self.nak is not None
-
     def encode(self, payload: bytes) -> bytes:
         if len(payload) > self.max_payload:
             raise ValueError(f"payload of {len(payload)} bytes exceeds max_payload {self.max_payload}")
         body = len(payload).to_bytes(self.length_bytes, self.length_order) + payload + bytes((self.etx,))  # type: ignore[arg-type]
         return bytes((self.stx,)) + body + BINARY_CHECKSUMS[self.checksum](body)
-
-    def control(self, kind: str) -> bytes:
-        value = self.ack if kind == "ack" else self.nak
-        if value is None:
-            raise ValueError(f"this framing has no {kind}")
-        return bytes((value,))
-
-    def checksum_of(self, frame: bytes) -> slice:
-        return slice(len(frame) - BINARY_SIZES[self.checksum], len(frame))
 
     def decoder(self) -> Decoder:
         return _StxEtxDecoder(self)
@@ -199,7 +207,7 @@ class _StxEtxDecoder(Decoder):
 
 
 @dataclass(frozen=True)
-class LengthFraming(Framing):
+class LengthFraming(_BinaryFraming):
     """``[sync] | LEN | payload | checksum``. ACK/NAK bytes need a sync header to tell them from a length."""
 
     sync: bytes = b""
@@ -212,24 +220,11 @@ class LengthFraming(Framing):
     inter_byte_timeout: float = 0.1
     kind: str = "length"
 
-    @property
-    def has_ack_nak(self) -> bool:
-        return self.ack is not None and self.nak is not None
-
     def encode(self, payload: bytes) -> bytes:
         if len(payload) > self.max_payload:
             raise ValueError(f"payload of {len(payload)} bytes exceeds max_payload {self.max_payload}")
         body = len(payload).to_bytes(self.length_bytes, self.length_order) + payload  # type: ignore[arg-type]
         return self.sync + body + BINARY_CHECKSUMS[self.checksum](body)
-
-    def control(self, kind: str) -> bytes:
-        value = self.ack if kind == "ack" else self.nak
-        if value is None:
-            raise ValueError(f"this framing has no {kind}")
-        return bytes((value,))
-
-    def checksum_of(self, frame: bytes) -> slice:
-        return slice(len(frame) - BINARY_SIZES[self.checksum], len(frame))
 
     def decoder(self) -> Decoder:
         return _LengthDecoder(self)
