@@ -86,3 +86,11 @@ def test_pki_generate_rebuilds_a_hierarchy_that_chains(tmp_path, capsys):
     card = rebuilt.holder("card")
     assert pki.verify_chain(card.auth_cert, [rebuilt.auth_root]) == rebuilt.auth_root
     assert card.auth_cert.serial_number != pki.load_test_pki().holder("card").auth_cert.serial_number
+
+
+def test_parallel_run_with_pabot_merges_the_suites(tmp_path):
+    proc = hil("run", "card/selection.robot", "card/signing.robot", "--processes", "2", "--outputdir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-2] == "17 passed, 0 failed, 0 skipped"
+    result = ExecutionResult(str(tmp_path / "output.xml"))
+    assert {suite.name for suite in result.suite.suites} == {"Selection", "Signing"}
