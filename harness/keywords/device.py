@@ -19,6 +19,10 @@ from .context import LibraryComponent
 
 
 class DeviceKeywords(LibraryComponent):
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        self.virtual_card: VirtualCard | None = None  # the card opened, kept should a fault pull it from the slot
+
     @keyword
     def open_device(self, name: str, timeout: float = 5.0) -> str:
         """Opens the device ``name`` (URI or lab name), waits up to ``timeout`` s for a card and powers it on.
@@ -43,7 +47,7 @@ class DeviceKeywords(LibraryComponent):
         self.ctx.atr = atr
         card = virtual_card_of(reader)
         if card is not None:
-            self._last_virtual_card = card  # its profile, should a fault pull it from the slot
+            self.virtual_card = card
             self.ctx.facts = facts_for_virtual(card)
         else:
             self.ctx.facts = lab_device.facts() if lab_device is not None else DeviceFacts()
@@ -97,12 +101,13 @@ class DeviceKeywords(LibraryComponent):
         """
         reader = self.ctx.require_reader()
         slot = getattr(reader, "slot", None)
-        card = virtual_card_of(reader) or getattr(self, "_last_virtual_card", None)
+        card = virtual_card_of(reader) or self.virtual_card
         if slot is None or card is None:
             raise DeviceError(f"{self.ctx.device_name} is not a virtual device: its card cannot be replaced")
         fresh = VirtualCard(card.profile)
         reader.slot.arm(FaultPlan())  # type: ignore[attr-defined]
         reader.slot.insert(fresh)  # type: ignore[attr-defined]
+        self.virtual_card = fresh
         self.ctx.facts = facts_for_virtual(fresh)
         with contextlib.suppress(DeviceError):
             reader.power_off()
