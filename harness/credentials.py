@@ -13,7 +13,7 @@ from pathlib import Path
 
 from devices.base import Reader
 from devices.virtual.card import VirtualCard
-from devices.virtual.profile import HolderData
+from devices.virtual.profile import PKI_DIR, HolderData
 
 
 class MissingSecret(LookupError):
@@ -58,8 +58,8 @@ def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
         expected_certificates={
             "auth": profile.pki_file("auth.der"),
             "sign": profile.pki_file("sign.der"),
-            "auth_ca": profile.pki_file("x").parent / "auth-ca.der",
-            "sign_ca": profile.pki_file("x").parent / "sign-ca.der",
+            "auth_ca": PKI_DIR / "auth-ca.der",
+            "sign_ca": PKI_DIR / "sign-ca.der",
         },
         pins={name: spec.value for name, spec in profile.pins.items()},
     )
