@@ -43,6 +43,16 @@ class DeviceFacts:
         )
 
 
+def expected_certificates(holder: str) -> dict[str, Path]:
+    """The certificates a card of test holder ``holder`` carries, from the test PKI (``fixtures/pki``)."""
+    return {
+        "auth": PKI_DIR / f"{holder}-auth.der",
+        "sign": PKI_DIR / f"{holder}-sign.der",
+        "auth_ca": PKI_DIR / "auth-ca.der",
+        "sign_ca": PKI_DIR / "sign-ca.der",
+    }
+
+
 def virtual_card_of(reader: Reader) -> VirtualCard | None:
     slot = getattr(reader, "slot", None)
     return getattr(slot, "card", None)
@@ -55,12 +65,7 @@ def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
         expendable=profile.expendable,
         virtual=True,
         holder=profile.holder,
-        expected_certificates={
-            "auth": profile.pki_file("auth.der"),
-            "sign": profile.pki_file("sign.der"),
-            "auth_ca": PKI_DIR / "auth-ca.der",
-            "sign_ca": PKI_DIR / "sign-ca.der",
-        },
+        expected_certificates=expected_certificates(profile.holder_name),
         pins={name: spec.value for name, spec in profile.pins.items()},
     )
 

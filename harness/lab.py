@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devices.virtual.profile import PKI_DIR, ProfileError, load_holder
-from harness.credentials import DeviceFacts
+from devices.virtual.profile import ProfileError, load_holder
+from harness.credentials import DeviceFacts, expected_certificates
 
 INVENTORY_ENV = "HIL_INVENTORY"
 CARD_KINDS = ("card", "phone")
@@ -57,12 +57,7 @@ class LabDevice:
             facts.pin_reserve.update(self.pin_reserve)
         if self.holder:
             facts.holder = load_holder(self.holder)
-            facts.expected_certificates = {
-                "auth": PKI_DIR / f"{self.holder}-auth.der",
-                "sign": PKI_DIR / f"{self.holder}-sign.der",
-                "auth_ca": PKI_DIR / "auth-ca.der",
-                "sign_ca": PKI_DIR / "sign-ca.der",
-            }
+            facts.expected_certificates = expected_certificates(self.holder)
         return facts
 
 
