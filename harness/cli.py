@@ -107,6 +107,19 @@ def cmd_pki_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- hil docs --------------------------------------------------------------------------
+def cmd_docs(args: argparse.Namespace) -> int:
+    from robot.libdoc import libdoc
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "JPKILibrary.html"
+    if libdoc("harness.keywords.JPKILibrary", str(target), quiet=True) != 0:
+        raise UsageError("libdoc could not document harness.keywords.JPKILibrary")
+    print(f"Keyword documentation: {target.resolve()}")
+    return 0
+
+
 # -- hil virtual serve ---------------------------------------------------------------
 def cmd_virtual_serve(args: argparse.Namespace) -> int:
     if args.pcsc:
@@ -146,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="ask at the terminal (no echo) for the device's PINs not set in the environment")
     run.add_argument("--plan", help="a run plan (TOML): several suites × devices, one merged report and a matrix")
     run.set_defaults(func=cmd_run)
+
+    docs = sub.add_parser("docs", help="write the keyword documentation (libdoc) of the Robot library")
+    docs.add_argument("--out", default="results", help="folder for JPKILibrary.html")
+    docs.set_defaults(func=cmd_docs)
 
     pki = sub.add_parser("pki", help="the test JPKI hierarchy")
     pki_sub = pki.add_subparsers(dest="pki_command", required=True)

@@ -25,3 +25,11 @@ def test_libdoc_builds_the_library_cleanly(tmp_path):
     names = {kw["name"].lower() for kw in spec["keywords"]}
     assert {"open device", "verify pin", "read certificate", "log apdu trace", "sign data"} <= names
     assert all(kw["doc"].strip() for kw in spec["keywords"])
+
+
+def test_hil_docs_writes_the_keyword_documentation(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "docs", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "JPKILibrary.html").read_text(encoding="utf-8")
+    assert "Verify Wrong Pin" in page and "Guarded" in page  # the keyword and its safety note
