@@ -66,9 +66,17 @@ def test_ctrl_c_mid_run_stops_with_a_partial_report(tmp_path):
          "virtual:card?sign_delay_ms=700", "--outputdir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    time.sleep(2.5)  # inside the first signing requirement
+    seen = ""
+    deadline = time.monotonic() + 60
+    while "| PASS |" not in seen and time.monotonic() < deadline:  # the first requirement has passed
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen += line
+    time.sleep(0.3)  # now inside a later, slow signing requirement
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
+    out = seen + out
     assert proc.returncode != 0
     assert "Traceback" not in err
     result = ExecutionResult(str(tmp_path / "output.xml"))
