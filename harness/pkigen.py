@@ -55,34 +55,30 @@ class HierarchySpec:
     crl_unit: str
     policy: x509.ObjectIdentifier
 
-    @property
-    def ca_name(self) -> x509.Name:
+    def _name(self, *tail: x509.NameAttribute) -> x509.Name:
+        """``C=JP, O=JPKI-TEST, OU=<hierarchy>`` and then ``tail``: every name of one hierarchy starts so."""
         return x509.Name([
             x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.unit),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, AGENCY),
+            *tail,
         ])
+
+    @property
+    def ca_name(self) -> x509.Name:
+        return self._name(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, AGENCY))
 
     @property
     def crl_dp_name(self) -> x509.Name:
         """The DirName the certificates point to and the CRL's IssuingDistributionPoint repeats (§6)."""
-        return x509.Name([
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.unit),
+        return self._name(
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CRL Distribution Points"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.crl_unit),
-        ])
+        )
 
     @property
     def responder_name(self) -> x509.Name:
-        return x509.Name([
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, self.unit),
-            x509.NameAttribute(NameOID.COMMON_NAME, "OCSP Responder"),
-        ])
+        return self._name(x509.NameAttribute(NameOID.COMMON_NAME, "OCSP Responder"))
 
     @property
     def ocsp_url(self) -> str:
