@@ -10,11 +10,12 @@ from pathlib import Path
 
 from devices import DeviceError
 from devices.registry import check_uri, discover
-from devices.virtual.profile import REPO_ROOT, ProfileError
+from devices.virtual.profile import ProfileError
+from harness import fixtures
 from harness.apdu import to_hex
 from harness.lab import INVENTORY_ENV, InventoryError, load_inventory, resolve
 
-ROBOT_DIR = REPO_ROOT / "robot"
+ROBOT_DIR = fixtures.suites_dir()
 NON_SUITE_DIRS = {"resources"}
 
 
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     pki = sub.add_parser("pki", help="the test JPKI hierarchy")
     pki_sub = pki.add_subparsers(dest="pki_command", required=True)
     generate = pki_sub.add_parser("generate", help="rebuild fixtures/pki (CAs, card and phone certificates, CRLs)")
-    generate.add_argument("--out", default=str(REPO_ROOT / "fixtures" / "pki"))
+    generate.add_argument("--out", default=str(fixtures.lab_fixture_dir("pki")))
     generate.set_defaults(func=cmd_pki_generate)
 
     virtual = sub.add_parser("virtual", help="virtual devices for manual lab use")
@@ -186,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        fixtures.check_environment()  # before the parser: its help lists the suites
+    except fixtures.FixturesError as exc:
+        print(f"hil: error: {exc}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

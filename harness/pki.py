@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, SignatureAlgorithmOID
 
-DEFAULT_PKI_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "pki"
+from harness import fixtures
+
+DEFAULT_PKI_DIR = fixtures.pki_dir()
 
 # §6: policy of the auth certificate (critical); the sign policy OID is the test hierarchy's choice.
 AUTH_POLICY_OID = x509.ObjectIdentifier("1.2.392.200149.8.5.1.3.30")

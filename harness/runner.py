@@ -13,12 +13,11 @@ from pathlib import Path
 
 from robot.api import ExecutionResult
 
-from devices.virtual.profile import REPO_ROOT
-from harness import matrix
+from harness import fixtures, matrix
 from robot import rebot
 from robot import run as robot_run
 
-ROBOT_DIR = REPO_ROOT / "robot"
+ROBOT_DIR = fixtures.suites_dir()
 
 
 class PlanError(ValueError):
@@ -77,7 +76,7 @@ def robot_arguments(options: RunOptions) -> dict:
         "variable": variables,
         "include": options.include,
         "exclude": options.exclude,
-        "pythonpath": [str(REPO_ROOT)],
+        "pythonpath": [str(path) for path in fixtures.python_paths()],
         "consolewidth": 100,
     }
 

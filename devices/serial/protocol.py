@@ -18,11 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness import fixtures
+
 from .checksums import BINARY_CHECKSUMS, TEXT_CHECKSUMS
 from .framing import Framing, LengthFraming, LineFraming, StxEtxFraming
 from .messages import CARD_STATES, COMMANDS, EVENTS, FIELDS, REQUIRED_STATUSES, STATUSES, Layouts, MessageCodec
 
-PROTOCOLS_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "protocols"
+PROTOCOLS_DIR = fixtures.protocols_dir()
 PARITIES = ("N", "E", "O", "M", "S")
 FRAMING_KINDS = ("stx_etx", "length", "line")
 SECTIONS = ("protocol", "serial", "timing", "reader", "framing", "layout", "commands", "events", "status",

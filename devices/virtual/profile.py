@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import fixtures
 from harness.apdu import ApduError, parse_hex
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FIXTURES = REPO_ROOT / "fixtures"
-PROFILES_DIR = FIXTURES / "cards"
-PKI_DIR = FIXTURES / "pki"
+REPO_ROOT = fixtures.data_root()  # aliases kept for older imports; harness.fixtures is the one source
+FIXTURES = fixtures.fixtures_dir()
+PROFILES_DIR = fixtures.cards_dir()
+PKI_DIR = fixtures.pki_dir()
 KNOWN_APPLETS = ("jpki", "text", "visual", "juki", "common")
 
 

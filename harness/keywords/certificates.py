@@ -5,8 +5,7 @@ from __future__ import annotations
 from cryptography import x509
 from robotlibcore import keyword
 
-from devices.virtual.profile import PKI_DIR
-from harness import pki
+from harness import fixtures, pki
 
 from .context import LibraryComponent
 
@@ -31,7 +30,7 @@ class CertificateKeywords(LibraryComponent):
     @keyword
     def certificate_should_differ_from_pki_file(self, der: bytes, filename: str) -> None:
         """Fails if the certificate read equals ``fixtures/pki/<filename>`` (e.g. the card's, on a phone)."""
-        if der == (PKI_DIR / filename).read_bytes():
+        if der == (fixtures.pki_dir() / filename).read_bytes():
             raise AssertionError(f"certificate read is {filename}, expected a different one")
 
     @keyword

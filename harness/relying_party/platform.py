@@ -29,9 +29,9 @@ from typing import Any
 
 from cryptography import x509
 
-from harness import pki
+from harness import fixtures, pki
 
-DATA_FILE = Path(__file__).resolve().parents[2] / "fixtures" / "relying_party" / "platform.toml"
+DATA_FILE = fixtures.relying_party_dir() / "platform.toml"
 OCSP_TIMEOUT = 5.0
 
 
