@@ -41,7 +41,7 @@ from devices.base import (
 )
 from harness.apdu import ApduError, CommandApdu
 from harness.atr import AtrError, parse_atr
-from harness.safety import redact_apdu
+from harness.redact import redact_apdu
 
 START_HINT = "start it with `pcscd --foreground &` (not installed? apt-get install pcscd, or scripts/setup.sh)"
 

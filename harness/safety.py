@@ -1,35 +1,20 @@
-"""Secret redaction (and, with the lab inventory, the PIN guard).
+"""The PIN guard (with the lab inventory); secret redaction lives in :mod:`harness.redact`.
 
-PIN bytes travel only in VERIFY (INS 20) and CHANGE REFERENCE DATA (INS 24);
-every place that shows an APDU (traces, logs, exceptions) goes through
-:func:`redact_apdu`, so the rule lives in one place.
+``carries_secret``, ``redact_apdu`` and ``MASK`` are re-exported here for the callers that import them
+from this module.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.apdu import to_hex
+from harness.redact import MASK as MASK
+from harness.redact import SECRET_INS as SECRET_INS
+from harness.redact import carries_secret as carries_secret
+from harness.redact import redact_apdu as redact_apdu
 
 if TYPE_CHECKING:
     from harness.jpki import JpkiClient, PinKind, VerifyResult
-
-SECRET_INS = frozenset({0x20, 0x24})
-MASK = "****"
-
-
-def carries_secret(apdu: bytes) -> bool:
-    """True when the command's data field is reference data (a PIN or password)."""
-    return len(apdu) > 5 and apdu[1] in SECRET_INS and apdu[0] & 0x80 == 0
-
-
-def redact_apdu(apdu: bytes) -> str:
-    """Hex of a command APDU with the PIN data replaced by ``****`` (header and Lc kept)."""
-    if not carries_secret(apdu):
-        return to_hex(apdu)
-    if apdu[4] == 0 and len(apdu) > 7:  # extended Lc
-        return f"{to_hex(apdu[:7])} {MASK}"
-    return f"{to_hex(apdu[:5])} {MASK}"
 
 
 class PinGuardRefusal(AssertionError):

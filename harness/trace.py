@@ -1,4 +1,9 @@
-"""The APDU trace: every exchange of a test with direction, bytes (PINs masked), SW name and time."""
+"""The APDU trace: every exchange of a test with direction, bytes (PINs and holder data masked), SW name and time.
+
+The trace follows the SELECTs it records (:class:`~harness.redact.ApduContext`), so it knows when a
+response carries the holder's data (the My Number, the basic four, 券面 data, the sign certificate)
+and shows its TLV structure and lengths instead.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import html
 from dataclasses import dataclass, field
 
 from harness.apdu import status_name, to_hex
-from harness.safety import redact_apdu
+from harness.redact import ApduContext, redact_apdu
 
 
 @dataclass(frozen=True)
@@ -28,18 +33,32 @@ class ApduTrace:
 
     entries: list[TraceEntry] = field(default_factory=list)
     max_hex_chars: int = 96  # long responses are shortened in the table, with their length
+    context: ApduContext = field(default_factory=ApduContext)
+    show_holder_data: bool = False  # only for synthetic holders, under --show-holder-data
 
     def command(self, apdu: bytes, note: str = "") -> None:
+        self.context.command(apdu)
         self.entries.append(TraceEntry("C-APDU", redact_apdu(apdu), note=note))
+
+    def render_response(self, raw: bytes) -> str:
+        """Hex of a response to the last command; holder data masked unless lifted for a synthetic holder."""
+        return to_hex(raw) if self.show_holder_data else self.context.response(raw)
 
     def response(self, raw: bytes, elapsed_ms: float) -> None:
         sw = int.from_bytes(raw[-2:], "big") if len(raw) >= 2 else None
-        self.entries.append(TraceEntry("R-APDU", to_hex(raw), sw, elapsed_ms))
+        self.entries.append(TraceEntry("R-APDU", self.render_response(raw), sw, elapsed_ms))
+
+    def reader_exchange(self, command: bytes, response: bytes) -> tuple[TraceEntry, TraceEntry]:
+        """Entries for what the reader sent on its own (GET RESPONSE, a re-sent command) and its answer."""
+        sw = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
+        return (TraceEntry("C-APDU", redact_apdu(command), note="sent by the reader"),
+                TraceEntry("R-APDU", self.render_response(response), sw, note="to the reader"))
 
     def failure(self, message: str, elapsed_ms: float) -> None:
         self.entries.append(TraceEntry("R-APDU", "", None, elapsed_ms, note=message))
 
     def clear(self) -> None:
+        """Forgets the entries; the selection context stays, as it does on the card."""
         self.entries.clear()
 
     def _short(self, text: str) -> str:

@@ -53,6 +53,8 @@ class HolderData:
     sex: str
     expiry_year: str
     security_code: str
+    synthetic: bool = False  # a made-up holder: ``--show-holder-data`` may show these values
+    record: str = ""  # the section of holders.toml it came from, e.g. "card"
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,12 @@ def load_holder(name: str, holders_file: Path | None = None) -> HolderData:
     if name not in data:
         raise ProfileError(f"{path}: no holder '{name}'; known: {', '.join(sorted(data))}")
     table = data[name]
-    fields = HolderData.__dataclass_fields__
-    return HolderData(**{key: str(_get(table, key, str, path, f"{name}.")) for key in fields})
+    fields = [key for key in HolderData.__dataclass_fields__ if key not in ("synthetic", "record")]
+    synthetic = table.get("synthetic", False)
+    if not isinstance(synthetic, bool):  # unknown means real: the mask stays
+        raise ProfileError(f"{path}: '{name}.synthetic' must be true or false, got {synthetic!r}")
+    return HolderData(**{key: str(_get(table, key, str, path, f"{name}.")) for key in fields},
+                      synthetic=synthetic, record=name)
 
 
 def load_profile(name_or_path: str) -> CardProfile:

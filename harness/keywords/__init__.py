@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from harness.redact import install_log_redaction, redact_text
+
+from . import privacy
 from .card import CardKeywords
 from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
@@ -54,6 +57,25 @@ class JPKILibrary(DynamicCore):
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self
+        install_log_redaction()
+        privacy.register_known_profiles()
+
+    # -- listener: every message and status this library's suites write passes the redaction ---------
+    def log_message(self, message) -> None:
+        """Masks PINs, VERIFY data and holder data in a message before Robot writes it anywhere."""
+        message.message = redact_text(message.message)
+
+    def end_keyword(self, data, result) -> None:
+        if result.message:
+            result.message = redact_text(result.message)
+
+    def end_test(self, data, result) -> None:
+        if result.message:
+            result.message = redact_text(result.message)
+
+    def end_suite(self, data, result) -> None:
+        if result.message:
+            result.message = redact_text(result.message)
 
     def close(self) -> None:
         """Listener hook at the end of the suite: nothing it opened keeps running (device, terminal, firmware,

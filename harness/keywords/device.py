@@ -15,6 +15,7 @@ from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
 
+from . import privacy
 from .context import LibraryComponent
 
 
@@ -51,6 +52,7 @@ class DeviceKeywords(LibraryComponent):
             self.ctx.facts = facts_for_virtual(card)
         else:
             self.ctx.facts = lab_device.facts() if lab_device is not None else DeviceFacts()
+        privacy.protect(self.ctx)
         logger.info(f"Opened {name}: {reader.capabilities}; ATR {to_hex(atr)}")
         return to_hex(atr)
 
@@ -109,6 +111,7 @@ class DeviceKeywords(LibraryComponent):
         reader.slot.insert(fresh)  # type: ignore[attr-defined]
         self.virtual_card = fresh
         self.ctx.facts = facts_for_virtual(fresh)
+        privacy.protect(self.ctx)
         with contextlib.suppress(DeviceError):
             reader.power_off()
         reader.wait_for_card(5.0)

@@ -24,6 +24,7 @@ from harness.jpki import JpkiClient
 from harness.relying_party import RelyingParty, RelyingPartyClient
 from harness.safety import wrong_pin_like
 
+from . import privacy
 from .context import LibraryComponent, LibraryContext
 
 INS = {"SIGN": 0x2A, "VERIFY": 0x20, "READ BINARY": 0xB0, "SELECT": 0xA4}
@@ -178,6 +179,7 @@ class TerminalKeywords(_TerminalComponent):
         ctx.trusted_pins.clear()
         card = virtual_card_of(terminal.reader)
         ctx.facts = facts_for_virtual(card) if card is not None else DeviceFacts()
+        privacy.protect(ctx)
         terminal.keypad.person = self._holder
         try:
             terminal.prepare_card()
@@ -376,5 +378,6 @@ class TerminalKeywords(_TerminalComponent):
             firmware.arm(SerialFaultPlan())
         slot.insert(fresh)
         self.ctx.facts = facts_for_virtual(fresh)
+        privacy.protect(self.ctx)
         self.terminal().card_changed()
         self.terminal().prepare_card()

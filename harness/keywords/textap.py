@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from robot.api import logger
 from robotlibcore import keyword
 
 from devices.virtual.applets import number_b
 from harness import tlv
 from harness.apdu import CommandApdu, sw_hex
 from harness.jpki import AID_TEXT, EF_BASIC_FOUR, EF_MY_NUMBER, BasicFour, JpkiClient, decode_basic_four
+from harness.redact import HolderValue, describe_my_number, my_number_check_digit_ok, revealed_value
 from harness.safety import guard_wrong_attempt
 
+from . import privacy
 from .context import LibraryComponent
 
 TEXT_FILES = {"my_number": EF_MY_NUMBER, "basic_four": EF_BASIC_FOUR}
@@ -27,14 +30,23 @@ class TextApKeywords(LibraryComponent):
         return self.ctx.facts.holder
 
     @keyword
-    def read_my_number(self) -> str:
-        """Reads the 12-digit My Number from EF 0001 (the text PIN or 照合番号A must be verified)."""
-        return self.client.read_my_number()
+    def read_my_number(self) -> HolderValue:
+        """Reads the 12-digit My Number from EF 0001 (the text PIN or 照合番号A must be verified).
+
+        Returns a value that compares as the number but logs as ``<My Number: 12 digits, check digit
+        valid, matches holder 'card'>``: the number itself never reaches the log (``--show-holder-data``
+        shows it for synthetic holders).
+        """
+        return privacy.my_number_value(self.client.read_my_number(), self.ctx.facts.holder)
 
     @keyword
-    def read_basic_four(self) -> BasicFour:
-        """Reads and decodes name, address, birth date and sex from EF 0002."""
-        return self.client.read_basic_four()
+    def read_basic_four(self) -> HolderValue:
+        """Reads and decodes name, address, birth date and sex from EF 0002.
+
+        Returns a value that compares as the decoded fields but logs only their lengths and whether each
+        matches the expected holder.
+        """
+        return privacy.basic_four_value(self.client.read_basic_four(), self.ctx.facts.holder)
 
     @keyword
     def read_text_file_status(self, file: str) -> str:
@@ -62,16 +74,24 @@ class TextApKeywords(LibraryComponent):
             raise AssertionError(f"VERIFY 照合番号{which} answered {sw_hex(response.sw)}")
 
     @keyword
-    def my_number_should_be_expected(self, number: str) -> None:
-        """Fails unless ``number`` is the expected holder's My Number with a valid check digit."""
-        if number != self._holder().my_number:
-            raise AssertionError("My Number read differs from the expected holder's")
-        if not my_number_check_digit_ok(number):
+    def my_number_should_be_expected(self, number: HolderValue | str) -> None:
+        """Fails unless ``number`` is the expected holder's My Number with a valid check digit.
+
+        Logs ``My Number: 12 digits, check digit valid, matches holder 'card'``, never the number.
+        """
+        holder = self._holder()
+        value = str(revealed_value(number))
+        if value != holder.my_number:
+            raise AssertionError(f"My Number read differs from holder '{holder.record}'s "
+                                 f"({describe_my_number(value, holder.my_number, holder.record)})")
+        if not my_number_check_digit_ok(value):
             raise AssertionError("My Number read has a wrong check digit")
+        logger.info(f"My Number: {describe_my_number(value, holder.my_number, holder.record)}")
 
     @keyword
-    def basic_four_should_be_expected(self, basic: BasicFour) -> None:
-        """Fails unless the decoded basic-four data equal the expected holder's."""
+    def basic_four_should_be_expected(self, basic: HolderValue | BasicFour) -> None:
+        """Fails unless the decoded basic-four data equal the expected holder's (the log names fields only)."""
+        basic = revealed_value(basic)
         holder = self._holder()
         expected = BasicFour(holder.name, holder.address, holder.birth_date, holder.sex)
         if basic != expected:
@@ -81,7 +101,8 @@ class TextApKeywords(LibraryComponent):
         if "\u3000" not in basic.name:
             raise AssertionError("name lacks the U+3000 between family and given name")
         if basic.sex not in ("1", "2", "9"):
-            raise AssertionError(f"sex {basic.sex!r} is not an ISO 5218 code")
+            raise AssertionError("sex is not an ISO 5218 code (1, 2 or 9)")
+        logger.info(privacy.basic_four_summary(basic, holder))
 
     @keyword
     def basic_four_offsets_should_point_at_fields(self) -> None:
@@ -104,12 +125,3 @@ class TextApKeywords(LibraryComponent):
         if offsets[0] != header_len + 11:
             raise AssertionError(f"first offset {offsets[0]} does not follow DF21")
 
-
-def my_number_check_digit_ok(number: str) -> bool:
-    """The check digit of a 12-digit individual number (番号法施行令 第8条)."""
-    if len(number) != 12 or not number.isdigit():
-        return False
-    digits = [int(c) for c in reversed(number[:11])]
-    total = sum(p * (n + 1 if n <= 6 else n - 5) for n, p in enumerate(digits, 1))
-    remainder = total % 11
-    return int(number[11]) == (0 if remainder <= 1 else 11 - remainder)

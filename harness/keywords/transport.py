@@ -20,8 +20,7 @@ from devices.virtual.slot import CardSlot, FaultPlan
 from harness import tlv
 from harness.apdu import ResponseApdu, parse_hex, sw_hex, to_hex
 from harness.atr import Atr, parse_atr
-from harness.safety import redact_apdu
-from harness.trace import TraceEntry
+from harness.redact import redact_apdu
 
 from .context import LibraryComponent
 
@@ -72,9 +71,7 @@ class TransportKeywords(LibraryComponent):
             return
         position = len(entries) - 1
         for command, response in auto:
-            sw = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
-            entries.insert(position, TraceEntry("C-APDU", redact_apdu(command), note="sent by the reader"))
-            entries.insert(position + 1, TraceEntry("R-APDU", to_hex(response), sw, note="to the reader"))
+            entries[position:position] = self.ctx.trace.reader_exchange(command, response)
             position += 2
 
     def _atr(self) -> Atr:
