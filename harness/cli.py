@@ -14,6 +14,7 @@ from devices.virtual.profile import ProfileError
 from harness import fixtures
 from harness.apdu import to_hex
 from harness.lab import INVENTORY_ENV, InventoryError, load_inventory, resolve
+from harness.redact import SHOW_HOLDER_DATA_ENV
 
 ROBOT_DIR = fixtures.suites_dir()
 NON_SUITE_DIRS = {"resources"}
@@ -66,6 +67,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunOptions, load_plan, run_plan, run_suites
 
+    # the holder mask lifts only when asked for on this command line (and then for synthetic holders only)
+    os.environ.pop(SHOW_HOLDER_DATA_ENV, None)
+    if args.show_holder_data:
+        os.environ[SHOW_HOLDER_DATA_ENV] = "1"
     if args.inventory:
         load_inventory(Path(args.inventory))  # fail early, with the file and line
         os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
@@ -159,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ask-pins", action="store_true",
                      help="ask at the terminal (no echo) for the device's PINs not set in the environment")
     run.add_argument("--plan", help="a run plan (TOML): several suites × devices, one merged report and a matrix")
+    run.add_argument("--show-holder-data", action="store_true",
+                     help="show the holder data of cards whose holder record says synthetic = true (PINs stay masked)")
     run.set_defaults(func=cmd_run)
 
     docs = sub.add_parser("docs", help="write the keyword documentation (libdoc) of the Robot library")

@@ -32,6 +32,7 @@ from harness.apdu import to_hex
 
 SECRET_INS = frozenset({0x20, 0x24})
 MASK = "****"
+SHOW_HOLDER_DATA_ENV = "HIL_SHOW_HOLDER_DATA"  # set by ``hil run --show-holder-data``, for synthetic holders
 
 # JPKI-FACTS §1: the applets whose files hold personal data
 APPLET_NAMES = {

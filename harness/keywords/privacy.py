@@ -15,15 +15,13 @@ from devices.virtual.applets import number_b
 from devices.virtual.profile import HolderData, available_profiles, load_profile
 from harness.credentials import PIN_KINDS, DeviceFacts
 from harness.jpki import BasicFour
-from harness.redact import SECRETS, HolderValue, describe_my_number, match_note
+from harness.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
 
 from .context import LibraryContext
 
-SHOW_ENV = "HIL_SHOW_HOLDER_DATA"
-
 
 def show_requested() -> bool:
-    return os.environ.get(SHOW_ENV, "").strip().lower() in ("1", "true", "yes")
+    return os.environ.get(SHOW_HOLDER_DATA_ENV, "") == "1"
 
 
 def may_show(holder: HolderData | None) -> bool:

@@ -1,0 +1,145 @@
+"""Looks for PINs and holder data in every file a run wrote, in every encoding a report could carry them.
+
+Used by ``test_report_scan.py``. Robot's log.html and report.html keep their model as JavaScript:
+``window.output["strings"]`` entries are either ``*``-prefixed plain text or base64 of zlib-compressed
+UTF-8, so those are decoded before searching. A value is searched as ASCII/UTF-8, as hex (spaced and
+unspaced, upper and lower case), as base64 at each of the three byte alignments, as JSON ``\\uXXXX``
+escapes and as a Python bytes repr.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tomllib
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.virtual.applets import number_b
+from devices.virtual.profile import PKI_DIR, PROFILES_DIR, load_holder, load_profile
+
+STRINGS_BLOCK = re.compile(r'window\.output\["strings"\]\s*=\s*window\.output\["strings"\]\.concat\((\[.*?\])\);',
+                           re.S)
+JS_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")  # JavaScript's \x3c is not JSON
+SHORT = 8  # values shorter than this are only found as whole words (4-digit PINs occur inside timestamps)
+
+
+@dataclass(frozen=True)
+class Secret:
+    label: str  # e.g. "card: auth PIN"
+    value: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: Path
+    part: str  # "file" or "log model string #N"
+    secret: Secret
+    encoding: str
+    excerpt: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.part}): {self.secret.label} as {self.encoding}: …{self.excerpt}…"
+
+
+def profile_secrets() -> list[Secret]:
+    """Every PIN, 照合番号 and holder datum of the card profiles and the holder records."""
+    found: dict[str, Secret] = {}
+
+    def add(label: str, value: str) -> None:
+        if len(value.encode("utf-8")) >= 4 and value not in found:
+            found[value] = Secret(label, value)
+
+    for path in sorted(PROFILES_DIR.glob("*.toml")):
+        profile = load_profile(str(path))
+        for kind, spec in profile.pins.items():
+            add(f"{profile.name}: {kind} PIN", spec.value)
+    holders = tomllib.loads((PKI_DIR / "holders.toml").read_text("utf-8"))
+    for name in holders:
+        holder = load_holder(name)
+        add(f"holder {name}: My Number (照合番号A)", holder.my_number)
+        add(f"holder {name}: 照合番号B", number_b(holder))
+        add(f"holder {name}: name", holder.name)
+        for part in holder.name.split("\u3000"):
+            add(f"holder {name}: part of the name", part)
+        add(f"holder {name}: address", holder.address)
+        add(f"holder {name}: birth date", holder.birth_date)
+    return list(found.values())
+
+
+def _base64_cores(data: bytes) -> Iterator[tuple[str, str]]:
+    """The base64 characters that depend only on ``data``, at each alignment of its first byte."""
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + data).decode("ascii")
+        start = -(-8 * shift // 6)
+        end = (8 * (shift + len(data))) // 6
+        core = encoded[start:end]
+        if len(core) >= 4:
+            yield f"base64 (alignment {shift})", core
+
+
+def encodings(value: str) -> list[tuple[str, str, bool]]:
+    """(encoding name, needle, needs word bounds) for one secret value."""
+    raw = value.encode("utf-8")
+    short = len(value) < SHORT
+    forms = [("text", value, short)]
+    hexed = raw.hex()
+    forms += [("hex", hexed, False), ("HEX", hexed.upper(), False),
+              ("spaced hex", " ".join(f"{b:02x}" for b in raw), False),
+              ("spaced HEX", " ".join(f"{b:02X}" for b in raw), False)]
+    forms += [(name, core, False) for name, core in _base64_cores(raw)]
+    if not value.isascii():
+        forms.append(("JSON escapes", json.dumps(value)[1:-1], False))
+        forms.append(("bytes repr", repr(raw)[2:-1], False))
+    return forms
+
+
+def _compile(secrets: list[Secret]) -> list[tuple[Secret, str, re.Pattern[str]]]:
+    compiled = []
+    for secret in secrets:
+        for name, needle, bounded in encodings(secret.value):
+            pattern = re.escape(needle)
+            if bounded:
+                pattern = rf"(?<![0-9A-Za-z]){pattern}(?![0-9A-Za-z])"
+            compiled.append((secret, name, re.compile(pattern)))
+    return compiled
+
+
+def log_model_strings(text: str) -> list[str]:
+    """The decoded ``window.output["strings"]`` of a Robot log.html or report.html."""
+    decoded = []
+    for block in STRINGS_BLOCK.findall(text):
+        for item in json.loads(JS_HEX_ESCAPE.sub(r"\1\\u00\2", block)):
+            if item.startswith("*"):
+                decoded.append(item[1:])
+            else:
+                decoded.append(zlib.decompress(base64.b64decode(item)).decode("utf-8"))
+    return decoded
+
+
+def readable_parts(path: Path) -> Iterator[tuple[str, str]]:
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="replace")
+    yield "file", text
+    if path.suffix == ".html":
+        for index, string in enumerate(log_model_strings(text)):
+            yield f"log model string #{index}", string
+
+
+def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, int]:
+    """(findings, files scanned, log-model strings decoded) for every file under ``directory``."""
+    patterns = _compile(secrets)
+    findings, files, strings = [], 0, 0
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        files += 1
+        for part, text in readable_parts(path):
+            strings += part != "file"
+            for secret, encoding, pattern in patterns:
+                match = pattern.search(text)
+                if match:
+                    excerpt = text[max(0, match.start() - 40): match.end() + 40].replace("\n", " ")
+                    findings.append(Finding(path, part, secret, encoding, excerpt))
+    return findings, files, strings
