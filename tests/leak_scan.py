@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.virtual.applets import number_b
-from devices.virtual.profile import PKI_DIR, PROFILES_DIR, load_holder, load_profile
+from devices.virtual.profile import PKI_DIR, PROFILES_DIR, REPO_ROOT, load_holder, load_profile
+from harness.safety import new_pin_like, wrong_pin_like
 
 STRINGS_BLOCK = re.compile(r'window\.output\["strings"\]\s*=\s*window\.output\["strings"\]\.concat\((\[.*?\])\);',
                            re.S)
 JS_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")  # JavaScript's \x3c is not JSON
+ROBOT_DIR = REPO_ROOT / "robot"
 SHORT = 8  # values shorter than this are only found as whole words (4-digit PINs occur inside timestamps)
 
 
@@ -57,14 +59,19 @@ def profile_secrets() -> list[Secret]:
         profile = load_profile(str(path))
         for kind, spec in profile.pins.items():
             add(f"{profile.name}: {kind} PIN", spec.value)
+            add(f"{profile.name}: wrong {kind} PIN the suites send", wrong_pin_like(spec.value))
+            add(f"{profile.name}: new {kind} PIN the suites change to", new_pin_like(spec.value))
     holders = tomllib.loads((PKI_DIR / "holders.toml").read_text("utf-8"))
+    suites = sorted(p for p in ROBOT_DIR.rglob("*") if p.suffix in (".robot", ".resource"))
+    suite_text = "".join(p.read_text("utf-8") for p in suites)
     for name in holders:
         holder = load_holder(name)
         add(f"holder {name}: My Number (照合番号A)", holder.my_number)
         add(f"holder {name}: 照合番号B", number_b(holder))
         add(f"holder {name}: name", holder.name)
         for part in holder.name.split("\u3000"):
-            add(f"holder {name}: part of the name", part)
+            if part not in suite_text:  # 失効 (the revoked holder's family name) is also the suites' word "revoked"
+                add(f"holder {name}: part of the name", part)
         add(f"holder {name}: address", holder.address)
         add(f"holder {name}: birth date", holder.birth_date)
     return list(found.values())
@@ -127,6 +134,11 @@ def readable_parts(path: Path) -> Iterator[tuple[str, str]]:
     if path.suffix == ".html":
         for index, string in enumerate(log_model_strings(text)):
             yield f"log model string #{index}", string
+
+
+def scan_text(text: str, secrets: list[Secret]) -> list[tuple[Secret, str]]:
+    """(secret, encoding) of every secret found in one text (a console log, say)."""
+    return [(secret, encoding) for secret, encoding, pattern in _compile(secrets) if pattern.search(text)]
 
 
 def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, int]:

@@ -1,0 +1,151 @@
+"""No PIN, 照合番号 or holder datum in any file a run writes, on any backend, plain, planned or parallel.
+
+Each run is the real ``hil run`` (Robot, pcscd + vpcd, nfcpy's UDP link, a serial pty, pabot) in a
+scratch directory; every file it leaves there is scanned by :mod:`leak_scan` for every secret of the
+card profiles and holder records, in every encoding. A positive control proves the scanner finds a
+planted value, also inside log.html's compressed model.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from leak_scan import Secret, encodings, log_model_strings, profile_secrets, scan, scan_text
+
+REPO = Path(__file__).resolve().parents[1]
+SECRETS = profile_secrets()
+SUBSET = ["--include", "TXT-*", "--include", "JPKI-PIN-*"]  # the requirements that send PINs and read holder data
+
+PLAN = """
+name = "Leak scan"
+
+[[run]]
+name = "Card behind pcscd and vpcd"
+suites = ["card"]
+device = "virtual:card?via=pcsc"
+include = ["TXT-*", "JPKI-PIN-*"]
+
+[[run]]
+name = "Card behind pcscd as a T=0 card"
+suites = ["card"]
+device = "virtual:card?via=pcsc&t0=1"
+include = ["TXT-*"]
+
+[[run]]
+name = "Card over nfcpy's UDP link"
+suites = ["card"]
+device = "virtual:card?via=nfc"
+include = ["TXT-*", "JPKI-PIN-*"]
+
+[[run]]
+name = "Card behind the kiosk reader module"
+suites = ["card"]
+device = "virtual:card?via=kiosk"
+include = ["TXT-*", "JPKI-PIN-*"]
+
+[[run]]
+name = "Phone over nfcpy's UDP link"
+suites = ["phone"]
+device = "virtual:phone?via=nfc"
+
+[[run]]
+name = "Terminal service flows"
+suites = ["terminals"]
+"""
+
+
+def hil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
+def assert_clean(directory: Path, proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    findings, files, strings = scan(directory, SECRETS)
+    assert files >= 4 and strings > 100, (files, strings)  # output.xml, log, report, xunit at least; decoded
+    assert not findings, "\n".join(map(str, findings[:20]))
+    for stream in (proc.stdout, proc.stderr):  # the console too
+        assert not scan_text(stream, SECRETS)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """The run's cwd and outputdir in one scratch folder, so every file it writes is scanned."""
+    return tmp_path
+
+
+def test_the_scanner_finds_a_planted_value_in_every_encoding_and_in_the_compressed_log(workdir):
+    planted = next(s for s in SECRETS if s.label.endswith("My Number (照合番号A)"))
+    name = next(s for s in SECRETS if s.label.endswith(": name"))
+    for _encoding, needle, _ in encodings(planted.value) + encodings(name.value):
+        (workdir / f"{len(list(workdir.iterdir())):02d}.txt").write_text(f"x {needle} y", encoding="utf-8")
+    suite = workdir / "planted.robot"
+    suite.write_text(textwrap.dedent(f"""\
+        *** Test Cases ***
+        Planted
+            Log    {"-padding" * 40} {planted.value} {name.value} {"-padding" * 40}
+        """), encoding="utf-8")
+    out = workdir / "out"
+    subprocess.run([sys.executable, "-m", "robot", "--outputdir", str(out), "--xunit", "xunit.xml", str(suite)],
+                   capture_output=True, check=True, timeout=120)
+    findings, _, _ = scan(workdir, [planted, name])
+    found = {(f.secret, f.encoding) for f in findings}
+    expected = {(s, e) for s in (planted, name) for e, _, _ in encodings(s.value)}
+    assert expected <= found, expected - found
+    log = (out / "log.html").read_text("utf-8")
+    assert planted.value not in log  # Robot compressed the long message: only the decoded model has it
+    assert any(planted.value in string for string in log_model_strings(log))
+    assert any(f.path.name == "log.html" and f.part.startswith("log model string") for f in findings)
+    assert any(f.path.name == "output.xml" for f in findings)
+
+
+def test_the_whole_card_suite_in_process_writes_no_secret(workdir):
+    proc = hil("run", "card", "--outputdir", str(workdir / "results"), cwd=workdir)
+    assert_clean(workdir, proc)
+    assert "63 passed" in proc.stdout or " passed, 0 failed" in proc.stdout
+
+
+def test_a_plan_over_pcsc_nfc_kiosk_phone_and_terminals_writes_no_secret(workdir):
+    plan = workdir / "plan.toml"
+    plan.write_text(PLAN, encoding="utf-8")
+    proc = hil("run", "--plan", str(plan), "--outputdir", str(workdir / "results"), cwd=workdir)
+    assert_clean(workdir, proc)
+    assert (workdir / "results" / "matrix.csv").is_file() and len(list((workdir / "results" / "parts").iterdir())) == 6
+
+
+def test_a_parallel_run_writes_no_secret(workdir):
+    proc = hil("run", "card", "phone", "--processes", "2", *SUBSET, "--include", "PHN-*",
+               "--outputdir", str(workdir / "results"), cwd=workdir)
+    assert_clean(workdir, proc)
+    assert (workdir / "results" / "pabot_results").is_dir()
+
+
+def test_backend_debug_logging_at_trace_through_pabot_writes_no_secret(workdir):
+    """nfcpy's frame log (``>>> 0200200080 04…``) at level 1 and Robot at TRACE: the frames are there, masked."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pabot.pabot", "--processes", "2", "--loglevel", "TRACE", "--pythonpath", str(REPO),
+         "--outputdir", str(workdir / "results"), str(REPO / "tests" / "robot" / "debug_logging.robot")],
+        cwd=workdir, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert_clean(workdir, proc)
+    output = (workdir / "results" / "output.xml").read_text("utf-8")
+    assert output.count("&gt;&gt;&gt; ") > 20  # nfcpy's frames did reach the log
+    assert re.search(r"0[23]0020008004\*\*\*\*", output)  # the text PIN's VERIFY frame, masked
+    assert re.search(r"0[23]002000800c\*\*\*\*", output)  # 照合番号A's (12 bytes)
+    assert re.search(r"0[23]002000800e\*\*\*\*", output)  # 照合番号B's (14 bytes)
+
+
+def test_show_holder_data_shows_a_synthetic_holder_but_never_a_pin(workdir):
+    proc = hil("run", str(REPO / "robot" / "card" / "text_ap.robot"), "--show-holder-data",
+               "--outputdir", str(workdir / "results"), cwd=workdir)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    findings, _, _ = scan(workdir, SECRETS)
+    shown = {f.secret.label for f in findings}
+    assert "holder card: My Number (照合番号A)" in shown and "holder card: name" in shown
+    assert not [label for label in shown if "PIN" in label], shown
+    secret_pin = Secret("text PIN", "2580")
+    assert not scan(workdir, [secret_pin])[0]
