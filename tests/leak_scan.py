@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.virtual.applets import number_b
-from devices.virtual.profile import PKI_DIR, PROFILES_DIR, REPO_ROOT, load_holder, load_profile
+from devices.virtual.profile import PKI_DIR, PROFILES_DIR, load_holder, load_profile
+from harness import fixtures
 from harness.safety import new_pin_like, wrong_pin_like
 
 STRINGS_BLOCK = re.compile(r'window\.output\["strings"\]\s*=\s*window\.output\["strings"\]\.concat\((\[.*?\])\);',
                            re.S)
 JS_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")  # JavaScript's \x3c is not JSON
-ROBOT_DIR = REPO_ROOT / "robot"
 SHORT = 8  # values shorter than this are only found as whole words (4-digit PINs occur inside timestamps)
 
 
@@ -62,7 +62,7 @@ def profile_secrets() -> list[Secret]:
             add(f"{profile.name}: wrong {kind} PIN the suites send", wrong_pin_like(spec.value))
             add(f"{profile.name}: new {kind} PIN the suites change to", new_pin_like(spec.value))
     holders = tomllib.loads((PKI_DIR / "holders.toml").read_text("utf-8"))
-    suites = sorted(p for p in ROBOT_DIR.rglob("*") if p.suffix in (".robot", ".resource"))
+    suites = sorted(p for p in fixtures.suites_dir().rglob("*") if p.suffix in (".robot", ".resource"))
     suite_text = "".join(p.read_text("utf-8") for p in suites)
     for name in holders:
         holder = load_holder(name)
@@ -136,6 +136,16 @@ def readable_parts(path: Path) -> Iterator[tuple[str, str]]:
             yield f"log model string #{index}", string
 
 
+def _json_number(text: str, match: re.Match[str]) -> bool:
+    """An unquoted number in the log model's arrays (``[1,2580,2]``: an elapsed time, an index), not a string.
+
+    Every text of the model is a quoted string, and the decoded strings are scanned on their own.
+    """
+    before = text[match.start() - 1: match.start()]
+    after = text[match.end(): match.end() + 1]
+    return match.group(0).isdigit() and before in ("[", ",") and after in (",", "]")
+
+
 def scan_text(text: str, secrets: list[Secret]) -> list[tuple[Secret, str]]:
     """(secret, encoding) of every secret found in one text (a console log, say)."""
     return [(secret, encoding) for secret, encoding, pattern in _compile(secrets) if pattern.search(text)]
@@ -149,8 +159,9 @@ def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, in
         files += 1
         for part, text in readable_parts(path):
             strings += part != "file"
+            model = path.suffix == ".html" and part == "file"
             for secret, encoding, pattern in patterns:
-                match = pattern.search(text)
+                match = next((m for m in pattern.finditer(text) if not (model and _json_number(text, m))), None)
                 if match:
                     excerpt = text[max(0, match.start() - 40): match.end() + 40].replace("\n", " ")
                     findings.append(Finding(path, part, secret, encoding, excerpt))
