@@ -7,6 +7,7 @@ import time
 
 from devices.base import DeviceError, DeviceTimeout, Reader, ReaderCapabilities
 from harness.apdu import CommandApdu, ResponseApdu
+from harness.redact import personal_response
 from harness.trace import ApduTrace
 
 
@@ -39,7 +40,9 @@ class CardChannel:
             raise
         elapsed = time.perf_counter() - start
         self.trace.response(answer, elapsed * 1000)
-        return ResponseApdu.parse(answer, elapsed)
+        response = ResponseApdu.parse(answer, elapsed)
+        # the holder's data print as their structure wherever the response is logged (unless lifted)
+        return response if self.trace.show_holder_data else personal_response(response, self.trace.context)
 
     def _transmit_with_deadline(self, raw: bytes) -> bytes:
         outcome: dict[str, object] = {}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness import tlv
-from harness.apdu import to_hex
+from harness.apdu import ResponseApdu, to_hex
 
 SECRET_INS = frozenset({0x20, 0x24})
 MASK = "****"
@@ -151,6 +151,30 @@ class ApduContext:
             return to_hex(raw)
         label, offset = self.pending
         return f"{render_personal(label, raw[:-2], offset)} {to_hex(raw[-2:])}"
+
+
+@dataclass(frozen=True, repr=False)
+class PersonalResponse(ResponseApdu):
+    """A response carrying holder data: reads and compares like any response, prints its structure only.
+
+    Robot logs what ``Read Binary`` or ``Send APDU`` return; for a personal file that is this repr.
+    """
+
+    label: str = field(default="personal data", compare=False)
+    offset: int = field(default=0, compare=False)
+
+    def __repr__(self) -> str:
+        return f"ResponseApdu({render_personal(self.label, self.data, self.offset) or 'no data'}, SW {self.sw:04X})"
+
+    __str__ = __repr__
+
+
+def personal_response(response: ResponseApdu, context: ApduContext) -> ResponseApdu:
+    """``response`` as a :class:`PersonalResponse` when the context says it answers a read of a personal file."""
+    if context.pending is None or not response.data:
+        return response
+    label, offset = context.pending
+    return PersonalResponse(response.data, response.sw1, response.sw2, response.elapsed, label, offset)
 
 
 # -- what testers see instead of holder data ---------------------------------------------------------------

@@ -234,3 +234,24 @@ def test_http_client_debug_output_is_redacted(capsys):
     out = capsys.readouterr().out
     assert "send:" in out and MASK in out
     assert "2580" not in out and redact_text(out) == out
+
+
+def test_a_raw_read_of_a_personal_file_returns_a_response_that_prints_its_structure_only():
+    reader = open_device("virtual:card")
+    try:
+        reader.power_on()
+        channel = CardChannel(reader, ApduTrace())
+        client = JpkiClient(channel)
+        assert client.verify(PinKind.TEXT, "2580").ok
+        client.select_ef(0x0001)
+        response = client.read_binary(0, 17)
+        client.select_jpki()
+        client.select_ef(0x0006)  # the token label: a free file, printed as usual
+        free = client.read_binary(0, 4)
+    finally:
+        reader.close()
+    assert response.data == my_number_ef(HOLDER) and response.ok  # the caller still gets the bytes
+    shown = format_assign_message("${r}", response)
+    assert shown == "${r} = ResponseApdu([My Number] FF 10 0C ****(12 bytes) FF FF, SW 9000)"
+    assert HOLDER.my_number not in f"{response} {response!r}"
+    assert "data=b'JPKI'" in repr(free)
