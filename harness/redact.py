@@ -43,6 +43,10 @@ APPLET_NAMES = {
 # JPKI-FACTS §2, §5: (applet, EF) → what the file holds; every EF of the visual AP is 券面 data
 PERSONAL_FILES = {("text", 0x0001): "My Number", ("text", 0x0002): "basic four",
                   ("jpki", 0x0001): "sign certificate (holder attributes)"}
+# JPKI-FACTS §3, §5: what the data of a VERIFY / CHANGE to each reference-data EF is
+REFERENCE_DATA = {("jpki", 0x0018): "auth PIN", ("jpki", 0x001B): "sign PIN", ("text", 0x0011): "text PIN",
+                  ("text", 0x0014): "照合番号A", ("text", 0x0015): "照合番号B",
+                  ("visual", 0x0013): "照合番号A", ("visual", 0x0012): "照合番号B"}
 SHOWN_TAGS = frozenset({0xDF21})  # the basic four's offsets: structure, not data
 CONTAINER_TAGS = frozenset({0xFF20, 0xFF40})  # basic four and 券面 data: their children's tags are shown
 
@@ -139,6 +143,17 @@ class ApduContext:
             label = self.personal_label()
             if label:
                 self.pending = (label, offset if ins == 0xB0 else 1)
+
+    def secret_note(self, apdu: bytes) -> str:
+        """``照合番号A, 12 bytes``: what a masked VERIFY/CHANGE carried, for the trace's note column."""
+        if not carries_secret(apdu):
+            return ""
+        p2 = apdu[3]
+        ef = p2 & 0x1F if p2 & 0x80 and p2 & 0x1F else self.ef  # P2 = 80|SFI names the EF itself
+        candidates = [label for (applet, fid), label in REFERENCE_DATA.items()
+                      if applet == self.applet and (fid == ef or fid & 0x1F == ef)]
+        length = len(apdu) - (7 if apdu[4] == 0 and len(apdu) > 7 else 5)
+        return f"{candidates[0] if candidates else 'reference data'}, {length} bytes masked"
 
     def personal_label(self) -> str | None:
         if self.applet == "visual":

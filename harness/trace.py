@@ -38,6 +38,7 @@ class ApduTrace:
 
     def command(self, apdu: bytes, note: str = "") -> None:
         self.context.command(apdu)
+        note = note or self.context.secret_note(apdu)
         self.entries.append(TraceEntry("C-APDU", redact_apdu(apdu), note=note))
 
     def render_response(self, raw: bytes) -> str:

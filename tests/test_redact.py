@@ -107,7 +107,8 @@ def test_a_trace_of_the_text_ap_on_the_virtual_card_holds_no_holder_datum():
             assert pin not in shown and pin.encode().hex(" ").upper() not in shown
     assert "[My Number] FF 10 0C ****(12 bytes) FF FF 90 00" in text
     assert "[basic four] FF 20 62 {DF 21 08" in text
-    assert "00 20 00 80 0C ****" in text
+    assert "00 20 00 80 0C **** 照合番号A, 12 bytes masked" in html
+    assert "00 20 00 80 04 **** text PIN, 4 bytes masked" in html
     assert "[sign certificate (holder attributes)] 30 82" in text
 
 
