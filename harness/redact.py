@@ -12,7 +12,8 @@ Three rules, one module:
   structure and lengths instead of the values.
 * **Known values.** PINs and holder data the harness knows (profiles, holder records, the environment,
   what it read from the card) are registered in :data:`SECRETS`; :func:`redact_text` masks them, and
-  VERIFY/CHANGE frames in any hex dump, in free text: Robot's messages, third-party log records.
+  VERIFY/CHANGE frames in any hex dump, in free text: Robot's messages, and third-party log records
+  (:mod:`harness.log_redaction`).
 
 Imports only the APDU and TLV helpers, so every layer may use it.
 """
@@ -20,10 +21,9 @@ Imports only the APDU and TLV helpers, so every layer may use it.
 from __future__ import annotations
 
 import base64
-import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -366,76 +366,3 @@ def redact_text(text: str) -> str:
     if not text:
         return text
     return SECRETS.scrub(mask_secret_frames(text))
-
-
-# -- third-party loggers --------------------------------------------------------------------------------------
-THIRD_PARTY_LOGGERS = ("nfc", "serial", "smartcard", "urllib3", "http.client", "RobotFramework")
-
-
-class RedactingFilter(logging.Filter):
-    """Rewrites a record's message through :func:`redact_text`, at every level, before any handler sees it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        redact_record(record)
-        return True
-
-
-def redact_record(record: logging.LogRecord) -> None:
-    if getattr(record, "_hil_redacted", False):
-        return
-    try:
-        message = record.getMessage()
-    except Exception:  # a malformed record is left to logging's own error handling
-        return
-    cleaned = redact_text(message)
-    if cleaned != message:
-        record.msg, record.args = cleaned, None
-    record._hil_redacted = True
-
-
-REDACTING_FILTER = RedactingFilter()
-_installed = threading.Lock()
-_previous_factory: Callable[..., logging.LogRecord] | None = None
-
-
-def install_log_redaction() -> None:
-    """Puts every log record of this process through the redaction, whatever logger or handler it reaches.
-
-    A record factory catches records of child loggers too (``nfc.clf.udp``), which a filter on ``nfc``
-    alone would not; the filter also sits on the named loggers and on the root handlers (Robot's
-    Python logging bridge) for records made before the factory was installed. Idempotent.
-    """
-    global _previous_factory
-    with _installed:
-        if _previous_factory is None:
-            previous = logging.getLogRecordFactory()
-
-            def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-                record = previous(*args, **kwargs)
-                redact_record(record)
-                return record
-
-            _previous_factory = previous
-            logging.setLogRecordFactory(factory)
-    for name in THIRD_PARTY_LOGGERS:
-        logger = logging.getLogger(name)
-        if REDACTING_FILTER not in logger.filters:
-            logger.addFilter(REDACTING_FILTER)
-    for handler in logging.getLogger().handlers:
-        if REDACTING_FILTER not in handler.filters:
-            handler.addFilter(REDACTING_FILTER)
-    _redact_http_client_debug()
-
-
-def _redact_http_client_debug() -> None:
-    """http.client's debug output (``debuglevel``) is ``print``, not logging: route it through the redaction."""
-    import builtins
-    import http.client
-
-    if getattr(http.client, "print", None) is not None:
-        return
-
-    def redacting_print(*args: Any, **kwargs: Any) -> None:
-        builtins.print(*(redact_text(str(a)) for a in args), **kwargs)
-
-    http.client.print = redacting_print  # type: ignore[attr-defined]

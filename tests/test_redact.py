@@ -15,6 +15,7 @@ from devices.virtual.profile import HolderData, load_holder
 from harness.channel import CardChannel
 from harness.jpki import BasicFour, JpkiClient, PinKind
 from harness.keywords import privacy
+from harness.log_redaction import install_log_redaction
 from harness.redact import (
     MASK,
     SECRETS,
@@ -23,7 +24,6 @@ from harness.redact import (
     HolderValue,
     SecretRegistry,
     describe_my_number,
-    install_log_redaction,
     mask_secret_frames,
     redact_text,
     render_personal,

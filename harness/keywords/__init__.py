@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
-from harness.redact import install_log_redaction, redact_text
+from harness.log_redaction import install_log_redaction
+from harness.redact import redact_text
 
 from . import privacy
 from .card import CardKeywords
