@@ -11,7 +11,7 @@ from robot.utils import format_assign_message
 
 from devices import open_device
 from devices.virtual.applets import basic_four_ef, my_number_ef, number_b
-from devices.virtual.profile import HolderData, load_holder
+from devices.virtual.profile import PKI_DIR, HolderData, load_holder
 from harness.channel import CardChannel
 from harness.jpki import BasicFour, JpkiClient, PinKind
 from harness.keywords import privacy
@@ -256,3 +256,16 @@ def test_a_raw_read_of_a_personal_file_returns_a_response_that_prints_its_struct
     assert shown == "${r} = ResponseApdu([My Number] FF 10 0C ****(12 bytes) FF FF, SW 9000)"
     assert HOLDER.my_number not in f"{response} {response!r}"
     assert "data=b'JPKI'" in repr(free)
+
+
+def test_a_sign_certificate_read_masks_its_holder_attributes_from_then_on(monkeypatch):
+    monkeypatch.delenv(SHOW_HOLDER_DATA_ENV, raising=False)
+    revoked = load_holder("revoked")
+    values = (revoked.name, revoked.address, revoked.birth_date)
+    SECRETS.discard(values)
+    assert not any(value in SECRETS for value in values)
+    privacy.register_certificate_holder((PKI_DIR / "revoked-sign.der").read_bytes(), None)  # no holder record
+    assert all(value in SECRETS for value in values)
+    assert "TESTCARD000000000000099" not in SECRETS
+    privacy.register_certificate_holder((PKI_DIR / "card-auth.der").read_bytes(), None)  # the auth CN is no name
+    assert "TESTCARD000000000000001" not in SECRETS

@@ -11,6 +11,7 @@ from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
 from harness.safety import PinGuard, new_pin_like, wrong_pin_like
 
+from . import privacy
 from .context import LibraryComponent
 
 
@@ -88,6 +89,7 @@ class CardKeywords(LibraryComponent):
         self.client.select_jpki()
         der = self.client.read_certificate(which)
         logger.info(f"{which} certificate: {len(der)} bytes in {channel.apdu_count - before} APDUs")
+        privacy.register_certificate_holder(der, self.ctx.facts.holder)
         return der
 
     @keyword
@@ -95,7 +97,9 @@ class CardKeywords(LibraryComponent):
         """Reads a certificate with Le ≤ 256 per APDU, as a host behind a short-APDU reader does."""
         client = JpkiClient(self.ctx.require_channel(), max_le=256)
         client.select_jpki()
-        return client.read_certificate(which)
+        der = client.read_certificate(which)
+        privacy.register_certificate_holder(der, self.ctx.facts.holder)
+        return der
 
     # -- PINs -----------------------------------------------------------------
     @keyword

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 
+from cryptography.x509.oid import NameOID
+
 from devices.virtual.applets import number_b
 from devices.virtual.profile import HolderData, available_profiles, load_profile
+from harness import pki
 from harness.credentials import PIN_KINDS, DeviceFacts
 from harness.jpki import BasicFour
 from harness.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
@@ -103,6 +106,24 @@ def basic_four_value(basic: BasicFour, holder: HolderData | None) -> HolderValue
         for part in basic.name.split("\u3000"):
             SECRETS.add(part, "part of the name read from the card")
     return HolderValue(basic, "basic four", basic_four_summary(basic, holder), revealed=shown)
+
+
+def register_certificate_holder(der: bytes, holder: HolderData | None) -> None:
+    """A sign certificate read from the card carries the basic four in its SubjectAltName (and the name in
+    its subject): masked from now on, even for a card whose holder the harness has no record of."""
+    if may_show(holder):
+        return
+    try:
+        cert = pki.load_certificate(der)
+        attributes = pki.holder_attributes(cert)
+        names = [a.value for a in cert.subject if isinstance(a.value, str) and a.oid != NameOID.COUNTRY_NAME]
+    except (pki.PkiError, ValueError):
+        return
+    for label, value in attributes.items():
+        if label != "sex":
+            SECRETS.add(value, f"{label} in the sign certificate")
+    for value in names if attributes else []:  # an auth certificate's CN is an identifier, not a name
+        SECRETS.add(value, "subject of the sign certificate")
 
 
 def protect(ctx: LibraryContext) -> None:
