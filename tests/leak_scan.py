@@ -128,12 +128,14 @@ def log_model_strings(text: str) -> list[str]:
 
 
 def readable_parts(path: Path) -> Iterator[tuple[str, str]]:
-    data = path.read_bytes()
-    text = data.decode("utf-8", errors="replace")
-    yield "file", text
-    if path.suffix == ".html":
-        for index, string in enumerate(log_model_strings(text)):
-            yield f"log model string #{index}", string
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    if path.suffix != ".html":
+        yield "file", text
+        return
+    # the model's compressed strings are zlib output in base64, noise to search: they are searched decoded
+    yield "file", STRINGS_BLOCK.sub("", text)
+    for index, string in enumerate(log_model_strings(text)):
+        yield f"log model string #{index}", string
 
 
 def _json_number(text: str, match: re.Match[str]) -> bool:
