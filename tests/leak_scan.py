@@ -104,14 +104,15 @@ def encodings(value: str) -> list[tuple[str, str, bool]]:
     return forms
 
 
-def _compile(secrets: list[Secret]) -> list[tuple[Secret, str, re.Pattern[str]]]:
+def _compile(secrets: list[Secret]) -> list[tuple[Secret, str, str, re.Pattern[str]]]:
+    """(secret, encoding, needle, pattern): the needle rules a text out fast, the pattern adds word bounds."""
     compiled = []
     for secret in secrets:
         for name, needle, bounded in encodings(secret.value):
             pattern = re.escape(needle)
             if bounded:
                 pattern = rf"(?<![0-9A-Za-z]){pattern}(?![0-9A-Za-z])"
-            compiled.append((secret, name, re.compile(pattern)))
+            compiled.append((secret, name, needle, re.compile(pattern)))
     return compiled
 
 
@@ -150,7 +151,8 @@ def _json_number(text: str, match: re.Match[str]) -> bool:
 
 def scan_text(text: str, secrets: list[Secret]) -> list[tuple[Secret, str]]:
     """(secret, encoding) of every secret found in one text (a console log, say)."""
-    return [(secret, encoding) for secret, encoding, pattern in _compile(secrets) if pattern.search(text)]
+    return [(secret, encoding) for secret, encoding, needle, pattern in _compile(secrets)
+            if needle in text and pattern.search(text)]
 
 
 def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, int]:
@@ -162,7 +164,9 @@ def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, in
         for part, text in readable_parts(path):
             strings += part != "file"
             model = path.suffix == ".html" and part == "file"
-            for secret, encoding, pattern in patterns:
+            for secret, encoding, needle, pattern in patterns:
+                if needle not in text:
+                    continue
                 match = next((m for m in pattern.finditer(text) if not (model and _json_number(text, m))), None)
                 if match:
                     excerpt = text[max(0, match.start() - 40): match.end() + 40].replace("\n", " ")

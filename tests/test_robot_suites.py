@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from leak_scan import profile_secrets, scan, scan_text
 from robot.api import ExecutionResult
 
 from devices.virtual.profile import load_profile
@@ -27,6 +28,16 @@ def virtual_plan_run(tmp_path_factory):
         capture_output=True, text=True, timeout=1200, check=False,
     )
     return proc, out
+
+
+def test_the_main_job_writes_no_pin_or_holder_datum_in_any_file(virtual_plan_run):
+    """Every file of the full main-job run, searched for every PIN, 照合番号 and holder datum (tests/leak_scan.py)."""
+    proc, out = virtual_plan_run
+    secrets = profile_secrets()
+    findings, files, strings = scan(out, secrets)
+    assert files > 40 and strings > 5000, (files, strings)  # every part's files, log models decoded
+    assert not findings, "\n".join(map(str, findings[:20]))
+    assert not scan_text(proc.stdout + proc.stderr, secrets)
 
 
 def all_tests(suite):
