@@ -103,6 +103,35 @@ def test_the_scanner_finds_a_planted_value_in_every_encoding_and_in_the_compress
     assert any(f.path.name == "output.xml" for f in findings)
 
 
+def test_failure_messages_warnings_and_console_are_masked_too(workdir):
+    """A failure naming the holder, a warning naming a PIN, a raw VERIFY written into the suite: masked in every
+    file (output.xml keeps the arguments as written) and on the console; the planted-value control shows the
+    scanner sees them where nothing masks them."""
+    suite = workdir / "failing.robot"
+    suite.write_text(textwrap.dedent("""\
+        *** Settings ***
+        Library    harness.keywords.JPKILibrary
+        Suite Setup    Open Device    virtual:card
+        Suite Teardown    Close Device
+
+        *** Test Cases ***
+        A Failure Naming The Holder
+            Fail    the card said 123456789018 for 試験　太郎 of 東京都千代田区霞が関二丁目１番２号
+
+        A Warning Naming A PIN
+            Log    PIN 2580, hex 32353830, frame 0020008004 32353830    WARN
+            ${response}=    Send APDU    00 20 00 80 04 32 35 38 30
+        """), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "robot", "--outputdir", str(workdir / "results"), "--xunit",
+                           "xunit.xml", "--pythonpath", str(REPO), str(suite)],
+                          cwd=workdir, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stdout[-2000:]  # the failure is real, only its text is masked
+    findings, _, _ = scan(workdir / "results", SECRETS)
+    assert not findings, "\n".join(map(str, findings[:20]))
+    assert not scan_text(proc.stdout + proc.stderr, SECRETS)
+    assert "the card said **** for **** of ****" in proc.stdout
+
+
 def test_the_whole_card_suite_in_process_writes_no_secret(workdir):
     proc = hil("run", "card", "--outputdir", str(workdir / "results"), cwd=workdir)
     assert_clean(workdir, proc)

@@ -32,12 +32,15 @@ class JPKILibrary(DynamicCore):
     Open a device by name (``virtual:card``, ``pcsc:ACS``, ``nfc:usb``…), then select, read,
     verify and sign. PINs never appear in suites: keywords name the PIN (``auth``, ``sign``,
     ``text``) and take its value from the environment, the lab inventory or the virtual profile.
-    Every APDU is traced; ``Log APDU Trace`` writes the table into the log, with PINs as ``****``.
+    Every APDU is traced; ``Log APDU Trace`` writes the table into the log, with PINs as ``****`` and the
+    holder's data as their structure and lengths; every message and status of the suites passes the same
+    mask (``harness.redact``).
     """
 
     ROBOT_LIBRARY_SCOPE = "SUITE"
     ROBOT_LIBRARY_VERSION = __version__
     ROBOT_LISTENER_API_VERSION = 3
+    ROBOT_LISTENER_PRIORITY = 1000  # before any other listener (a results journal, say) sees a message or status
 
     def __init__(self) -> None:
         self.ctx = LibraryContext()
@@ -67,8 +70,11 @@ class JPKILibrary(DynamicCore):
         message.message = redact_text(message.message)
 
     def end_keyword(self, data, result) -> None:
+        """Also the arguments as the suite wrote them (output.xml keeps them): hex VERIFY data, a pasted PIN."""
         if result.message:
             result.message = redact_text(result.message)
+        if getattr(result, "args", None):
+            result.args = tuple(redact_text(arg) if isinstance(arg, str) else arg for arg in result.args)
 
     def end_test(self, data, result) -> None:
         if result.message:
