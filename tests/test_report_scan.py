@@ -58,9 +58,9 @@ suites = ["terminals"]
 """
 
 
-def hil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def hil(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=900, check=False)
+                          timeout=900, check=False, env=env)
 
 
 def assert_clean(directory: Path, proc: subprocess.CompletedProcess) -> None:
@@ -178,3 +178,10 @@ def test_show_holder_data_shows_a_synthetic_holder_but_never_a_pin(workdir):
     assert not [label for label in shown if "PIN" in label], shown
     secret_pin = Secret("text PIN", "2580")
     assert not scan(workdir, [secret_pin])[0]
+
+
+def test_without_the_flag_the_mask_stays_even_if_the_environment_asks(workdir):
+    env = dict(os.environ, HIL_SHOW_HOLDER_DATA="1")  # only the command line lifts it
+    proc = hil("run", str(REPO / "robot" / "card" / "text_ap.robot"), "--outputdir", str(workdir / "results"),
+               cwd=workdir, env=env)
+    assert_clean(workdir, proc)
