@@ -156,10 +156,11 @@ def scan_text(text: str, secrets: list[Secret]) -> list[tuple[Secret, str]]:
 
 
 def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, int]:
-    """(findings, files scanned, log-model strings decoded) for every file under ``directory``."""
+    """(findings, files scanned, log-model strings decoded) for every file under ``directory`` (or that file)."""
     patterns = _compile(secrets)
     findings, files, strings = [], 0, 0
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+    paths = [directory] if directory.is_file() else sorted(p for p in directory.rglob("*") if p.is_file())
+    for path in paths:
         files += 1
         for part, text in readable_parts(path):
             strings += part != "file"

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def assert_clean(directory: Path, proc: subprocess.CompletedProcess) -> None:
     assert not findings, "\n".join(map(str, findings[:20]))
     for stream in (proc.stdout, proc.stderr):  # the console too
         assert not scan_text(stream, SECRETS)
+    for written in Path(tempfile.gettempdir()).glob("hil*"):  # what a run keeps outside its folders (pcscd's log)
+        assert not scan(written, SECRETS)[0], written
 
 
 @pytest.fixture
