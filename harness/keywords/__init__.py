@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from .applets import AppletFileKeywords
 from .card import CardKeywords
 from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
@@ -44,6 +45,7 @@ class JPKILibrary(DynamicCore):
             self.devices,
             CardKeywords(self.ctx),
             TextApKeywords(self.ctx),
+            AppletFileKeywords(self.ctx),
             CertificateKeywords(self.ctx),
             TraceKeywords(self.ctx),
             TransportKeywords(self.ctx),
