@@ -129,6 +129,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: cannot be read ({type(exc).__name__})") from None
 
 
+def _toml_type(kind: type) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a float"}.get(kind, kind.__name__)
+
+
 def _has_control(value: str) -> bool:
     return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
 
@@ -156,7 +161,7 @@ class _Table:
             return default
         value = self.data[key]
         if (kind in (int, float) and isinstance(value, bool)) or not isinstance(value, kind):
-            raise self.fail(key, f"must be {kind.__name__}, got {type(value).__name__}")
+            raise self.fail(key, f"must be {_toml_type(kind)}, got {_toml_type(type(value))}")
         return value
 
     def int_in(self, key: str, low: int, high: int, default: Any = ...) -> int:
