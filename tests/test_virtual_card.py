@@ -1,5 +1,7 @@
 """The virtual card and phone built from their profiles: files, PINs, signatures, faults in the slot."""
 
+import shutil
+import subprocess
 import time
 import zlib
 
@@ -297,3 +299,19 @@ def test_deeply_nested_profile_is_one_line(tmp_path):
     with pytest.raises(ProfileError, match=r"deep\.toml") as excinfo:
         load_profile(str(path))
     assert "\n" not in str(excinfo.value)
+
+
+def test_face_photo_stand_in_decodes_with_openjpeg(card, tmp_path):
+    """An independent JPEG 2000 decoder (OpenJPEG, installed by scripts/setup.sh) reads the DF27 stand-in."""
+    decoder = shutil.which("opj_decompress")
+    assert decoder, "opj_decompress is missing: run scripts/setup.sh (it installs libopenjp2-tools)"
+    number_a = card.profile.holder.my_number.encode().hex()
+    run(card, SELECT_VISUAL, "00A4020C020013", f"002000800C{number_a}")
+    fields = {item.tag: item.value for item in tlv.parse_one(read_whole(card, "0002")).children()}
+    source, decoded = tmp_path / "face.jp2", tmp_path / "face.pgm"
+    source.write_bytes(fields[0xDF27])
+    proc = subprocess.run([decoder, "-i", str(source), "-o", str(decoded)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    header = decoded.read_bytes().split(b"\n")
+    assert header[0] == b"P5" and b"48 60" in header
