@@ -315,3 +315,11 @@ def test_face_photo_stand_in_decodes_with_openjpeg(card, tmp_path):
     assert proc.returncode == 0, proc.stderr[-1000:]
     header = decoded.read_bytes().split(b"\n")
     assert header[0] == b"P5" and b"48 60" in header
+
+
+def test_globalplatform_isd_aid_selects_by_default_and_can_be_switched_off(tmp_path):
+    assert run(VirtualCard.from_profile("card"), "00A4040C07A0000001510000") == ["9000"]
+    text = (PROFILES_DIR / "card.toml").read_text("utf-8").replace("isd_selectable = true", "isd_selectable = false")
+    path = tmp_path / "no-isd.toml"
+    path.write_text(text, "utf-8")
+    assert run(VirtualCard(load_profile(str(path))), "00A4040C07A0000001510000") == ["6A82"]

@@ -94,7 +94,7 @@ class CardProfile:
     timing: TimingSpec = field(default_factory=TimingSpec)
     options: CardOptions = field(default_factory=CardOptions)
     number_tries: int = 3  # §10 single source: 照合番号A/B retry limits unknown, one source suggests 3
-    isd_selectable: bool = False  # §10 SOL: the GlobalPlatform ISD AID selects
+    isd_selectable: bool = True  # §10 SOL: the GlobalPlatform ISD AID selects (OpenSC still picks jpki)
     source: Path | None = field(default=None, compare=False)
 
     def pki_file(self, suffix: str) -> Path:
@@ -260,7 +260,7 @@ def _options(table: _Table) -> tuple[CardOptions, bool]:
     for key, kind in types.items():
         if key in table.data:
             values[key] = table.get(key, bool) if kind is bool else table.int_in(key, 0, 0xFFFF)
-    return CardOptions(**values), table.get("isd_selectable", bool, False)
+    return CardOptions(**values), table.get("isd_selectable", bool, True)
 
 
 def _build(path: Path) -> CardProfile:
