@@ -1,5 +1,6 @@
 """The virtual card and phone built from their profiles: files, PINs, signatures, faults in the slot."""
 
+import re
 import shutil
 import subprocess
 import time
@@ -8,6 +9,8 @@ import zlib
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, utils
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from devices import CardRemoved, NoCard
 from devices.virtual import pkifiles
@@ -323,3 +326,34 @@ def test_globalplatform_isd_aid_selects_by_default_and_can_be_switched_off(tmp_p
     path = tmp_path / "no-isd.toml"
     path.write_text(text, "utf-8")
     assert run(VirtualCard(load_profile(str(path))), "00A4040C07A0000001510000") == ["6A82"]
+
+
+_TOML_SCALARS = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(str),
+    st.floats(allow_nan=False).map(repr),
+    st.booleans().map(lambda b: str(b).lower()),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters='"\\\n\r'), max_size=40)
+    .map(lambda s: f'"{s}"'),
+)
+_TOML_VALUES = st.recursive(_TOML_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4).map(lambda items: "[" + ", ".join(items) + "]"),
+    st.dictionaries(st.sampled_from(["a", "value", "max_tries", "fwi"]), inner, max_size=3)
+    .map(lambda d: "{" + ", ".join(f"{k} = {v}" for k, v in d.items()) + "}"),
+), max_leaves=6)
+_PROFILE_LINES = [(i, line) for i, line in enumerate((PROFILES_DIR / "card.toml").read_text("utf-8").splitlines())
+                  if re.match(r"^[a-z_]+ = ", line)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(choice=st.sampled_from(_PROFILE_LINES), value=_TOML_VALUES, serial=st.uuids())
+def test_fuzzed_profile_values_give_a_profile_or_one_profile_error(tmp_path, choice, value, serial):
+    """#17: any value in any key of a valid profile loads or fails as one ProfileError line, nothing else."""
+    index, line = choice
+    lines = (PROFILES_DIR / "card.toml").read_text("utf-8").splitlines()
+    lines[index] = f"{line.split(' = ', 1)[0]} = {value}"
+    path = tmp_path / f"fuzz-{serial}.toml"  # a new file each time: the profile cache keys on path and mtime
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    try:
+        VirtualCard(load_profile(str(path)))
+    except ProfileError as exc:
+        assert "\n" not in str(exc) and str(path) in str(exc)
