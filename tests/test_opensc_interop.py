@@ -28,6 +28,7 @@ from cryptography.x509.oid import NameOID
 
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
+from devices.virtual.profile import PROFILES_DIR, load_profile
 from devices.virtual.slot import CardSlot
 from devices.virtual.vpcd import VpcdCardServer, free_vpcd_slot
 
@@ -63,18 +64,30 @@ class RecordingCard(VirtualCard):
         return super().process(apdu)
 
 
-@pytest.fixture
-def served_2024(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[tuple[VpcdCardServer, str]]:
-    """The 2024-series card (an ATR OpenSC does not list) in a free vpcd slot."""
+def _serve(card: VirtualCard) -> Iterator[tuple[VpcdCardServer, str]]:
     from pcsc_support import wait_reader  # the plugin module; imported once pytest has registered it
 
     port, name = free_vpcd_slot()
-    card = RecordingCard(VirtualCard.from_profile("card-2024").profile)
     server = VpcdCardServer(CardSlot(card), port=port).start()
     assert wait_reader(name, True, 5), f"pcscd never reported the card in '{name}'"
     yield server, name
     server.stop()
     wait_reader(name, False, 3)
+
+
+@pytest.fixture
+def served_2024(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[tuple[VpcdCardServer, str]]:
+    """The 2024-series card (an ATR OpenSC does not list) in a free vpcd slot."""
+    yield from _serve(RecordingCard(VirtualCard.from_profile("card-2024").profile))
+
+
+@pytest.fixture
+def served_strict(pcscd: PcscDaemon, no_leaked_threads: None, tmp_path) -> Iterator[tuple[VpcdCardServer, str]]:
+    """A card whose profile sets ``strict_digest_info``: it signs only SHA-1/SHA-2 DigestInfos."""
+    text = (PROFILES_DIR / "card.toml").read_text("utf-8")
+    path = tmp_path / "strict-card.toml"
+    path.write_text(text.replace("strict_digest_info = false", "strict_digest_info = true"), "utf-8")
+    yield from _serve(VirtualCard(load_profile(str(path))))
 
 
 def fixture_der(server: VpcdCardServer, filename: str) -> bytes:
@@ -161,6 +174,19 @@ def test_pkcs11_tool_test_login_passes(served_card, token, pin_name):
     for mechanism in ("RSA-PKCS", "SHA1-RSA-PKCS", "MD5-RSA-PKCS", "RIPEMD160-RSA-PKCS", "SHA256-RSA-PKCS"):
         assert re.search(rf"^\s+{mechanism}: OK$", out, re.M), f"{mechanism} not OK:\n{out}"
     assert server.slot.card.pin(pin_name).tries_left == profile.pins[pin_name].max_tries
+
+
+def test_a_strict_digest_info_card_breaks_pkcs11_tool_test(served_strict):
+    """The profile option for a card that takes only four DigestInfos reproduces what #12 saw on main:
+    ``pkcs11-tool --test`` fails at MD5-RSA-PKCS (CKR_DATA_INVALID from 6A80)."""
+    server, name = served_strict
+    profile = server.slot.card.profile
+    assert profile.options.strict_digest_info
+    proc = run("pkcs11-tool", "--module", PKCS11_MODULE, "--slot", pkcs11_slot(name, AUTH_TOKEN), "--test", "--login",
+               "--pin", profile.pins["auth"].value, timeout=300, check=False)
+    assert proc.returncode != 0 and "No errors" not in proc.stdout
+    assert re.search(r"MD5-RSA-PKCS: $", proc.stdout, re.M), proc.stdout[-1500:]
+    assert "C_Sign failed: rv = CKR_DATA_INVALID" in proc.stderr, proc.stderr[-1500:]
 
 
 def test_pkcs11_signature_with_the_auth_key_verifies(served_card, tmp_path):
