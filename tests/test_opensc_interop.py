@@ -205,7 +205,7 @@ def test_pkcs11_signature_with_the_auth_key_verifies(served_card, tmp_path):
     assert server.slot.card.pin("auth").tries_left == profile.pins["auth"].max_tries
 
 
-# --- TLS 1.2 client authentication ------------------------------------------------------------------
+# --- TLS client authentication (1.2 and 1.0) ------------------------------------------------------------------
 
 
 def server_identity(directory: Path) -> tuple[Path, Path]:
@@ -237,10 +237,24 @@ def lines_of(stream, sink: queue.Queue[str]) -> None:
         sink.put(line)
 
 
-def test_tls12_client_authentication_with_the_card_auth_key(served_card, tmp_path):
+@pytest.fixture
+def served_recording(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[tuple[VpcdCardServer, str]]:
+    """The card, keeping the APDUs it answered."""
+    yield from _serve(RecordingCard(VirtualCard.from_profile("card").profile))
+
+
+# TLS 1.2 signs a SHA-256 DigestInfo (51 bytes); TLS 1.0 signs MD5‖SHA-1 raw (36 bytes, no DigestInfo), which
+# only a card that pads any input (JPKI-FACTS §10) can do.
+TLS_VERSIONS = [("-tls1_2", "TLS1.2", "TLSv1.2", 51), ("-tls1", "TLS1.0", "TLSv1", 36)]
+
+
+@pytest.mark.parametrize(("server_flag", "gnutls_version", "protocol", "signed_bytes"), TLS_VERSIONS,
+                         ids=["tls1.2", "tls1.0"])
+def test_tls_client_authentication_with_the_card_auth_key(served_recording, tmp_path, server_flag, gnutls_version,
+                                                          protocol, signed_bytes):
     """``openssl s_server`` on 127.0.0.1 requires a client certificate chaining to the test auth root;
     ``gnutls-cli`` presents the card's auth certificate and signs the handshake through OpenSC's PKCS#11."""
-    server, _name = served_card
+    server, _name = served_recording
     profile = server.slot.card.profile
     cert_path, key_path = server_identity(tmp_path)
     ca_pem = tmp_path / "auth-ca.pem"
@@ -255,7 +269,8 @@ def test_tls12_client_authentication_with_the_card_auth_key(served_card, tmp_pat
     assert openssl and gnutls_cli, "openssl and gnutls-cli are needed: run scripts/setup.sh"
     tls_server = subprocess.Popen(
         [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert_path), "-key", str(key_path),
-         "-CAfile", str(ca_pem), "-Verify", "2", "-verify_return_error", "-tls1_2", "-naccept", "1", "-www"],
+         "-CAfile", str(ca_pem), "-Verify", "2", "-verify_return_error", server_flag, "-cipher", "DEFAULT@SECLEVEL=0",
+         "-naccept", "1", "-www"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lines_of, args=(tls_server.stdout, output), daemon=True)
@@ -269,7 +284,7 @@ def test_tls12_client_authentication_with_the_card_auth_key(served_card, tmp_pat
         client = subprocess.run(
             [gnutls_cli, "127.0.0.1", "-p", str(port), "--x509cafile", str(cert_path),
              "--x509certfile", str(client_pem), "--provider", PKCS11_MODULE, "--x509keyfile", key_url,
-             "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.2"],
+             "--priority", f"NORMAL:-VERS-ALL:+VERS-{gnutls_version}"],
             input="GET / HTTP/1.0\r\n\r\n", capture_output=True, text=True, timeout=120, check=False)
         tls_server.wait(timeout=30)
     finally:
@@ -281,7 +296,7 @@ def test_tls12_client_authentication_with_the_card_auth_key(served_card, tmp_pat
         seen.append(output.get_nowait())
     server_log = "".join(seen)
     assert "Handshake was completed" in client.stdout + client.stderr, client.stderr[-2000:]
-    assert re.search(r"^\s*Protocol\s*: TLSv1\.2$", client.stdout, re.M), client.stdout[-2000:]  # s_server's page
+    assert re.search(rf"^\s*Protocol\s*: {re.escape(protocol)}$", client.stdout, re.M), client.stdout[-2000:]
     assert "depth=0 C = JP, CN = TESTCARD000000000000001" in server_log, server_log
     assert server_log.count("verify return:1") == 2
     assert "1 server accepts that finished" in server_log
@@ -289,3 +304,5 @@ def test_tls12_client_authentication_with_the_card_auth_key(served_card, tmp_pat
     presented = x509.load_pem_x509_certificate(page_pem[: page_pem.index("-----END CERTIFICATE-----") + 25].encode())
     assert presented.public_bytes(serialization.Encoding.DER) == profile.pki_file("auth.der").read_bytes()
     assert server.slot.card.pin("auth").tries_left == profile.pins["auth"].max_tries
+    signed = [apdu for apdu in server.slot.card.received if apdu[:4] == bytes.fromhex("802A0080")]
+    assert [apdu[4] for apdu in signed] == [signed_bytes]  # the handshake's one signature, of the expected input
