@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices import CardRemoved, NoCard
+from devices.registry import check_uri
 from devices.virtual import pkifiles
 from devices.virtual.applets import basic_four_ef, my_number_ef, number_b, wareki_yymmdd
 from devices.virtual.card import VirtualCard
@@ -357,3 +358,14 @@ def test_fuzzed_profile_values_give_a_profile_or_one_profile_error(tmp_path, cho
         VirtualCard(load_profile(str(path)))
     except ProfileError as exc:
         assert "\n" not in str(exc) and str(path) in str(exc)
+
+
+def test_a_broken_profile_is_refused_before_a_run(tmp_path):
+    """``hil run --device virtual:<broken.toml>`` checks the URI first: one ProfileError line, no suite runs."""
+    path = tmp_path / "broken.toml"
+    path.write_text((PROFILES_DIR / "card.toml").read_text("utf-8").replace("max_tries = 3 }", 'max_tries = "x" }', 1),
+                    "utf-8")
+    with pytest.raises(ProfileError, match=r"broken\.toml: 'pins\.auth\.max_tries' must be an integer") as excinfo:
+        check_uri(f"virtual:{path}")
+    assert "\n" not in str(excinfo.value)
+    check_uri("virtual:card-2024")
