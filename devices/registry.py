@@ -91,13 +91,14 @@ def check_uri(uri: str) -> None:
     if scheme not in known_schemes():
         raise UnknownDevice(f"unknown device scheme '{scheme}' in '{uri}'; known schemes: {', '.join(known_schemes())}")
     if scheme == "virtual":
-        from .virtual.profile import available_profiles, profile_path
+        from .virtual.profile import available_profiles, load_profile, profile_path
         from .virtual.reader import parse_virtual_uri
 
         name, _ = parse_virtual_uri(uri)
         if not name or not profile_path(name).exists():
             known = ", ".join(f"virtual:{p}" for p in available_profiles())
             raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
+        load_profile(name)  # a broken profile is one ProfileError line naming the file, before any suite runs
 
 
 def open_uri(uri: str) -> Reader:

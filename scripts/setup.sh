@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(pcscd libpcsclite-dev swig gcc python3-dev vsmartcard-vpcd opensc pcsc-tools)
+DEBIAN_PACKAGES=(pcscd libpcsclite-dev swig gcc python3-dev vsmartcard-vpcd opensc pcsc-tools gnutls-bin libopenjp2-tools)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -151,7 +151,6 @@ def test_signing_needs_the_pin_and_produces_pkcs1_signature(card, key):
     assert answer[-2:] == b"\x90\x00" and len(answer) == 258
     assert key.public_key().recover_data_from_signature(answer[:-2], padding.PKCS1v15(), None) == DIGEST_INFO
     key.public_key().verify(answer[:-2], bytes(range(32)), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
-    assert send(card, "802A008004 01020304 00") == "6A80"
     assert send(card, "802A0180 04 01020304 00") == "6A86"
     assert send(card, "802A0080") == "6700"
     select(card, "0002")
@@ -185,3 +184,110 @@ def test_internal_failure_is_answered_6f00_not_raised(card):
 
     card._iso_handlers = lambda: {0xB0: explode}  # type: ignore[method-assign]
     assert send(card, "00B0000004") == "6F00"
+
+
+def _verified_auth_key(card):
+    select(card)
+    assert send(card, "0020008004 31323334") == "9000"
+    assert send(card, "00A4020C02 0017") == "9000"
+
+
+@pytest.mark.parametrize("data", [b"\x01", bytes(36), bytes.fromhex("3020300C06082A864886F70D020505000410") + bytes(16),
+                                  bytes(range(245))])
+def test_signing_pads_any_input_of_1_to_245_bytes(card, key, data):
+    """JPKI-FACTS §10: raw input, TLS 1.0's 36 bytes, an MD5 DigestInfo, the longest input all get type-01 padding."""
+    _verified_auth_key(card)
+    answer = bytes.fromhex(send(card, f"802A0080{len(data):02X}{data.hex()}00"))
+    assert answer[-2:] == b"\x90\x00" and len(answer) == 258
+    assert key.public_key().recover_data_from_signature(answer[:-2], padding.PKCS1v15(), None) == data
+    em = pow(int.from_bytes(answer[:-2], "big"), 65537, key.public_key().public_numbers().n).to_bytes(256, "big")
+    assert em == b"\x00\x01" + b"\xff" * (253 - len(data)) + b"\x00" + data
+
+
+def test_signing_refuses_input_longer_than_the_padding_allows(card):
+    _verified_auth_key(card)
+    assert send(card, f"802A0080F6{'AB' * 246}00") == "6A80"
+
+
+def test_strict_card_signs_only_known_digest_infos(key):
+    applet = Applet("jpki", AID)
+    applet.add(ElementaryFile(0x0017, FileKind.KEY, key=key))
+    strict = CardOS([applet], CardOptions(strict_digest_info=True))
+    select(strict, "0017")
+    assert send(strict, "802A008004 01020304 00") == "6A80"
+    assert send(strict, f"802A008033 {DIGEST_INFO.hex()} 00").endswith("9000")
+
+
+def test_signing_names_the_key_by_sfi(card, key):
+    select(card)
+    assert send(card, "0020008004 31323334") == "9000"
+    answer = bytes.fromhex(send(card, f"802A009733 {DIGEST_INFO.hex()} 00"))
+    assert answer[-2:] == b"\x90\x00"
+    assert key.public_key().recover_data_from_signature(answer[:-2], padding.PKCS1v15(), None) == DIGEST_INFO
+    assert send(card, f"802A009933 {DIGEST_INFO.hex()} 00") == "6A82"
+    assert send(CardOS([Applet("jpki", AID)], CardOptions(sign_key_by_sfi=False)), "802A009701AA00") == "6A86"
+
+
+def test_verify_and_retry_query_by_sfi_without_select_ef(card):
+    """JPKI-FACTS §10: 00 20 00 (80|SFI); the SFI is the low 5 bits of the FID (0018 → 98)."""
+    assert send(card, "00A4040C0A D392F000260100000001") == "9000"
+    assert send(card, "00200098") == "63C3"
+    assert send(card, "0020009804 39393939") == "63C2"
+    assert send(card, "0020009804 31323334") == "9000"
+    assert send(card, "00200098") == "63C3"
+    assert send(card, "0020009B") == "63C5"
+    assert send(card, "00200099") == "6A88"  # no EF with SFI 19
+    assert send(card, "00200082") == "6981"  # SFI 2 is a binary EF
+    assert send(card, "00B0820005") == "3003020105" + "9000"  # SFI defaults to the FID's low 5 bits
+    assert send(card, "002000A0") == "6A86"
+
+
+def test_query_after_a_good_verify_can_answer_9000():
+    applet = Applet("jpki", AID)
+    applet.add(ElementaryFile(0x0018, FileKind.PIN, pin=PinObject("auth", b"1234", 3)))
+    os_ = CardOS([applet], CardOptions(query_ok_after_verify=True))
+    select(os_)
+    assert send(os_, "00200080") == "63C3"
+    assert send(os_, "0020008004 31323334") == "9000"
+    assert send(os_, "00200080") == "9000"
+
+
+def test_read_record_by_sfi_and_current_ef():
+    applet = Applet("common", bytes.fromhex("D3921000310001010100"))
+    applet.add(ElementaryFile(0x0001, FileKind.RECORD, records=(b"\x01\x02AB", b"second")))
+    applet.add(ElementaryFile(0x0002, content=b"binary"))
+    os_ = CardOS([applet])
+    assert send(os_, "00B2010C00") == "6986"
+    assert send(os_, "00A4040C0A D3921000310001010100") == "9000"
+    assert send(os_, "00B2010C00") == "01024142" + "9000"  # JPKI-FACTS §10: 共通AP's exact command
+    assert send(os_, "00B2020C03") == "736563" + "9000"
+    assert send(os_, "00B2030C00") == "6A83"
+    assert send(os_, "00B2010C") == "6700"
+    assert send(os_, "00B2000C00") == "6A86"
+    assert send(os_, "00B2011400") == "6981"  # SFI 2 is binary
+    assert send(os_, "00B0810004") == "6981"
+    assert send(os_, "00A4020C02 0001") == "9000"
+    assert send(os_, "00B2020400") == "7365636F6E64" + "9000"
+
+
+def test_single_source_switches(card):
+    assert send(card, "00A4000C02 3F00") == "6A86"  # right after reset
+    assert send(card, "00A4040C0A D392F000260100000001") == "9000"
+    assert send(card, "00A4000C02 3F00") == "9000"  # no change while an AP is selected
+    assert send(card, "0CB0000004") == "69FC"
+    assert send(card, "0C20008000") == "69FC"
+    assert send(card, "0084000000 0008") == "6985"
+    assert send(CardOS([Applet("jpki", AID)], CardOptions(select_mf=False)), "00A4000C02 3F00") == "6A86"
+
+
+def test_reselecting_the_same_ap_keeps_or_clears_the_state(card):
+    select(card, "001B")
+    assert send(card, "0020008006 414243313233") == "9000"
+    select(card, "0001")
+    assert send(card, "00B0000004") == "73656372" + "9000"
+    clearing = CardOS(list(card.applets.values()), CardOptions(reselect_clears_security=True))
+    clearing.reset()
+    select(clearing, "001B")
+    assert send(clearing, "0020008006 414243313233") == "9000"
+    select(clearing, "0001")
+    assert send(clearing, "00B0000004") == "6982"

@@ -248,6 +248,7 @@ def test_sign_certificate_carries_holder_attributes(
 ) -> None:
     for name, holder in test_pki.holders.items():
         expected = {key: holders[name][key] for key in ("name", "sex", "birth_date", "address")}
+        expected |= {"name_substitute": expected["name"], "address_substitute": expected["address"]}  # §10: all six
         assert pki.holder_attributes(holder.sign_cert) == expected
         ku = holder.sign_cert.extensions.get_extension_for_class(x509.KeyUsage)
         assert ku.critical and ku.value.digital_signature and ku.value.content_commitment

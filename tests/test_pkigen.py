@@ -17,7 +17,7 @@ EXPECTED = {
     "README.md", "holders.toml",
     "auth-ca.der", "auth-ca.key.pem", "sign-ca.der", "sign-ca.key.pem",
     "auth-ocsp.der", "auth-ocsp.key.pem", "sign-ocsp.der", "sign-ocsp.key.pem",
-    "auth.crl.der", "sign.crl.der",
+    "auth.crl.der", "sign.crl.der", "card-data.key.pem",
     *(f"{h}-{k}{ext}" for h in HOLDERS for k in ("auth", "sign") for ext in (".der", ".key.pem")),
 }
 
@@ -42,20 +42,20 @@ def test_generated_hierarchy_loads_and_chains(generated: tuple[Path, list[Path]]
     out, _ = generated
     test_pki = pki.load_test_pki(out)
     assert set(test_pki.holders) == set(HOLDERS)
-    committed = pki.load_test_pki()
-    assert test_pki.auth_root.public_key().public_numbers() != committed.auth_root.public_key().public_numbers()
+    other = pki.load_test_pki(pkigen.generate(out.parent / "other-seed", seed="another seed")[0].parent)
     for holder in test_pki.holders.values():
         assert pki.verify_chain(holder.auth_cert, test_pki.roots) == test_pki.auth_root
         assert pki.verify_chain(holder.sign_cert, test_pki.roots) == test_pki.sign_root
         with pytest.raises(pki.PkiError):
-            pki.verify_chain(holder.auth_cert, committed.roots)
+            pki.verify_chain(holder.auth_cert, other.roots)
         assert holder.auth_key().public_key().public_numbers() == holder.auth_cert.public_key().public_numbers()
         assert holder.sign_key().public_key().public_numbers() == holder.sign_cert.public_key().public_numbers()
         assert pki.auth_profile_problems(holder.auth_cert) == []
         assert pki.sign_profile_problems(holder.sign_cert) == []
         assert pki.auth_identifier(holder.auth_cert) == holder.data["auth_cn"]
         attributes = pki.holder_attributes(holder.sign_cert)
-        assert attributes == {k: holder.data[k] for k in ("name", "sex", "birth_date", "address")}
+        assert attributes == {**{k: holder.data[k] for k in ("name", "sex", "birth_date", "address")},
+                              "name_substitute": holder.data["name"], "address_substitute": holder.data["address"]}
     for hierarchy in (test_pki.auth, test_pki.sign):
         assert pki.verify_chain(hierarchy.ocsp_cert, test_pki.roots) == hierarchy.root
         assert hierarchy.key().public_key().public_numbers() == hierarchy.root.public_key().public_numbers()
@@ -85,7 +85,7 @@ def test_generated_validity_periods(generated: tuple[Path, list[Path]]) -> None:
         assert hierarchy.crl.next_update_utc - now > timedelta(days=9 * 365)
     for holder in test_pki.holders.values():
         for cert in (holder.auth_cert, holder.sign_cert):
-            assert now - timedelta(days=2) <= cert.not_valid_before_utc < now
+            assert cert.not_valid_before_utc == pkigen.ISSUED < now
             lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
             assert timedelta(days=4 * 365) < lifetime <= timedelta(days=5 * 366)
 
@@ -124,3 +124,38 @@ def test_bad_holder_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="23 characters"):
         pkigen.generate(tmp_path / "out", holders)
     assert not (tmp_path / "out").exists()
+
+
+def test_generation_is_deterministic_and_matches_the_committed_fixtures(generated: tuple[Path, list[Path]],
+                                                                        tmp_path: Path) -> None:
+    """Same seed, same bytes: a second run writes identical files, and they are the committed ones."""
+    _, written = generated
+    again = pkigen.generate(tmp_path / "again")
+    assert {p.name: p.read_bytes() for p in again} == {p.name: p.read_bytes() for p in written}
+    stale = [p.name for p in written if p.read_bytes() != (pki.DEFAULT_PKI_DIR / p.name).read_bytes()]
+    assert stale == [], "fixtures/pki is stale; rebuild with: hil pki generate"
+
+
+def test_certificates_have_the_real_sizes(generated: tuple[Path, list[Path]]) -> None:
+    """JPKI-FACTS §10: auth ≈1571-1573 bytes, sign ≈1742 (the sign size follows name and address)."""
+    out, _ = generated
+    for holder in HOLDERS:
+        assert 1571 <= (out / f"{holder}-auth.der").stat().st_size <= 1573
+        assert 1720 <= (out / f"{holder}-sign.der").stat().st_size <= 1770
+    assert abs((out / "card-sign.der").stat().st_size - 1742) <= 2
+
+
+def test_holder_certificates_carry_the_section_6_extensions(generated: tuple[Path, list[Path]]) -> None:
+    test_pki = pki.load_test_pki(generated[0])
+    cert = test_pki.holder("card").sign_cert
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies)
+    assert policies.critical
+    qualifiers = policies.value[0].policy_qualifiers
+    assert qualifiers[0] == pkigen.CPS_URL and isinstance(qualifiers[1], x509.UserNotice)
+    issuer_alt = cert.extensions.get_extension_for_class(x509.IssuerAlternativeName).value
+    assert issuer_alt.get_values_for_type(x509.DirectoryName)[0].get_attributes_for_oid(
+        x509.NameOID.ORGANIZATION_NAME)[0].value == pkigen.ISSUER_ALT_ORG
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [o.type_id for o in san.get_values_for_type(x509.OtherName)] == [
+        pki.HOLDER_ATTRIBUTE_OIDS[k] for k in ("name", "name_substitute", "sex", "birth_date", "address",
+                                               "address_substitute")]

@@ -105,7 +105,7 @@ def test_plan_runs_merge_into_one_report_with_a_matrix(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = ExecutionResult(str(out / "output.xml"))
     assert result.suite.name == "two devices" and len(result.suite.suites) == 2
-    assert result.statistics.total.passed == 18
+    assert result.statistics.total.passed == 24  # selection.robot: 12 requirements, twice
     rows = (out / "matrix.csv").read_text(encoding="utf-8").splitlines()
     assert rows[0] == "requirement,virtual:card,virtual:card?extended=0"
     assert "JPKI-SEL-001,PASS,PASS" in rows

@@ -6,13 +6,17 @@ from .applets import build_applets
 from .cardos import CardOS, PinObject
 from .profile import CardProfile, load_profile
 
+PIN_APPLETS = {"text": "text", "number_a": "text", "number_b": "text", "visual_a": "visual",
+               "visual_b": "visual", "juki": "juki", "common_juki": "common"}
+BITS_PER_BYTE_ON_AIR = 10  # ISO/IEC 14443-3 Type B: start bit, 8 data bits, stop bit (EGT ignored)
+
 
 class VirtualCard:
     """Answers APDUs like the real card. Volatile state is lost on every power-on."""
 
     def __init__(self, profile: CardProfile) -> None:
         self.profile = profile
-        self.os = CardOS(build_applets(profile))
+        self.os = CardOS(build_applets(profile), profile.options)
         self.powered = False
 
     @classmethod
@@ -37,12 +41,24 @@ class VirtualCard:
         return self.os.process(apdu)
 
     def response_delay(self, apdu: bytes) -> float:
-        """Seconds this card takes over ``apdu`` (signing can be slow: the profile's ``sign_delay_ms``)."""
-        if self.profile.sign_delay_ms and apdu[:2] == b"\x80\x2a":
+        """Seconds this card takes over ``apdu``.
+
+        ``sign_delay_ms`` (profile ``[timing]`` or URI) makes signing slow; ``realistic = true`` models a
+        real chip: signing takes ``realistic_sign_ms`` and a READ BINARY costs 10 bit times per byte it
+        returns at ``air_kbps`` (106-424 kbit/s contactless, JPKI-FACTS §7).
+        """
+        timing = self.profile.timing
+        signing = apdu[:2] == b"\x80\x2a"
+        if self.profile.sign_delay_ms and signing:
             return self.profile.sign_delay_ms / 1000
+        if not timing.realistic:
+            return 0.0
+        if signing:
+            return timing.realistic_sign_ms / 1000
+        if apdu[1:2] == b"\xb0":
+            return self.os.expected_read_length(apdu) * BITS_PER_BYTE_ON_AIR / (timing.air_kbps * 1000)
         return 0.0
 
     def pin(self, name: str) -> PinObject:
-        """The PIN object named in the profile (``auth``, ``sign``, ``text``), for tests and tooling."""
-        applet = "text" if name in ("text", "number_a", "number_b") else "jpki"
-        return self.os.pin(applet, name)
+        """The PIN object named in the profile (``auth``, ``sign``, ``text``, ``juki``…), for tests and tooling."""
+        return self.os.pin(PIN_APPLETS.get(name, "jpki"), name if name != "common_juki" else "juki")

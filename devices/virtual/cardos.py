@@ -1,8 +1,8 @@
-"""A small card operating system: applets by AID, EFs by FID, PIN objects, security state.
+"""A small card operating system: applets by AID, EFs by FID or SFI, PIN objects, security state.
 
 It is deliberately generic: the JPKI behaviour comes from how the applets are
-populated (see :mod:`devices.virtual.applets`), not from special cases here.
-``CardOS.process`` answers every byte string with a response APDU and never raises.
+populated (see :mod:`devices.virtual.applets`) and from :class:`CardOptions`, not from
+special cases here. ``CardOS.process`` answers every byte string with a response APDU and never raises.
 """
 
 from __future__ import annotations
@@ -12,11 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, utils
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from harness.apdu import ApduError, CommandApdu
+
+from .signing import DIGEST_INFO_PREFIXES, max_input, pkcs1_type1_sign, split_digest_info
+
+__all__ = ["DIGEST_INFO_PREFIXES", "Applet", "CardOS", "CardOptions", "ElementaryFile", "FileKind", "PinObject",
+           "split_digest_info"]
 
 SW_OK = b"\x90\x00"
 
@@ -27,6 +30,7 @@ def sw(value: int) -> bytes:
 
 class FileKind(Enum):
     BINARY = "binary"
+    RECORD = "record"
     PIN = "pin"
     KEY = "key"
 
@@ -63,13 +67,16 @@ class PinObject:
         return 0x63C0 | self.tries_left
 
     def query(self) -> int:
-        # JPKI-FACTS §3 CONFIRMED: 63Cx even right after a successful VERIFY; 63C0 when blocked.
+        # JPKI-FACTS §3 CONFIRMED, §10 (#959 real trace): 63Cx even right after a successful VERIFY; 63C0 blocked.
         return 0x63C0 | self.tries_left
 
 
 @dataclass
 class ElementaryFile:
-    """An EF. Binary EFs are readable when any PIN named in ``read_pins`` is verified (empty: free)."""
+    """An EF. Binary and record EFs are readable when any PIN of ``read_pins`` is verified (empty: free).
+
+    ``sfi`` defaults to the low 5 bits of the FID (JPKI-FACTS §10, short EF identifiers).
+    """
 
     fid: int
     kind: FileKind = FileKind.BINARY
@@ -79,6 +86,11 @@ class ElementaryFile:
     key: RSAPrivateKey | None = None
     key_pin: str | None = None
     sfi: int | None = None
+    records: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.sfi is None:
+            self.sfi = self.fid & 0x1F
 
 
 @dataclass
@@ -93,6 +105,9 @@ class Applet:
         self.files[ef.fid] = ef
         return ef
 
+    def by_sfi(self, sfi: int) -> ElementaryFile | None:
+        return next((ef for ef in self.files.values() if ef.sfi == sfi), None)
+
     def pins(self) -> dict[str, PinObject]:
         return {ef.pin.name: ef.pin for ef in self.files.values() if ef.pin is not None}
 
@@ -101,31 +116,29 @@ class Applet:
             pin.verified = False
 
 
-_DIGEST_INFO_PREFIXES: dict[bytes, hashes.HashAlgorithm] = {
-    bytes.fromhex("3021300906052B0E03021A05000414"): hashes.SHA1(),
-    bytes.fromhex("3031300D060960864801650304020105000420"): hashes.SHA256(),
-    bytes.fromhex("3041300D060960864801650304020205000430"): hashes.SHA384(),
-    bytes.fromhex("3051300D060960864801650304020305000440"): hashes.SHA512(),
-}
-
-
-def split_digest_info(data: bytes) -> tuple[hashes.HashAlgorithm, bytes] | None:
-    """The hash algorithm and hash of a DER DigestInfo, or None if it is not one we know."""
-    for prefix, algorithm in _DIGEST_INFO_PREFIXES.items():
-        if data.startswith(prefix) and len(data) == len(prefix) + algorithm.digest_size:
-            return algorithm, data[len(prefix) :]
-    return None
-
-
-@dataclass
+@dataclass(frozen=True)
 class CardOptions:
-    """Behaviour that JPKI-FACTS marks UNCERTAIN, as switches with the likeliest value by default."""
+    """Behaviour JPKI-FACTS marks UNCERTAIN or single-source, as switches with the likeliest value by default.
 
-    logical_channel_sw: int = 0x6881  # SOL: CLA with a logical channel
-    secure_messaging_sw: int = 0x6882  # SOL: CLA with secure messaging bits
-    read_past_end_sw: int = 0x6B00  # SOL: offset at or beyond the end of the EF
-    reset_security_on_applet_change: bool = True
-    get_challenge: bool = True
+    A profile sets them in its ``[options]`` table (:mod:`devices.virtual.profile`).
+    """
+
+    logical_channel_sw: int = 0x6881  # §1 SOL: CLA with a logical channel
+    secure_messaging_sw: int = 0x6882  # §10 SOL: secure-messaging CLA on SELECT ...
+    secure_messaging_data_sw: int = 0x69FC  # §10 SOL: ... and on READ BINARY / VERIFY (and the rest)
+    read_past_end_sw: int = 0x6B00  # §2 SOL: offset at or beyond the end of the EF
+    reset_security_on_applet_change: bool = True  # selecting another AP drops the PINs verified in this one
+    reselect_clears_security: bool = False  # §10 OSC: its logout is a re-select; real behaviour unknown
+    get_challenge: bool = True  # §4 SOL
+    get_challenge_extended_sw: int = 0x6985  # §10 SOL: GET CHALLENGE with an extended Le
+    select_mf: bool = True  # §10 SOL: 00 A4 00 00 → 9000 (no change) in an AP, 6A86 right after reset
+    strict_digest_info: bool = False  # §10: True models a card taking only the DigestInfos of signing.py
+    sign_key_by_sfi: bool = True  # §10 SOL: 80 2A 00 (80|SFI) names the key EF
+    query_ok_after_verify: bool = False  # §10: SOL saw 9000 after a good VERIFY; #959 (real JPKI) 63C3
+
+    @classmethod
+    def field_types(cls) -> dict[str, type]:
+        return {name: (bool if f.type in ("bool", bool) else int) for name, f in cls.__dataclass_fields__.items()}
 
 
 class CardOS:
@@ -165,7 +178,7 @@ class CardOS:
         if cla & 0x80 == 0 and cla & 0x03:
             return sw(self.options.logical_channel_sw)
         if cla & 0x80 == 0 and cla & 0x0C:
-            return sw(self.options.secure_messaging_sw)
+            return sw(self.options.secure_messaging_sw if ins == 0xA4 else self.options.secure_messaging_data_sw)
         handlers = {0x00: self._iso_handlers, 0x80: self._proprietary_handlers}.get(cla)
         if handlers is None:
             return sw(0x6E00)
@@ -179,7 +192,8 @@ class CardOS:
         return handler(cmd)
 
     def _iso_handlers(self) -> dict[int, Callable[[CommandApdu], bytes]]:
-        handlers = {0xA4: self._select, 0xB0: self._read_binary, 0x20: self._verify, 0x24: self._change}
+        handlers = {0xA4: self._select, 0xB0: self._read_binary, 0xB2: self._read_record, 0x20: self._verify,
+                    0x24: self._change}
         if self.options.get_challenge:
             handlers[0x84] = self._get_challenge
         return handlers
@@ -192,15 +206,7 @@ class CardOS:
         if cmd.p2 not in (0x0C, 0x00):
             return sw(0x6A86)
         if cmd.p1 == 0x04:
-            applet = self.applets.get(cmd.data)
-            if applet is None or not cmd.data:
-                return sw(0x6A82)  # PLATFORM-NOTES: unknown AIDs must fail, or OpenSC picks the wrong driver
-            leaving = self.current_applet
-            if leaving is not None and leaving is not applet and self.options.reset_security_on_applet_change:
-                leaving.reset_security()
-            self.current_applet = applet
-            self.current_ef = None
-            return SW_OK
+            return self._select_applet(cmd.data)
         if cmd.p1 == 0x02:
             if len(cmd.data) != 2:
                 return sw(0x6700)
@@ -211,22 +217,45 @@ class CardOS:
                 return sw(0x6A82)
             self.current_ef = ef
             return SW_OK
+        if cmd.p1 == 0x00 and self.options.select_mf and self.current_applet is not None:
+            return SW_OK  # §10 SOL: answered without changing the selection
         return sw(0x6A86)
 
-    # -- READ BINARY ------------------------------------------------------
+    def _select_applet(self, aid: bytes) -> bytes:
+        applet = self.applets.get(aid)
+        if applet is None or not aid:
+            return sw(0x6A82)  # PLATFORM-NOTES: unknown AIDs must fail, or OpenSC picks the wrong driver
+        leaving = self.current_applet
+        if leaving is not None and leaving is not applet and self.options.reset_security_on_applet_change:
+            leaving.reset_security()
+        if leaving is applet and self.options.reselect_clears_security:
+            applet.reset_security()
+        self.current_applet = applet
+        self.current_ef = None
+        return SW_OK
+
+    def _ef_by_sfi(self, sfi: int) -> ElementaryFile | bytes:
+        """The EF with short identifier ``sfi`` in the current applet, made current; or the error SW."""
+        if self.current_applet is None:
+            return sw(0x6986)
+        ef = self.current_applet.by_sfi(sfi)
+        if ef is None:
+            return sw(0x6A82)
+        self.current_ef = ef
+        return ef
+
+    # -- READ BINARY / READ RECORD ------------------------------------------
     def _read_binary(self, cmd: CommandApdu) -> bytes:
         if cmd.data:
             return sw(0x6700)
         if cmd.p1 & 0x80:
+            # JPKI-FACTS §10 CONFIRMED: 00 B0 (80|SFI) <offset> Le reads without a SELECT EF.
             if cmd.p1 & 0x60:
                 return sw(0x6A86)
-            if self.current_applet is None:
-                return sw(0x6986)
-            ef = next((f for f in self.current_applet.files.values() if f.sfi == cmd.p1 & 0x1F), None)
-            if ef is None:
-                return sw(0x6A82)
-            self.current_ef = ef
-            offset = cmd.p2
+            found = self._ef_by_sfi(cmd.p1 & 0x1F)
+            if isinstance(found, bytes):
+                return found
+            ef, offset = found, cmd.p2
         else:
             ef = self.current_ef
             offset = (cmd.p1 << 8) | cmd.p2
@@ -235,13 +264,59 @@ class CardOS:
         if ef.kind is not FileKind.BINARY:
             return sw(0x6981)
         if ef.read_pins and not self._any_verified(ef.read_pins):
-            return sw(0x6982)
+            return sw(0x6982)  # §10 CONFIRMED (#3169 real trace)
         if cmd.le is None:
             return sw(0x6700)
         if offset >= len(ef.content):
             return sw(self.options.read_past_end_sw)
         # JPKI-FACTS §2: Le beyond the end returns what is left with 9000.
         return ef.content[offset : offset + cmd.le] + SW_OK
+
+    def expected_read_length(self, raw: bytes) -> int:
+        """How many data bytes a READ BINARY would return now, without changing any state (for timing)."""
+        try:
+            cmd = CommandApdu.parse(bytes(raw))
+        except ApduError:
+            return 0
+        if cmd.ins != 0xB0 or cmd.le is None:
+            return 0
+        if cmd.p1 & 0x80:
+            ef = self.current_applet.by_sfi(cmd.p1 & 0x1F) if self.current_applet else None
+            offset = cmd.p2
+        else:
+            ef, offset = self.current_ef, (cmd.p1 << 8) | cmd.p2
+        if ef is None or ef.kind is not FileKind.BINARY:
+            return 0
+        if ef.read_pins and not self._any_verified(ef.read_pins):
+            return 0
+        return max(0, min(cmd.le, len(ef.content) - offset))
+
+    def _read_record(self, cmd: CommandApdu) -> bytes:
+        """``00 B2 <record> (SFI<<3 | 4) Le``: record ``P1`` of the EF named by SFI (0: current EF).
+
+        JPKI-FACTS §10 CONFIRMED: 共通AP EF 0001 answers ``00 B2 01 0C 00``.
+        """
+        if cmd.data or cmd.le is None:
+            return sw(0x6700)
+        if cmd.p2 & 0x07 != 0x04 or cmd.p1 == 0:
+            return sw(0x6A86)
+        sfi = cmd.p2 >> 3
+        if sfi:
+            found = self._ef_by_sfi(sfi)
+            if isinstance(found, bytes):
+                return found
+            ef: ElementaryFile | None = found
+        else:
+            ef = self.current_ef
+        if ef is None:
+            return sw(0x6986)
+        if ef.kind is not FileKind.RECORD:
+            return sw(0x6981)
+        if ef.read_pins and not self._any_verified(ef.read_pins):
+            return sw(0x6982)
+        if cmd.p1 > len(ef.records):
+            return sw(0x6A83)
+        return ef.records[cmd.p1 - 1][: cmd.le] + SW_OK
 
     def _any_verified(self, names: tuple[str, ...]) -> bool:
         assert self.current_applet is not None
@@ -254,14 +329,27 @@ class CardOS:
         return ef.pin if ef is not None and ef.kind is FileKind.PIN else None
 
     def _verify(self, cmd: CommandApdu) -> bytes:
-        if cmd.p1 != 0x00 or cmd.p2 != 0x80:
+        if cmd.p1 != 0x00 or not cmd.p2 & 0x80 or cmd.p2 & 0x60:
             return sw(0x6A86)
         if cmd.le is not None:
             return sw(0x6700)
-        pin = self._current_pin()
-        if pin is None:
-            return sw(0x6A88) if self.current_ef is None else sw(0x6981)
+        if cmd.p2 & 0x1F:
+            # JPKI-FACTS §10 CONFIRMED: 00 20 00 (80|SFI), e.g. P2=98 for the auth PIN 0018, no SELECT EF.
+            if self.current_applet is None:
+                return sw(0x6986)
+            ef = self.current_applet.by_sfi(cmd.p2 & 0x1F)
+            if ef is None:
+                return sw(0x6A88)
+            pin = ef.pin if ef.kind is FileKind.PIN else None
+            if pin is None:
+                return sw(0x6981)
+        else:
+            pin = self._current_pin()
+            if pin is None:
+                return sw(0x6A88) if self.current_ef is None else sw(0x6981)
         if not cmd.data:
+            if pin.verified and self.options.query_ok_after_verify:
+                return SW_OK
             return sw(pin.query())
         return sw(pin.verify(cmd.data))
 
@@ -284,10 +372,16 @@ class CardOS:
 
     # -- signing ---------------------------------------------------------
     def _sign(self, cmd: CommandApdu) -> bytes:
-        if cmd.p1 != 0x00 or cmd.p2 != 0x80:
+        if cmd.p1 != 0x00 or not cmd.p2 & 0x80 or cmd.p2 & 0x60:
             return sw(0x6A86)
         if not cmd.data:
             return sw(0x6700)
+        if cmd.p2 & 0x1F:
+            if not self.options.sign_key_by_sfi:
+                return sw(0x6A86)
+            found = self._ef_by_sfi(cmd.p2 & 0x1F)
+            if isinstance(found, bytes):
+                return found
         ef = self.current_ef
         if ef is None:
             return sw(0x6986)
@@ -295,17 +389,18 @@ class CardOS:
             return sw(0x6981)
         if ef.key_pin and not self._any_verified((ef.key_pin,)):
             return sw(0x6982)
-        parsed = split_digest_info(cmd.data)
-        if parsed is None:
+        if self.options.strict_digest_info and split_digest_info(cmd.data) is None:
             return sw(0x6A80)
-        algorithm, digest = parsed
-        # JPKI-FACTS §4: the card pads the host's DigestInfo with PKCS#1 v1.5 type 01.
-        signature = ef.key.sign(digest, padding.PKCS1v15(), utils.Prehashed(algorithm))
-        return signature + SW_OK
+        if len(cmd.data) > max_input(ef.key):
+            return sw(0x6A80)
+        # JPKI-FACTS §10 CONFIRMED: the card pads whatever 1-245 bytes it gets (PKCS#1 v1.5 type 01) and signs.
+        return pkcs1_type1_sign(ef.key, cmd.data) + SW_OK
 
     def _get_challenge(self, cmd: CommandApdu) -> bytes:
         if cmd.p1 or cmd.p2:
             return sw(0x6A86)
         if cmd.le is None or cmd.data:
             return sw(0x6700)
+        if cmd.extended:
+            return sw(self.options.get_challenge_extended_sw)
         return os.urandom(min(cmd.le, 256)) + SW_OK

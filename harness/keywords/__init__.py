@@ -12,6 +12,7 @@ from harness.log_redaction import install_log_redaction
 from harness.redact import redact_text
 
 from . import privacy
+from .applets import AppletFileKeywords
 from .card import CardKeywords
 from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
@@ -51,6 +52,7 @@ class JPKILibrary(DynamicCore):
             self.devices,
             CardKeywords(self.ctx),
             TextApKeywords(self.ctx),
+            AppletFileKeywords(self.ctx),
             CertificateKeywords(self.ctx),
             TraceKeywords(self.ctx),
             TransportKeywords(self.ctx),

@@ -67,7 +67,8 @@ class TextApKeywords(LibraryComponent):
         if not self.ctx.facts.expendable:  # a wrong collation number counts against the card too
             status = self.ctx.require_channel().transmit(CommandApdu(0x00, 0x20, 0x00, 0x80)).sw
             tries = status & 0x0F if status & 0xFFF0 == 0x63C0 else 0
-            guard_wrong_attempt(f"照合番号{which}", tries, 3, False, self.ctx.device_name)
+            # 3 tries like the auth PIN (JPKI-FACTS §10, profile number_tries): the same reserve of 2
+            guard_wrong_attempt(f"照合番号{which}", tries, 2, False, self.ctx.device_name)
         cmd = CommandApdu(0x00, 0x20, 0x00, 0x80, value.encode("ascii"))
         response = self.ctx.require_channel().transmit(cmd)
         if not response.ok:

@@ -60,3 +60,25 @@ Every JPKI AP File Is Selectable
         ${r}=    Select EF    ${fid}
         Status Word Should Be    ${r}    9000
     END
+
+EF 0008 Flags Both Certificates
+    [Documentation]    JPKI-FACTS §10: a free 3-byte EF, ``8F 8F 00`` on a card holding both certificates.
+    [Tags]    JPKI-SEL-010
+    Select JPKI AP
+    Select EF    0008
+    ${r}=    Read Binary    0    3
+    Status Word Should Be    ${r}    9000
+    Should Be Equal As Strings    ${r.data.hex()}    8f8f00
+
+EFs 0009 And 0016 Exist
+    [Tags]    JPKI-SEL-011
+    Applet Files Should Exist    jpki    0009    0016
+
+MF Selection Inside An AP Changes Nothing
+    [Documentation]    JPKI-FACTS §10 (single source): ``00 A4 00 00`` answers 9000 while an AP is selected.
+    [Tags]    JPKI-SEL-012    uncertain
+    Select JPKI AP
+    ${r}=    Send APDU    00 A4 00 0C 02 3F 00
+    Status Word Should Be    ${r}    9000
+    ${r}=    Read Binary By Short Identifier    jpki    0008    3
+    Status Word Should Be    ${r}    9000

@@ -166,3 +166,47 @@ Auth PIN Can Be Changed
     Verify PIN    auth
     Restore Original PIN    auth
     [Teardown]    End Destructive Requirement
+
+Data That Is Not A DigestInfo Is Padded And Signed
+    [Documentation]    JPKI-FACTS §10: the same JPKI AP signing as the card's: any 1-245 bytes, type-01 padding.
+    [Tags]    JPKI-SIG-008
+    Verify PIN    auth
+    ${cert}=    Read Certificate    auth
+    ${signature}=    Sign Raw Input    auth    01 02 03 04
+    Raw Signature Should Recover    ${signature}    01 02 03 04    ${cert}
+
+TLS 1.0 MD5 And SHA-1 Concatenation Is Signed
+    [Tags]    JPKI-SIG-009
+    Verify PIN    auth
+    ${cert}=    Read Certificate    auth
+    ${input}=    Set Variable    00 11 22 33 44 55 66 77 88 99 AA BB CC DD EE FF 01 23 45 67 89 AB CD EF FE DC BA 98 76 54 32 10 0F 1E 2D 3C
+    ${signature}=    Sign Raw Input    auth    ${input}
+    Raw Signature Should Recover    ${signature}    ${input}    ${cert}
+
+Auth PIN Retry Query By Short Identifier
+    [Tags]    JPKI-SFI-002
+    ${status}=    Query PIN By Short Identifier    jpki    0018
+    Status Should Be    ${status}    63C3
+
+VERIFY By Short Identifier Unlocks The Auth Key
+    [Tags]    JPKI-SFI-004
+    Verify PIN By Short Identifier    auth
+    ${cert}=    Read Certificate    auth
+    ${signature}=    Sign Raw Input    auth    0A 0B 0C 0D
+    Raw Signature Should Recover    ${signature}    0A 0B 0C 0D    ${cert}
+
+Auth Certificate By Short Identifier Needs The Auth PIN
+    [Documentation]    ``00 B0 8A``: the phone's EF 000A stays closed by short identifier too (JPKI-FACTS §8, §10).
+    [Tags]    PHN-SFI-001
+    ${r}=    Read Binary By Short Identifier    jpki    000A    4
+    Status Word Should Be    ${r}    6982
+    Verify PIN By Short Identifier    auth
+    ${r}=    Read Binary By Short Identifier    jpki    000A    4
+    Status Word Should Be    ${r}    9000
+    Should Be Equal As Strings    ${r.data[:2].hex()}    3082
+
+Token Information Reads By Short Identifier
+    [Tags]    PHN-SFI-002
+    ${r}=    Read Binary By Short Identifier    jpki    0006    32
+    Status Word Should Be    ${r}    9000
+    Should Start With    ${r.data.decode('ascii')}    JPKIAPGPSETOKEN
