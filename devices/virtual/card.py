@@ -5,6 +5,7 @@ from __future__ import annotations
 from .applets import build_applets
 from .cardos import CardOS, PinObject
 from .profile import CardProfile, load_profile
+from .provisioning import provisioning_os
 
 PIN_APPLETS = {"text": "text", "number_a": "text", "number_b": "text", "visual_a": "visual",
                "visual_b": "visual", "juki": "juki", "common_juki": "common"}
@@ -16,7 +17,7 @@ class VirtualCard:
 
     def __init__(self, profile: CardProfile) -> None:
         self.profile = profile
-        self.os = CardOS(build_applets(profile), profile.options)
+        self.os = provisioning_os(profile) or CardOS(build_applets(profile), profile.options)  # blank phone
         self.powered = False
 
     @classmethod

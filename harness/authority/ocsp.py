@@ -1,0 +1,57 @@
+"""OCSP for everything the authority knows: the test CAs' card certificates and the phone certificates it issued.
+
+It is the relying party's :class:`~harness.relying_party.ocsp.OcspResponder` (same request parsing, same signed
+answers from the delegated responders) with two sources added: the certificates in the authority's database,
+and the revocations recorded there (a superseded phone, a revoked card and the phone bound to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cryptography import x509
+
+from harness import pki
+from harness.relying_party.ocsp import OcspResponder
+
+from .store import Store
+
+
+class _KnownCertificates(dict):
+    """The fixture certificates of one CA, then the ones the authority issued (looked up in its database)."""
+
+    def __init__(self, base: dict[int, x509.Certificate], lookup: Callable[[int], x509.Certificate | None]) -> None:
+        super().__init__(base)
+        self.lookup = lookup
+
+    def get(self, serial, default=None):  # type: ignore[override]
+        found = super().get(serial)
+        return found if found is not None else (self.lookup(serial) or default)
+
+
+class AuthorityOcsp(OcspResponder):
+    """Answers in-process (:meth:`answer`); the authority's HTTP server routes ``/ocsp/<auth|sign>`` here."""
+
+    def __init__(self, test_pki: pki.TestPki, store: Store) -> None:
+        super().__init__(test_pki)
+        self.store = store
+        for kind in ("auth", "sign"):
+            entry = self._authorities[kind]
+            entry.certificates = _KnownCertificates(entry.certificates, self._issued(kind))
+
+    def _issued(self, kind: str) -> Callable[[int], x509.Certificate | None]:
+        def lookup(serial: int) -> x509.Certificate | None:
+            record = self.store.certificate(f"{serial:x}")
+            if record is None or record.kind != kind:
+                return None
+            return pki.load_certificate(record.der)
+        return lookup
+
+    def status_of(self, authority: str, cert: x509.Certificate) -> pki.RevocationStatus:
+        serial = f"{cert.serial_number:x}"
+        issued = self.store.certificate(serial)
+        if issued is not None:
+            return pki.RevocationStatus.GOOD if issued.revoked_at is None else pki.RevocationStatus.REVOKED
+        if self.store.card_revocation(serial) is not None:
+            return pki.RevocationStatus.REVOKED
+        return super().status_of(authority, cert)
