@@ -211,13 +211,21 @@ class PhoneDownloadApp:
             try:
                 action()
             except _Stop as stop:
-                result = CeremonyResult(stop.outcome, step, p.ceremony, str(stop), stop.tries_left)
+                result = CeremonyResult(stop.outcome, step, p.ceremony, str(stop), stop.tries_left,
+                                        self._issued(), self._card_serial())
                 self.finished = result
                 return result
-        certs = {key: protocol.unb64(p.issued[f"{key}_certificate"], key) for key in ("auth", "sign")}
-        serial = f"{pki.load_certificate(p.card_cert).serial_number:x}"
-        self.finished = CeremonyResult("ok", "complete", p.ceremony, "", None, certs, serial)
+        self.finished = CeremonyResult("ok", "complete", p.ceremony, "", None, self._issued(), self._card_serial())
         return self.finished
+
+    def _issued(self) -> dict[str, bytes]:
+        """The certificates the authority issued in this attempt (also when a later step stopped it)."""
+        issued = self.progress.issued
+        return {key: protocol.unb64(issued[f"{key}_certificate"], key) for key in ("auth", "sign")} if issued else {}
+
+    def _card_serial(self) -> str:
+        cert = self.progress.card_cert
+        return f"{pki.load_certificate(cert).serial_number:x}" if cert else ""
 
     # -- each step is safe to run again -------------------------------------------------------------------
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,13 @@ and the revocations recorded there (a superseded phone, a revoked card and the p
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from harness import pki
 from harness.relying_party.ocsp import OcspResponder
@@ -29,6 +33,14 @@ class _KnownCertificates(dict):
         return found if found is not None else (self.lookup(serial) or default)
 
 
+@dataclass(frozen=True)
+class _KeyedHierarchy(pki.Hierarchy):
+    """A hierarchy whose responder key is parsed once (every OCSP answer signs with it)."""
+
+    def ocsp_key(self) -> rsa.RSAPrivateKey:
+        return _responder_key(self.ocsp_key_path)
+
+
 class AuthorityOcsp(OcspResponder):
     """Answers in-process (:meth:`answer`); the authority's HTTP server routes ``/ocsp/<auth|sign>`` here."""
 
@@ -37,6 +49,7 @@ class AuthorityOcsp(OcspResponder):
         self.store = store
         for kind in ("auth", "sign"):
             entry = self._authorities[kind]
+            entry.hierarchy = _keyed(entry.hierarchy)
             entry.certificates = _KnownCertificates(entry.certificates, self._issued(kind))
 
     def _issued(self, kind: str) -> Callable[[int], x509.Certificate | None]:
@@ -55,3 +68,12 @@ class AuthorityOcsp(OcspResponder):
         if self.store.card_revocation(serial) is not None:
             return pki.RevocationStatus.REVOKED
         return super().status_of(authority, cert)
+
+
+def _keyed(hierarchy: pki.Hierarchy) -> _KeyedHierarchy:
+    return _KeyedHierarchy(**{f.name: getattr(hierarchy, f.name) for f in fields(hierarchy)})
+
+
+@functools.lru_cache(maxsize=8)
+def _responder_key(path: Path) -> rsa.RSAPrivateKey:
+    return pki.load_private_key(path)

@@ -21,7 +21,8 @@ STEP_ISSUE = "issue"
 STEP_COMPLETE = "complete"
 STEP_CANCEL = "cancel"
 STEP_REVOKE_CARD = "revoke_card"
-STEPS = (STEP_OPEN, STEP_APPLY, STEP_ISSUE, STEP_COMPLETE, STEP_CANCEL, STEP_REVOKE_CARD)
+STEP_HOUSEKEEPING = "housekeeping"  # the authority's periodic job: unfinished ceremonies past their time are undone
+STEPS = (STEP_OPEN, STEP_APPLY, STEP_ISSUE, STEP_COMPLETE, STEP_CANCEL, STEP_REVOKE_CARD, STEP_HOUSEKEEPING)
 
 
 def application_bytes(ceremony_id: str, nonce: bytes, phone_id: str, auth_key_der: bytes,

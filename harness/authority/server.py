@@ -9,6 +9,7 @@
 ``POST /api/ceremonies/<id>/cancel`` {request_id}    undo: whatever it issued is revoked
 ``GET  /api/ceremonies/<id>``                        status of one ceremony
 ``POST /api/cards/revoke`` {request_id, serial}      the card's certificate, and with it its phone
+``POST /api/housekeeping`` {request_id}              undo ceremonies left unfinished past their time
 ``GET  /api/bindings?card=<serial>``                 card ↔ phone bindings
 ``GET  /api/certificates/<serial>``                  status of a certificate the authority issued
 ``GET  /api/events?since=N``                         the event log
@@ -102,6 +103,8 @@ class AuthorityServer:
             if self._thread is not None:
                 self._thread.join(timeout)
             self._server = self._thread = None
+            if self.authority is not None:
+                self.authority.store.close()
 
     def restart(self) -> AuthorityServer:
         """Stops (if still up) and starts again on the same database and port: all state comes from the file."""
@@ -219,6 +222,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._body()
             return authority.revoke_card(body.get("request_id", ""), str(body.get("serial", "")),
                                          str(body.get("reason") or "card_revoked"))
+        if (method, *path) == ("POST", "housekeeping"):
+            return authority.housekeeping(self._body().get("request_id", ""))
         if (method, *path[:1]) == ("GET", "bindings"):
             card = query.get("card", [None])[0]
             return 200, {"bindings": [vars(b) for b in authority.store.bindings(card)]}

@@ -11,6 +11,7 @@ revoking the card revokes the phone's. The card is named by its sign certificate
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,12 +62,18 @@ class AuthorityConfig:
     clock: Callable[[], datetime] = _utcnow  # tests move it (an expired card, an abandoned ceremony)
 
 
+@functools.lru_cache(maxsize=4)
+def _hierarchy(pki_dir: Path) -> tuple[pki.TestPki, Issuer]:
+    """The test PKI and its CA keys, parsed once per process: a restart of the authority re-reads only its records."""
+    test_pki = pki.load_test_pki(pki_dir)
+    return test_pki, Issuer(test_pki)
+
+
 class Authority:
     def __init__(self, config: AuthorityConfig) -> None:
         self.config = config
         self.store = Store(config.db_path)
-        self.pki = pki.load_test_pki(config.pki_dir)
-        self.issuer = Issuer(self.pki)
+        self.pki, self.issuer = _hierarchy(Path(config.pki_dir).resolve())
         self.ocsp = AuthorityOcsp(self.pki, self.store)
         self.ocsp_base = "http://127.0.0.1:8089/ocsp"  # the server sets its real URL
         self.fault: Callable[[str, str], None] | None = None
@@ -281,6 +288,13 @@ class Authority:
             return 200, {"card": serial, "revoked_phones": phones, "revoked_certificates": revoked}
 
         return self._step(protocol.STEP_REVOKE_CARD, request_id, work)
+
+    def housekeeping(self, request_id: str) -> tuple[int, dict[str, Any]]:
+        """The periodic job (every step also runs it first): ceremonies past the TTL are cancelled and undone."""
+        def work(tx: Tx, now: float) -> tuple[int, dict[str, Any]]:
+            return 200, {"ok": True}
+
+        return self._step(protocol.STEP_HOUSEKEEPING, request_id, work)
 
     # -- views --------------------------------------------------------------------------------------------
     def live_phones(self, card_serial: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -193,45 +194,42 @@ _BINDING_COLUMNS = "ceremony_id, card_serial, phone_id, status, since, revoked_a
 
 
 class Store:
-    """One SQLite file. Connections are per call, so the threads of the HTTP server never share one."""
+    """One SQLite file behind one connection; a lock serialises the HTTP server's threads on it (there is one
+    writer at a time anyway), so a commit costs no open/close of the file."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = self._connect()
-        try:
-            conn.executescript(SCHEMA)
-        finally:
-            conn.close()
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # WAL with synchronous=NORMAL: a commit survives the process being killed at any instant (the crash the
+        # tests make); only a power loss may lose the last commits, which a lab's virtual authority can afford.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.executescript(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA foreign_keys = ON")
-        return conn
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
         """A write transaction: committed when the block ends, rolled back by any exception."""
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Tx(conn)
+                yield Tx(self._conn)
             except BaseException:
-                conn.execute("ROLLBACK")
+                self._conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+            self._conn.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[Tx]:
-        """Reads outside any write transaction (each statement sees the last committed state)."""
-        conn = self._connect()
-        try:
-            yield Tx(conn)
-        finally:
-            conn.close()
+        """Reads of the last committed state (never inside another thread's open transaction)."""
+        with self._lock:
+            yield Tx(self._conn)
 
     # -- views for tests and the HTTP API ------------------------------------------------------------------
     def certificate(self, serial: str) -> IssuedCertificate | None:

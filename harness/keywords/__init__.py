@@ -14,6 +14,7 @@ from harness.redact import redact_text
 from . import privacy
 from .applets import AppletFileKeywords
 from .card import CardKeywords
+from .ceremony import CeremonyKeywords
 from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
 from .context import LibraryContext
@@ -48,6 +49,7 @@ class JPKILibrary(DynamicCore):
         self.devices = DeviceKeywords(self.ctx)
         self.terminals = TerminalKeywords(self.ctx)
         self.relying_party = RelyingPartyKeywords(self.ctx)
+        self.ceremony = CeremonyKeywords(self.ctx)
         components = [
             self.devices,
             CardKeywords(self.ctx),
@@ -60,6 +62,7 @@ class JPKILibrary(DynamicCore):
             SerialKeywords(self.ctx),
             self.terminals,
             self.relying_party,
+            self.ceremony,
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self
@@ -92,3 +95,4 @@ class JPKILibrary(DynamicCore):
         self.terminals.close_terminal()
         self.devices.close_device()
         self.relying_party.stop_relying_party()
+        self.ceremony.close()
