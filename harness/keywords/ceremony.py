@@ -78,6 +78,7 @@ class OpenDevice:
     channel: DeviceChannel
     facts: DeviceFacts
     card: VirtualCard | None  # kept so a pulled virtual card can go back in with its state
+    swapped_out: tuple[VirtualCard, DeviceFacts] | None = None  # the suite's own card while another one is in
 
     def pin(self, kind: str) -> str:
         return self.facts.pin(kind, self.name)
@@ -313,6 +314,29 @@ class CeremonyKeywords(LibraryComponent):
         return result
 
     @keyword
+    def ceremony_status_at_authority_should_be(self, result: CeremonyResult, status: str) -> dict[str, Any]:
+        """``open``, ``applied``, ``issued``, ``completed``, ``cancelled`` or ``refused`` (``GET /api/ceremonies``)."""
+        record = self._client().get(f"/api/ceremonies/{result.ceremony}")
+        if record["status"] != status:
+            raise AssertionError(f"ceremony {result.ceremony} is {record['status']} ({record['reason']}), "
+                                 f"expected {status}")
+        return record
+
+    @keyword
+    def authority_should_hold(self, **expected: str) -> None:
+        """Fails unless the authority's tables hold these row counts, e.g. ``certificates=0  ceremonies=1``."""
+        counts = self._server_authority().store.counts()
+        wrong = {t: counts.get(t) for t, n in expected.items() if counts.get(t) != int(n)}
+        if wrong:
+            raise AssertionError(f"the authority holds {counts}, expected {expected}")
+
+    def _server_authority(self):
+        authority = self._server().authority
+        if authority is None:
+            raise DeviceError("the authority is not running")
+        return authority
+
+    @keyword
     def get_ceremony_value(self, result: CeremonyResult, key: str) -> Any:
         """``tries_left``, ``ceremony``, ``step``, ``outcome``, ``card_serial``, ``auth_serial`` or ``sign_serial``."""
         if key in ("auth_serial", "sign_serial"):
@@ -333,9 +357,25 @@ class CeremonyKeywords(LibraryComponent):
 
     @keyword
     def put_card_back(self) -> None:
-        """The same card, with its counters and state, goes back into the reader and is powered."""
+        """The suite's own card, with its counters and state, goes (back) into the reader and is powered."""
         card = self._device("card")
+        if card.swapped_out is not None:
+            card.card, card.facts, card.swapped_out = card.swapped_out[0], card.swapped_out[1], None
         self._reinsert(card, card.card)
+
+    @keyword
+    def swap_in_card_of_profile(self, profile: str) -> None:
+        """Takes the card off the reader and puts a virtual card of ``profile`` (e.g. ``revoked-card``) on it
+        instead; ``Put Card Back`` restores the suite's own card."""
+        card = self._device("card")
+        if card.card is None:
+            raise SkipExecution(f"{card.name} is a real card: put the other card on the reader by hand")
+        other = VirtualCard.from_profile(profile)
+        if card.swapped_out is None:
+            card.swapped_out = (card.card, card.facts)
+        card.card, card.facts = other, facts_for_virtual(other)
+        self._reinsert(card, other)
+        self.state.trusted.clear()
 
     @keyword
     def bring_phone_back(self) -> None:

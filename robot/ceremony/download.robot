@@ -17,7 +17,7 @@ ${CHALLENGE}        relying-party challenge 2026-12-02T03:00:00Z
 A Ceremony Provisions The Phone
     [Documentation]    Keys generated in the phone, application signed by the card's sign key, both certificates
     ...                issued, stored and readable, the phone's own PINs set, the binding recorded.
-    [Tags]    CER-001    smoke
+    [Tags]    CER-001    contactless
     Phone Provisioning State Should Be    empty
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Have Provisioned The Phone    ${result}
@@ -26,7 +26,7 @@ The Provisioned Phone Passes The Phone Applet's Core Checks
     [Documentation]    The phone suite's core requirements on the phone the ceremony made: its token label, the auth
     ...                certificate behind the auth PIN, certificates in the JPKI profile chaining to the test CA, and
     ...                signatures by its own keys verifying under the issued certificates.
-    [Tags]    CER-002    smoke
+    [Tags]    CER-002    contactless
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Succeed    ${result}
     Use Ceremony Device As Device Under Test    phone
