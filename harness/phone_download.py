@@ -40,7 +40,7 @@ from harness.jpki import (
     PinKind,
     VerifyResult,
 )
-from harness.safety import PinGuard
+from harness.safety import PinGuard, PinGuardRefusal
 
 KEY_EFS = {"auth": 0x0017, "sign": 0x001A}
 PIN_EFS = {"auth": 0x0018, "sign": 0x001B}
@@ -147,7 +147,8 @@ def _spki_from_template(data: bytes) -> bytes:
 @dataclass
 class CeremonyResult:
     """How an attempt ended: ``ok``, ``wrong_pin``, ``pin_blocked``, ``refused``, ``card_removed``, ``phone_lost``,
-    ``phone_refused``, ``card_refused`` or ``authority_unreachable``; ``step`` is where it stopped."""
+    ``phone_refused``, ``card_refused``, ``guard_refused`` (the PIN guard kept a real card's tries) or
+    ``authority_unreachable``; ``step`` is where it stopped."""
 
     outcome: str
     step: str
@@ -282,6 +283,8 @@ class PhoneDownloadApp:
 
         try:
             p.card_cert, p.signature = self._on_card(sign_on_card)
+        except PinGuardRefusal as refusal:
+            raise _Stop("guard_refused", str(refusal)) from None
         except _Stop as stop:
             if stop.outcome in ("wrong_pin", "pin_blocked"):
                 self._cancel("wrong_pin")
