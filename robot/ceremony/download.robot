@@ -17,7 +17,7 @@ ${CHALLENGE}        relying-party challenge 2026-12-02T03:00:00Z
 A Ceremony Provisions The Phone
     [Documentation]    Keys generated in the phone, application signed by the card's sign key, both certificates
     ...                issued, stored and readable, the phone's own PINs set, the binding recorded.
-    [Tags]    CER-001    contactless
+    [Tags]    CER-DL-001    contactless
     Phone Provisioning State Should Be    empty
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Have Provisioned The Phone    ${result}
@@ -26,7 +26,7 @@ The Provisioned Phone Passes The Phone Applet's Core Checks
     [Documentation]    The phone suite's core requirements on the phone the ceremony made: its token label, the auth
     ...                certificate behind the auth PIN, certificates in the JPKI profile chaining to the test CA, and
     ...                signatures by its own keys verifying under the issued certificates.
-    [Tags]    CER-002    contactless
+    [Tags]    CER-DL-002    contactless
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Succeed    ${result}
     Use Ceremony Device As Device Under Test    phone
@@ -52,7 +52,7 @@ The Provisioned Phone Passes The Phone Applet's Core Checks
 A Second Phone Revokes The First
     [Documentation]    JPKI-FACTS §8: one phone at a time; the new registration revokes the old phone's
     ...                certificates, and the authority's OCSP says so within the run.
-    [Tags]    CER-040
+    [Tags]    CER-BIND-001
     ${first}=    Run Phone Download Ceremony    phone_id=phone-A
     Ceremony Should Succeed    ${first}
     Insert New Blank Phone
@@ -65,7 +65,7 @@ A Second Phone Revokes The First
 Revoking The Card Revokes The Phone
     [Documentation]    Card lost, renewed or holder moved: the card's certificate is revoked and the phone bound to
     ...                it goes with it; a new ceremony with that card is refused.
-    [Tags]    CER-041
+    [Tags]    CER-BIND-002
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Succeed    ${result}
     ${revoked}=    Revoke Card At Authority    holder_moved
@@ -83,7 +83,7 @@ Revoking The Card Revokes The Phone
 Phone PINs Block Independently Of The Card's
     [Documentation]    The phone's passwords are its own (JPKI-FACTS §8): blocking the phone's auth PIN leaves the
     ...                card's counters and the phone's sign password untouched.
-    [Tags]    CER-050    destructive
+    [Tags]    CER-PIN-001    destructive
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Succeed    ${result}
     Use Ceremony Device As Device Under Test    phone
@@ -106,7 +106,7 @@ No PIN Or Private Key Reaches The Trace Or The Authority
     [Documentation]    The card's sign password and the phone's new PINs travel only masked in the trace; the
     ...                authority's events, bindings and database file hold no PIN; the phone's private keys never
     ...                leave its secure element.
-    [Tags]    CER-060
+    [Tags]    CER-SEC-001
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Succeed    ${result}
     No Secret Should Be In Trace Or Records
@@ -114,7 +114,7 @@ No PIN Or Private Key Reaches The Trace Or The Authority
 An Abandoned Ceremony Leaves Nothing Live
     [Documentation]    Issued, but the phone never came back: when the ceremony's time runs out the authority
     ...                cancels it and revokes what it issued, so no certificate stays live without a phone.
-    [Tags]    CER-061
+    [Tags]    CER-BIND-003
     Lose Phone Link During Next App Command    UPDATE BINARY
     ${result}=    Run Phone Download Ceremony
     Ceremony Should End With    ${result}    phone_lost    store

@@ -11,48 +11,48 @@ Test Teardown       End Ceremony Requirement
 
 *** Test Cases ***
 Card Pulled During The Sign Password VERIFY
-    [Tags]    CER-020    fault    contactless
+    [Tags]    CER-CARD-001    fault    contactless
     Card Pulled During A Command Is Recovered By A Retry    VERIFY
 
 Card Pulled While The Sign Certificate Is Read
-    [Tags]    CER-021    fault
+    [Tags]    CER-CARD-002    fault
     Card Pulled During A Command Is Recovered By A Retry    READ BINARY
 
 Card Pulled During The Signature
-    [Tags]    CER-022    fault
+    [Tags]    CER-CARD-003    fault
     Card Pulled During A Command Is Recovered By A Retry    SIGN
 
 Phone Link Lost During Key Generation
-    [Tags]    CER-023    fault
+    [Tags]    CER-PHN-001    fault
     Phone Lost During A Command Is Recovered By A Retry    GENERATE    2    keys
 
 Phone Link Lost While The Certificates Are Stored
-    [Tags]    CER-024    fault
+    [Tags]    CER-PHN-002    fault
     Phone Lost During A Command Is Recovered By A Retry    UPDATE BINARY    3    store
 
 Phone Link Lost Between The Two First PINs
-    [Tags]    CER-025    fault
+    [Tags]    CER-PHN-003    fault
     Phone Lost During A Command Is Recovered By A Retry    CHANGE    2    pins
 
 Authority Crashes Before Committing The Application
-    [Tags]    CER-030    fault
+    [Tags]    CER-AUTH-001    fault
     Authority Crash Is Recovered By A Retry    apply    before_commit
 
 Authority Crashes Before Committing The Issue
-    [Tags]    CER-031    fault
+    [Tags]    CER-AUTH-002    fault
     Authority Crash Is Recovered By A Retry    issue    before_commit
 
 Authority Crashes After Committing The Issue, Before Answering
     [Documentation]    The certificates exist but the app never saw them: the retry gets the same two, not two more.
-    [Tags]    CER-032    fault
+    [Tags]    CER-AUTH-003    fault
     Authority Crash Is Recovered By A Retry    issue    after_commit
 
 Authority Crashes After Opening The Ceremony, Before Answering
-    [Tags]    CER-033    fault
+    [Tags]    CER-AUTH-004    fault
     Authority Crash Is Recovered By A Retry    open    after_commit
 
 Authority Crashes Before Committing The Completion
-    [Tags]    CER-034    fault
+    [Tags]    CER-AUTH-005    fault
     Authority Crash Is Recovered By A Retry    complete    before_commit
 
 

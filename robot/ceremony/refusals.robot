@@ -13,7 +13,7 @@ A Wrong Sign Password Is Counted Once And Ends The Ceremony
     [Documentation]    The app sends the wrong password once, shows the tries left and cancels the ceremony at
     ...                the authority; the phone keeps only its fresh keys. The correct password then restores the
     ...                card's counter (a successful VERIFY resets it, JPKI-FACTS §3).
-    [Tags]    CER-010    destructive
+    [Tags]    CER-REF-001    destructive
     Use Ceremony Device As Device Under Test    card
     ${before}=    Query PIN Tries    sign
     Enter Wrong Sign Password In App
@@ -32,7 +32,7 @@ A Wrong Sign Password Is Counted Once And Ends The Ceremony
 
 A Revoked Card Is Refused
     [Documentation]    ``revoked-card``: its sign certificate is in the CRL and OCSP answers revoked.
-    [Tags]    CER-011
+    [Tags]    CER-REF-002
     Swap In Card Of Profile    revoked-card
     ${result}=    Run Phone Download Ceremony
     Ceremony Should End With    ${result}    refused    apply
@@ -44,7 +44,7 @@ A Revoked Card Is Refused
 An Expired Card Is Refused
     [Documentation]    Nine years on (the card's certificate ends on the 5th birthday after issuance, §6; the test
     ...                CA lives 20 years) the authority refuses the card as expired.
-    [Tags]    CER-012
+    [Tags]    CER-REF-003
     Move Authority Clock    ${9 * 365 * 86400}
     ${result}=    Run Phone Download Ceremony
     Ceremony Should End With    ${result}    refused    apply

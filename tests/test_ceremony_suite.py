@@ -1,0 +1,58 @@
+"""``hil run ceremony`` on the in-process devices: every requirement passes, each test names one requirement, and
+no report file holds a PIN (card or phone, as text or hex) or a private key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from robot.api import ExecutionResult
+
+from devices.virtual.profile import load_profile
+from harness.matrix import REQUIREMENT_TAG
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ceremony_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ceremony")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "ceremony", "--outputdir", str(out)],
+                          cwd=tmp_path_factory.mktemp("cwd"), capture_output=True, text=True, timeout=600,
+                          check=False)
+    return proc, out
+
+
+def _tests(suite):
+    yield from suite.tests
+    for child in suite.suites:
+        yield from _tests(child)
+
+
+def test_every_ceremony_requirement_passes_once(ceremony_run) -> None:
+    proc, out = ceremony_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    tests = list(_tests(ExecutionResult(str(out / "output.xml")).suite))
+    assert len(tests) >= 20 and all(t.status == "PASS" for t in tests)
+    ids = [[tag for tag in t.tags if REQUIREMENT_TAG.match(tag)] for t in tests]
+    assert all(len(found) == 1 for found in ids), ids
+    assert len({found[0] for found in ids}) == len(tests)
+    assert all(found[0].startswith("CER-") for found in ids)
+
+
+def test_no_report_file_holds_a_pin_or_a_private_key(ceremony_run) -> None:
+    _, out = ceremony_run
+    output = (out / "output.xml").read_text(encoding="utf-8")
+    assert "00 24 01 80 04 ****" in output and "00 20 00 80 09 ****" in output  # the PIN commands, masked
+    secrets = {spec.value for name in ("card", "blank-phone") for spec in load_profile(name).pins.values()}
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert len(files) >= 4
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert "PRIVATE KEY" not in text, path.name
+        for pin in secrets:
+            assert pin.encode().hex(" ").upper() not in text.upper(), f"{path.name} carries a PIN in hex"
+            if not pin.isdigit():
+                assert pin not in text, f"{path.name} carries a password"
