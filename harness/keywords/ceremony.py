@@ -142,6 +142,7 @@ class CeremonyKeywords(LibraryComponent):
 
     @keyword
     def authority_should_have_crashed(self) -> None:
+        """Fails unless the crash armed with ``Crash Authority During`` has happened."""
         if not self._server().crashed.is_set():
             raise AssertionError("the armed authority crash never happened")
 
@@ -301,6 +302,7 @@ class CeremonyKeywords(LibraryComponent):
 
     @keyword
     def ceremony_should_succeed(self, result: CeremonyResult) -> CeremonyResult:
+        """Fails unless the attempt ended ``ok`` (the phone provisioned, the authority told)."""
         if not result.ok:
             raise AssertionError(f"ceremony ended {result.outcome} at {result.step}: {result.detail}")
         return result
