@@ -241,7 +241,7 @@ def test_an_abandoned_ceremony_is_undone_when_its_time_runs_out(server, test_pki
     phone.open()
     phone.apply()
     issued = phone.step("issue")  # the phone never stores them
-    server.authority.expire_now(server.config.ceremony_ttl + 1)
+    server.authority.advance_clock(server.config.ceremony_ttl + 1)
     client.post("/api/housekeeping", {"request_id": "hk1"})
     assert client.get(f"/api/ceremonies/{phone.ceremony}")["status"] == "cancelled"
     assert ocsp_status(client, cert_of(issued, "sign_certificate"), test_pki, "sign",

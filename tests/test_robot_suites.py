@@ -76,7 +76,8 @@ def test_log_holds_apdu_trace_tables_and_no_report_file_holds_a_pin(virtual_plan
     output = (out / "output.xml").read_text(encoding="utf-8")
     assert output.count("apdu-trace") >= 400
     assert "00 20 00 80 04 ****" in output
-    secrets = {spec.value for profile in ("card", "phone", "blank-phone") for spec in load_profile(profile).pins.values()}
+    profiles = ("card", "phone", "blank-phone")
+    secrets = {spec.value for profile in profiles for spec in load_profile(profile).pins.values()}
     # the values Change PIN To New Value used: derived from the configured PINs
     secrets |= {new_pin_like(pin) for pin in secrets}
     report_files = [p for p in out.rglob("*") if p.is_file()]

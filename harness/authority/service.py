@@ -308,7 +308,7 @@ class Authority:
         return {"serial": serial, "kind": record.kind, "ceremony": record.ceremony_id,
                 "status": "good" if record.revoked_at is None else "revoked", "reason": record.reason}
 
-    def expire_now(self, seconds: float) -> None:
+    def advance_clock(self, seconds: float) -> None:
         """Moves this authority's clock forward (tests of abandoned ceremonies and expired cards)."""
         base = self.config.clock
         self.config.clock = lambda: base() + timedelta(seconds=seconds)
