@@ -12,6 +12,7 @@
 ``POST /api/housekeeping`` {request_id}              undo ceremonies left unfinished past their time
 ``GET  /api/bindings?card=<serial>``                 card ↔ phone bindings
 ``GET  /api/certificates/<serial>``                  status of a certificate the authority issued
+``GET  /api/revocations?since=N``                    card revocations (serial, reason) in order, for relying parties
 ``GET  /api/events?since=N``                         the event log
 ``POST /ocsp/auth``, ``/ocsp/sign`` (and GET)        OCSP (RFC 6960) for card and phone certificates
 ==================================================  ===================================================
@@ -229,6 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, {"bindings": [vars(b) for b in authority.store.bindings(card)]}
         if method == "GET" and len(path) == 2 and path[0] == "certificates":
             return 200, authority.certificate_status(path[1])
+        if (method, *path) == ("GET", "revocations"):
+            return 200, {"revocations": authority.store.card_revocations(int(query.get("since", ["0"])[0]))}
         if (method, *path) == ("GET", "events"):
             return 200, {"events": authority.store.events(int(query.get("since", ["0"])[0]))}
         raise Refused("not_found", f"no {method} /api/{'/'.join(path)}", 404)

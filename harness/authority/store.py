@@ -266,6 +266,13 @@ class Store:
         with self.reading() as tx:
             return {t: int(tx.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in tables}
 
+    def card_revocations(self, since: int = 0) -> list[dict[str, Any]]:
+        """The revocation feed relying parties poll (the e-mailbox starts its address-change notices from it)."""
+        with self.reading() as tx:
+            rows = tx.conn.execute("SELECT rowid, serial, revoked_at, reason FROM card_revocations WHERE rowid > ? "
+                                   "ORDER BY rowid", (since,)).fetchall()
+        return [dict(zip(("seq", "serial", "revoked_at", "reason"), row, strict=True)) for row in rows]
+
     def events(self, since: int = 0) -> list[dict[str, Any]]:
         with self.reading() as tx:
             rows = tx.conn.execute("SELECT seq, at, event, ceremony_id, detail FROM events WHERE seq > ? ORDER BY seq",

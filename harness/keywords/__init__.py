@@ -19,6 +19,7 @@ from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
+from .mailbox import MailboxKeywords
 from .serial import SerialKeywords
 from .terminal import RelyingPartyKeywords, TerminalKeywords
 from .textap import TextApKeywords
@@ -63,6 +64,7 @@ class JPKILibrary(DynamicCore):
             self.terminals,
             self.relying_party,
             self.ceremony,
+            MailboxKeywords(self.ctx),
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self

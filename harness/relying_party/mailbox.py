@@ -1,0 +1,203 @@
+"""The e-mailbox (電子私書箱) address-change service of the planning document ⑤ (日本郵便, 日本生命, NHK …).
+
+The platform operator receives revocation information from the issuing authority (its revocation feed). A sign
+certificate revoked because the holder moved starts a change notice (変更案内) for the member who enrolled that
+certificate. The member logs in with the card's auth certificate (which a move does not revoke: it carries no
+address, JPKI-FACTS §6), approves the notice with the new address, and the mailbox sends it to every business the
+member consented to beforehand — exactly once each, across retried approvals, lost acknowledgements and businesses
+that are down for a while (each delivery has a fixed id; the business keeps one per id).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from harness import pki
+from harness.authority.client import AuthorityClient, AuthorityError
+
+MOVE_REASONS = frozenset({"holder_moved"})  # the revocation reasons that mean a new address
+
+
+class MailboxRefused(Exception):
+    """A request the mailbox turns down; ``code`` is stable for tests."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Member:
+    user: str
+    auth_serial: int
+    sign_serial: int
+    businesses: tuple[str, ...]
+
+
+@dataclass
+class Notice:
+    id: str
+    user: str
+    reason: str
+    status: str = "pending"  # pending → approved
+    new_address: str = ""
+
+
+@dataclass
+class Delivery:
+    id: str
+    notice: str
+    business: str
+    status: str = "pending"  # pending → delivered
+    attempts: int = 0
+
+
+@dataclass
+class _State:
+    members: dict[str, Member] = field(default_factory=dict)
+    notices: dict[str, Notice] = field(default_factory=dict)
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    approvals: dict[str, str] = field(default_factory=dict)  # request id → notice id
+    challenges: dict[str, bytes] = field(default_factory=dict)
+    sessions: dict[str, str] = field(default_factory=dict)  # token → user
+    cursor: int = 0
+
+
+class Mailbox:
+    def __init__(self, authority_url: str, test_pki: pki.TestPki, inboxes: dict[str, str]) -> None:
+        self.authority = AuthorityClient(authority_url)
+        self.pki = test_pki
+        self.inboxes = dict(inboxes)
+        self._state = _State()
+        self._lock = threading.RLock()
+
+    # -- checks against the authority ------------------------------------------------------------------------
+    def _status(self, cert, kind: str) -> pki.RevocationStatus:
+        root = self.pki.auth.root if kind == "auth" else self.pki.sign.root
+        pki.verify_chain(cert, [root])
+        nonce = secrets.token_bytes(8)
+        try:
+            answer = self.authority.ocsp(kind, pki.build_ocsp_request(cert, root, nonce=nonce))
+        except AuthorityError as exc:
+            raise MailboxRefused("unreachable", str(exc)) from None
+        return pki.check_ocsp_response(answer, cert, root, nonce=nonce)
+
+    # -- enrolment and the revocation feed ----------------------------------------------------------------------
+    def enrol(self, user: str, auth_cert_der: bytes, sign_cert_der: bytes, businesses: list[str]) -> Member:
+        """A member registers both card certificates and the businesses to notify (the prior consent)."""
+        unknown = [b for b in businesses if b not in self.inboxes]
+        if unknown:
+            raise MailboxRefused("unknown_business", f"no business {', '.join(unknown)}")
+        auth, sign = pki.load_certificate(auth_cert_der), pki.load_certificate(sign_cert_der)
+        for cert, kind in ((auth, "auth"), (sign, "sign")):
+            if self._status(cert, kind) is not pki.RevocationStatus.GOOD:
+                raise MailboxRefused("revoked", f"the card's {kind} certificate is not good")
+        member = Member(user, auth.serial_number, sign.serial_number, tuple(businesses))
+        with self._lock:
+            self._state.members[user] = member
+        return member
+
+    def sync(self) -> list[Notice]:
+        """Reads the authority's revocation feed from where it left off; a move of a member starts one notice."""
+        try:
+            feed = self.authority.get(f"/api/revocations?since={self._state.cursor}")["revocations"]
+        except AuthorityError as exc:
+            raise MailboxRefused("unreachable", str(exc)) from None
+        started = []
+        with self._lock:
+            by_sign = {m.sign_serial: m for m in self._state.members.values()}
+            for entry in feed:
+                self._state.cursor = max(self._state.cursor, int(entry["seq"]))
+                member = by_sign.get(int(entry["serial"], 16))
+                notice_id = f"move-{entry['serial']}"
+                if member is None or entry["reason"] not in MOVE_REASONS or notice_id in self._state.notices:
+                    continue
+                notice = Notice(notice_id, member.user, entry["reason"])
+                self._state.notices[notice_id] = notice
+                started.append(notice)
+        return started
+
+    def notices(self, user: str) -> list[Notice]:
+        with self._lock:
+            return [n for n in self._state.notices.values() if n.user == user]
+
+    # -- login with the auth certificate ------------------------------------------------------------------------
+    def challenge(self) -> tuple[str, bytes]:
+        challenge_id, value = secrets.token_hex(8), secrets.token_bytes(32)
+        with self._lock:
+            self._state.challenges[challenge_id] = value
+        return challenge_id, value
+
+    def login(self, challenge_id: str, auth_cert_der: bytes, signature: bytes) -> str:
+        with self._lock:
+            value = self._state.challenges.pop(challenge_id, None)
+        if value is None:
+            raise MailboxRefused("no_challenge", "unknown or used challenge")
+        cert = pki.load_certificate(auth_cert_der)
+        try:
+            pki.verify_signature(cert, signature, data=value)
+        except pki.PkiError as exc:
+            raise MailboxRefused("bad_signature", str(exc)) from None
+        if self._status(cert, "auth") is not pki.RevocationStatus.GOOD:
+            raise MailboxRefused("revoked", "the auth certificate is not good")
+        with self._lock:
+            member = next((m for m in self._state.members.values() if m.auth_serial == cert.serial_number), None)
+            if member is None:
+                raise MailboxRefused("not_a_member", "no member enrolled this card")
+            token = secrets.token_hex(16)
+            self._state.sessions[token] = member.user
+        return token
+
+    # -- approval and delivery ----------------------------------------------------------------------------------
+    def approve(self, session: str, notice_id: str, new_address: str, request_id: str) -> list[Delivery]:
+        """Approves the notice once (a retry with the same request id, or of an approved notice, changes nothing)
+        and sends what is pending."""
+        with self._lock:
+            user = self._state.sessions.get(session)
+            notice = self._state.notices.get(notice_id)
+            if user is None:
+                raise MailboxRefused("no_session", "log in first")
+            if notice is None or notice.user != user:
+                raise MailboxRefused("no_notice", f"no notice {notice_id} for this member")
+            if not new_address.strip():
+                raise MailboxRefused("bad_request", "the new address is empty")
+            if request_id not in self._state.approvals and notice.status == "pending":
+                notice.status, notice.new_address = "approved", new_address
+                for business in self._state.members[user].businesses:
+                    delivery_id = f"{notice_id}:{business}"
+                    self._state.deliveries.setdefault(delivery_id, Delivery(delivery_id, notice_id, business))
+            self._state.approvals[request_id] = notice_id
+        self.deliver_pending()
+        return self.deliveries(notice_id)
+
+    def deliveries(self, notice_id: str) -> list[Delivery]:
+        with self._lock:
+            return [d for d in self._state.deliveries.values() if d.notice == notice_id]
+
+    def deliver_pending(self) -> int:
+        """One attempt per pending delivery; returns how many are still pending."""
+        with self._lock:
+            pending = [d for d in self._state.deliveries.values() if d.status == "pending"]
+        for delivery in pending:
+            notice = self._state.notices[delivery.notice]
+            body = {"delivery": delivery.id, "user": notice.user, "new_address": notice.new_address}
+            delivery.attempts += 1
+            if _post(f"{self.inboxes[delivery.business]}/notices", body):
+                delivery.status = "delivered"
+        with self._lock:
+            return sum(1 for d in self._state.deliveries.values() if d.status == "pending")
+
+
+def _post(url: str, body: dict) -> bool:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
