@@ -19,6 +19,7 @@ from .certificates import CertificateKeywords
 from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
+from .evacuation import EvacuationKeywords
 from .mailbox import MailboxKeywords
 from .serial import SerialKeywords
 from .terminal import RelyingPartyKeywords, TerminalKeywords
@@ -65,6 +66,7 @@ class JPKILibrary(DynamicCore):
             self.relying_party,
             self.ceremony,
             MailboxKeywords(self.ctx),
+            EvacuationKeywords(self.ctx),
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self
