@@ -10,18 +10,14 @@ same card changes nothing.
 
 from __future__ import annotations
 
-import secrets
 import threading
 from dataclasses import dataclass, field
 
 from harness import pki
-from harness.authority.client import AuthorityClient, AuthorityError
 
+from .card_login import CardRefused, CardVerifier
 
-class EvacuationRefused(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+EvacuationRefused = CardRefused  # codes: no_challenge, bad_card, revoked, unreachable, not_registered
 
 
 @dataclass(frozen=True)
@@ -43,12 +39,10 @@ class Order:
 
 class EvacuationService:
     def __init__(self, authority_url: str, test_pki: pki.TestPki) -> None:
-        self.authority = AuthorityClient(authority_url)
-        self.pki = test_pki
+        self.cards = CardVerifier(authority_url, test_pki)
         self.residents: dict[str, Resident] = {}
         self.orders: dict[str, Order] = {}
         self.screens: dict[str, list[str]] = {}  # set-top box → lines on its TV, newest last
-        self._challenges: dict[str, bytes] = {}
         self._lock = threading.RLock()
 
     def register(self, resident: str, name: str, area: str, set_top_box: str, auth_cert_der: bytes) -> Resident:
@@ -75,34 +69,16 @@ class EvacuationService:
             return list(self.screens.get(set_top_box, []))
 
     def challenge(self) -> tuple[str, bytes]:
-        challenge_id, value = secrets.token_hex(8), secrets.token_bytes(32)
-        with self._lock:
-            self._challenges[challenge_id] = value
-        return challenge_id, value
+        return self.cards.challenge()
 
     def check_in(self, shelter: str, challenge_id: str, auth_cert_der: bytes, signature: bytes) -> Resident:
-        """The resident's card at the shelter's reader: who it is, and which open order it answers."""
-        with self._lock:
-            value = self._challenges.pop(challenge_id, None)
-        if value is None:
-            raise EvacuationRefused("no_challenge", "unknown or used challenge")
-        cert = pki.load_certificate(auth_cert_der)
-        try:
-            pki.verify_signature(cert, signature, data=value)
-            pki.verify_chain(cert, [self.pki.auth.root])
-            nonce = secrets.token_bytes(8)
-            answer = self.authority.ocsp("auth", pki.build_ocsp_request(cert, self.pki.auth.root, nonce=nonce))
-            status = pki.check_ocsp_response(answer, cert, self.pki.auth.root, nonce=nonce)
-        except pki.PkiError as exc:
-            raise EvacuationRefused("bad_card", str(exc)) from None
-        except AuthorityError as exc:
-            raise EvacuationRefused("unreachable", str(exc)) from None
-        if status is not pki.RevocationStatus.GOOD:
-            raise EvacuationRefused("revoked", "the card's auth certificate is not good: check in by hand")
+        """The resident's card at the shelter's reader: who it is, and which open order it answers. A revoked card
+        is refused (staff check the resident in by hand)."""
+        cert = self.cards.verify(challenge_id, auth_cert_der, signature)
         with self._lock:
             resident = next((r for r in self.residents.values() if r.auth_serial == cert.serial_number), None)
             if resident is None:
-                raise EvacuationRefused("not_registered", "this card belongs to no registered resident")
+                raise CardRefused("not_registered", "this card belongs to no registered resident")
             for order in self.orders.values():
                 if order.area == resident.area:
                     order.arrived.setdefault(resident.resident, shelter)

@@ -18,18 +18,14 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from harness import pki
-from harness.authority.client import AuthorityClient, AuthorityError
+from harness.authority.client import AuthorityError
+
+from .card_login import CardRefused, CardVerifier
 
 MOVE_REASONS = frozenset({"holder_moved"})  # the revocation reasons that mean a new address
 
 
-class MailboxRefused(Exception):
-    """A request the mailbox turns down; ``code`` is stable for tests."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
+MailboxRefused = CardRefused  # a request the mailbox turns down; ``code`` is stable for tests
 
 @dataclass(frozen=True)
 class Member:
@@ -63,29 +59,16 @@ class _State:
     notices: dict[str, Notice] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     approvals: dict[str, str] = field(default_factory=dict)  # request id → notice id
-    challenges: dict[str, bytes] = field(default_factory=dict)
     sessions: dict[str, str] = field(default_factory=dict)  # token → user
     cursor: int = 0
 
 
 class Mailbox:
     def __init__(self, authority_url: str, test_pki: pki.TestPki, inboxes: dict[str, str]) -> None:
-        self.authority = AuthorityClient(authority_url)
-        self.pki = test_pki
+        self.cards = CardVerifier(authority_url, test_pki)
         self.inboxes = dict(inboxes)
         self._state = _State()
         self._lock = threading.RLock()
-
-    # -- checks against the authority ------------------------------------------------------------------------
-    def _status(self, cert, kind: str) -> pki.RevocationStatus:
-        root = self.pki.auth.root if kind == "auth" else self.pki.sign.root
-        pki.verify_chain(cert, [root])
-        nonce = secrets.token_bytes(8)
-        try:
-            answer = self.authority.ocsp(kind, pki.build_ocsp_request(cert, root, nonce=nonce))
-        except AuthorityError as exc:
-            raise MailboxRefused("unreachable", str(exc)) from None
-        return pki.check_ocsp_response(answer, cert, root, nonce=nonce)
 
     # -- enrolment and the revocation feed ----------------------------------------------------------------------
     def enrol(self, user: str, auth_cert_der: bytes, sign_cert_der: bytes, businesses: list[str]) -> Member:
@@ -95,7 +78,7 @@ class Mailbox:
             raise MailboxRefused("unknown_business", f"no business {', '.join(unknown)}")
         auth, sign = pki.load_certificate(auth_cert_der), pki.load_certificate(sign_cert_der)
         for cert, kind in ((auth, "auth"), (sign, "sign")):
-            if self._status(cert, kind) is not pki.RevocationStatus.GOOD:
+            if self.cards.status(cert, kind) is not pki.RevocationStatus.GOOD:
                 raise MailboxRefused("revoked", f"the card's {kind} certificate is not good")
         member = Member(user, auth.serial_number, sign.serial_number, tuple(businesses))
         with self._lock:
@@ -105,7 +88,7 @@ class Mailbox:
     def sync(self) -> list[Notice]:
         """Reads the authority's revocation feed from where it left off; a move of a member starts one notice."""
         try:
-            feed = self.authority.get(f"/api/revocations?since={self._state.cursor}")["revocations"]
+            feed = self.cards.authority.get(f"/api/revocations?since={self._state.cursor}")["revocations"]
         except AuthorityError as exc:
             raise MailboxRefused("unreachable", str(exc)) from None
         started = []
@@ -128,23 +111,10 @@ class Mailbox:
 
     # -- login with the auth certificate ------------------------------------------------------------------------
     def challenge(self) -> tuple[str, bytes]:
-        challenge_id, value = secrets.token_hex(8), secrets.token_bytes(32)
-        with self._lock:
-            self._state.challenges[challenge_id] = value
-        return challenge_id, value
+        return self.cards.challenge()
 
     def login(self, challenge_id: str, auth_cert_der: bytes, signature: bytes) -> str:
-        with self._lock:
-            value = self._state.challenges.pop(challenge_id, None)
-        if value is None:
-            raise MailboxRefused("no_challenge", "unknown or used challenge")
-        cert = pki.load_certificate(auth_cert_der)
-        try:
-            pki.verify_signature(cert, signature, data=value)
-        except pki.PkiError as exc:
-            raise MailboxRefused("bad_signature", str(exc)) from None
-        if self._status(cert, "auth") is not pki.RevocationStatus.GOOD:
-            raise MailboxRefused("revoked", "the auth certificate is not good")
+        cert = self.cards.verify(challenge_id, auth_cert_der, signature)
         with self._lock:
             member = next((m for m in self._state.members.values() if m.auth_serial == cert.serial_number), None)
             if member is None:
