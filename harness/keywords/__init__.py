@@ -20,6 +20,7 @@ from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
 from .evacuation import EvacuationKeywords
+from .local_services import LocalServiceKeywords
 from .mailbox import MailboxKeywords
 from .serial import SerialKeywords
 from .terminal import RelyingPartyKeywords, TerminalKeywords
@@ -67,6 +68,7 @@ class JPKILibrary(DynamicCore):
             self.ceremony,
             MailboxKeywords(self.ctx),
             EvacuationKeywords(self.ctx),
+            LocalServiceKeywords(self.ctx),
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self

@@ -12,11 +12,13 @@ from devices import DeviceError
 from devices.base import Reader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
+from harness import pki
 from harness.apdu import CommandApdu, ResponseApdu
 from harness.authority import AuthorityClient, AuthorityServer
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
-from harness.phone_download import CeremonyResult, PhoneDownloadApp
+from harness.jpki import JpkiClient, PinKind
+from harness.phone_download import CeremonyResult, PhoneDownloadApp, PinSource, verify_card_pin
 from harness.trace import ApduTrace
 
 from .context import LibraryComponent
@@ -97,6 +99,25 @@ class CeremonyComponent(LibraryComponent):
         if device is None:
             raise DeviceError(f"no ceremony {role}: call 'Open Ceremony {role.title()}' first")
         return device
+
+    def _card_answers(self, challenge: bytes) -> tuple[bytes, bytes]:
+        """The ceremony card, as at any service's reader: auth PIN (through the PIN guard), the auth certificate,
+        the auth key's signature over ``challenge``."""
+        card = self._device("card")
+        client = JpkiClient(card.channel)
+        client.select_jpki()
+        source = PinSource(lambda: card.pin("auth"), card.facts.expendable, card.facts.pin_reserve, card.name,
+                           self.state.trusted)
+        if not verify_card_pin(client, PinKind.AUTH, source).ok:
+            raise AssertionError("the card refused its auth PIN")
+        cert = client.read_certificate("auth")
+        return cert, client.sign("auth", pki.digest_info(challenge)).data
+
+    def _card_auth_certificate(self) -> bytes:
+        """The ceremony card's auth certificate, read without a PIN (free on the card, JPKI-FACTS §2)."""
+        client = JpkiClient(self._device("card").channel)
+        client.select_jpki()
+        return client.read_certificate("auth")
 
     def _server_authority(self):
         authority = self._server().authority

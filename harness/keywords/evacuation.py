@@ -8,8 +8,7 @@ from robotlibcore import keyword
 
 from devices import DeviceError
 from harness import pki
-from harness.jpki import JpkiClient, PinKind
-from harness.phone_download import PinSource, verify_card_pin
+from harness.jpki import JpkiClient
 from harness.relying_party.evacuation import EvacuationRefused, EvacuationService
 
 from .ceremony_state import CeremonyComponent
@@ -73,17 +72,9 @@ class EvacuationKeywords(CeremonyComponent):
             raise AssertionError(f"TV of {set_top_box} shows {lines}")
 
     def _touch(self, shelter: str):
-        card = self._device("card")
-        client = JpkiClient(card.channel)
         service = self._service()
         challenge_id, challenge = service.challenge()
-        client.select_jpki()
-        source = PinSource(lambda: card.pin("auth"), card.facts.expendable, card.facts.pin_reserve, card.name,
-                           self.state.trusted)
-        if not verify_card_pin(client, PinKind.AUTH, source).ok:
-            raise AssertionError("the card refused its auth PIN")
-        cert = client.read_certificate("auth")
-        signature = client.sign("auth", pki.digest_info(challenge)).data
+        cert, signature = self._card_answers(challenge)
         return service.check_in(shelter, challenge_id, cert, signature)
 
     @keyword
