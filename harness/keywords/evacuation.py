@@ -28,13 +28,10 @@ class EvacuationKeywords(CeremonyComponent):
         self.ctx.extensions["evacuation"] = EvacuationService(self._server().url, authority.pki)
 
     @keyword
-    def register_card_holder_as_resident(self, resident: str, area: str, set_top_box: str) -> None:
-        """The card's holder (name from the device's facts) lives in ``area``, with TV set-top box ``set_top_box``."""
-        card = self._device("card")
-        client = JpkiClient(card.channel)
-        client.select_jpki()
-        name = card.facts.holder.name if card.facts.holder else resident
-        self._service().register(resident, name, area, set_top_box, client.read_certificate("auth"))
+    def register_card_holder_as_resident(self, resident: str, name: str, area: str, set_top_box: str) -> None:
+        """The card's holder is ``resident`` (called ``name`` in the town's register) in ``area``, with TV set-top
+        box ``set_top_box``. The name comes from the register, never from the card's personal data."""
+        self._service().register(resident, name, area, set_top_box, self._card_auth_certificate())
 
     @keyword
     def register_test_holder_as_resident(self, holder: str, resident: str, name: str, area: str,

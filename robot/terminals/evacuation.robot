@@ -14,7 +14,7 @@ Test Tags           terminal    evacuation
 The Order Shows Each Resident's Own Name On The Household TV
     [Tags]    EVAC-ORDER-001
     ${order}=    Issue Evacuation Order    美波町東部    日和佐小学校
-    TV Screen Should Show    stb-taro    試験　太郎様
+    TV Screen Should Show    stb-taro    美波　太郎様
     TV Screen Should Show    stb-taro    日和佐小学校
     TV Screen Should Show    stb-hanako    四国　花子様
     TV Screen Should Be Empty    stb-west
@@ -47,6 +47,6 @@ Begin Evacuation Requirement
     Start APDU Trace
     Start Fresh Authority
     Start Evacuation Service
-    Register Card Holder As Resident    taro    美波町東部    stb-taro
+    Register Card Holder As Resident    taro    美波　太郎    美波町東部    stb-taro
     Register Test Holder As Resident    phone    hanako    四国　花子    美波町東部    stb-hanako
     Register Test Holder As Resident    revoked    jiro    西部　次郎    美波町西部    stb-west
