@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(fixtures.__file__).resolve().parents[1]
 DATA_FOLDERS = ("robot", "fixtures")
-VIRTUAL_PROFILES = {"virtual:card", "virtual:card-2024", "virtual:card-timed", "virtual:phone", "virtual:revoked-card"}
+VIRTUAL_PROFILES = {"virtual:card", "virtual:card-2024", "virtual:card-timed", "virtual:phone", "virtual:revoked-card",
+                    "virtual:blank-phone"}
 
 
 def run(command: list[str], cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
