@@ -21,7 +21,7 @@ The Order Shows Each Resident's Own Name On The Household TV
 
 Shelter Check-In With The Card Ties Back To The Order
     [Documentation]    The dashboard stops listing the resident who touched the card; a second touch changes nothing.
-    [Tags]    EVAC-SHELTER-001
+    [Tags]    EVAC-SHLT-001
     ${order}=    Issue Evacuation Order    美波町東部    日和佐小学校
     Residents Not Arrived Should Be    ${order}    hanako    taro
     ${who}=    Check In At Shelter With Card    日和佐小学校
@@ -33,7 +33,7 @@ Shelter Check-In With The Card Ties Back To The Order
 A Revoked Card Is Refused At The Shelter Reader
     [Documentation]    The card's auth certificate revoked at the authority: the reader says so (staff check the
     ...                resident in by hand) and the dashboard still lists the resident.
-    [Tags]    EVAC-SHELTER-002
+    [Tags]    EVAC-SHLT-002
     ${order}=    Issue Evacuation Order    美波町東部    日和佐小学校
     Revoke Card Auth Certificate At Authority
     Shelter Check In Should Be Refused    日和佐小学校    revoked
