@@ -22,7 +22,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from devices.base import (
     BackendUnavailable,
@@ -38,6 +37,7 @@ from devices.base import (
     ReaderCapabilities,
     UnknownDevice,
 )
+from devices.uri import TERMINAL_OPTION, DeviceUri, Option
 
 FC = 13.56e6  # carrier frequency; FWT = 4096/fc × 2^FWI (ISO 14443-4 §7.2)
 FSC_TABLE = (16, 24, 32, 40, 48, 64, 96, 128, 256)  # FSCI/FSDI 0-8
@@ -154,11 +154,20 @@ class NfcUri:
     max_response: int = 65536
 
 
+NFC_TARGETS = ("106A", "106B", "212B", "424B")
+URI_OPTIONS = (
+    Option("targets", "text"),
+    Option("extended"),
+    Option("max_response", "int", low=1, high=65536),
+    TERMINAL_OPTION,
+)
+
+
 def parse_nfc_uri(uri: str) -> NfcUri:
     """Split ``nfc:<nfcpy path>[?options]``; any malformed name raises one line naming the forms."""
-    body = uri.split(":", 1)[1] if uri.startswith("nfc:") else uri
-    path, _, query = body.partition("?")
-    options = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+    parsed = DeviceUri.parse(uri if uri.startswith("nfc:") else f"nfc:{uri}")
+    path = parsed.body
+    values = parsed.typed(URI_OPTIONS)
     if _UDP_PATH.match(path):
         match = _UDP_PATH.match(path)
         assert match is not None
@@ -171,16 +180,15 @@ def parse_nfc_uri(uri: str) -> NfcUri:
         default_targets = "106B,106A"
     else:
         raise UnknownDevice(f"'{uri}' is not an nfcpy device path; {PATH_HELP}")
-    wanted = options.get("targets", default_targets).split(",")
+    wanted = values.get("targets", default_targets).split(",")
     targets = tuple(t.strip().upper() for t in wanted if t.strip())
-    bad = [t for t in targets if t not in ("106A", "106B", "212B", "424B")]
+    bad = [t for t in targets if t not in NFC_TARGETS]
     if bad or not targets:
-        raise UnknownDevice(f"'{uri}': targets must be among 106A, 106B, 212B, 424B, got {','.join(bad)}")
-    try:
-        max_response = int(options.get("max_response", "65536"))
-    except ValueError:
-        raise UnknownDevice(f"'{uri}': max_response must be a whole number") from None
-    extended = options.get("extended", "1") not in ("0", "no", "false")
+        raise UnknownDevice(f"'{uri}': targets must be among {', '.join(NFC_TARGETS)}, got {','.join(bad)}")
+    if len(set(targets)) != len(targets):
+        raise UnknownDevice(f"'{uri}': targets names a technology twice")
+    extended = values.get("extended", True)
+    max_response = values.get("max_response", 65536)  # extended=0 caps it at 256 (capabilities)
     return NfcUri(path, targets, extended, max_response)
 
 

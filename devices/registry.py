@@ -12,6 +12,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from .base import BackendUnavailable, DeviceError, DeviceInfo, Reader, UnknownDevice
+from .uri import DeviceUri
 
 Opener = Callable[[str], Reader]
 
@@ -77,19 +78,37 @@ def scheme_of(uri: str) -> str:
     return uri.split(":", 1)[0]
 
 
-def check_uri(uri: str) -> None:
-    """Cheap validation before a long run: the scheme is known and, for virtual devices, the profile exists.
+# The option grammar of each built-in scheme, checked by check_uri() without opening anything.
+OPTION_CHECKERS: dict[str, tuple[str, str]] = {
+    "virtual": ("devices.virtual.reader", "virtual_options"),
+    "pcsc": ("devices.pcsc", "check_pcsc_uri"),
+    "nfc": ("devices.nfc", "parse_nfc_uri"),
+    "serial": ("devices.serial.reader", "parse_serial_uri"),
+    "rfc2217": ("devices.serial.reader", "parse_serial_uri"),
+    "socket": ("devices.serial.reader", "parse_serial_uri"),
+}
 
-    Nothing is opened, so a lab reader is not touched.
-    """
+
+def check_uri(uri: str) -> None:
+    """Cheap validation before a long run: the grammar, the scheme, every option and its value and, for
+    virtual devices, the profile. Nothing is opened, so a lab reader is not touched."""
     scheme = scheme_of(uri)
     if not scheme:
         raise UnknownDevice(
             f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
             f"known schemes: {', '.join(known_schemes())}"
         )
+    DeviceUri.parse(uri)
     if scheme not in known_schemes():
         raise UnknownDevice(f"unknown device scheme '{scheme}' in '{uri}'; known schemes: {', '.join(known_schemes())}")
+    if scheme in OPTION_CHECKERS and scheme not in _openers:
+        module_name, attr = OPTION_CHECKERS[scheme]
+        try:
+            checker = getattr(import_module(module_name), attr)
+        except ImportError:
+            checker = None  # the backend's package is missing: opening it says so in one line
+        if checker is not None:
+            checker(uri)
     if scheme == "virtual":
         from .virtual.profile import available_profiles, load_profile, profile_path
         from .virtual.reader import parse_virtual_uri
