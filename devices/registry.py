@@ -7,6 +7,7 @@ opener takes the full URI and returns a :class:`~devices.base.Reader`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -42,11 +43,16 @@ def register_scheme(scheme: str, opener: Opener) -> None:
     _openers[scheme] = opener
 
 
-def known_schemes() -> list[str]:
-    names = set(BUILTIN_SCHEMES) | set(_openers)
+@functools.cache
+def _entry_point_schemes() -> frozenset[str]:
+    """Schemes installed packages add; read once (scanning every distribution takes milliseconds)."""
     with contextlib.suppress(Exception):
-        names |= {ep.name for ep in entry_points(group="hil.devices")}
-    return sorted(names)
+        return frozenset(ep.name for ep in entry_points(group="hil.devices"))
+    return frozenset()
+
+
+def known_schemes() -> list[str]:
+    return sorted(set(BUILTIN_SCHEMES) | set(_openers) | _entry_point_schemes())
 
 
 def _resolve(scheme: str) -> Opener:
