@@ -472,6 +472,8 @@ class NfcReader(Reader):
         except OSError as exc:
             self._lost()
             raise DeviceGone(f"{self.uri}: the reader stopped answering ({exc})") from None
+        except Exception as exc:  # nfcpy decoding what the card sent (unhexlify, ascii, indexing)
+            raise self._undecodable("the APDU", exc) from None
         if answer is None or len(answer) < 2:
             raise ProtocolError(f"{self.uri}: the card answered without a status word")
         return bytes(answer)
@@ -480,7 +482,7 @@ class NfcReader(Reader):
         """S(DESELECT), then the field off: the card loses its volatile state, as after a PC/SC power-off."""
         if self._tag is None or self._clf is None:
             return
-        with suppress(self._nfc.clf.CommunicationError, OSError):  # gone already: deselecting is best effort
+        with suppress(Exception):  # gone already, or answering garbage: deselecting is best effort
             self._clf.exchange(bytearray((0xC2,)), self._fwt() + 0.01)
         self._lost()
 
@@ -503,8 +505,15 @@ class NfcReader(Reader):
     def _present(self) -> bool:
         try:
             return bool(self._tag.is_present)
-        except OSError:
+        except Exception:  # an I/O error or an answer nfcpy cannot decode: not there as far as we can tell
             return False
+
+    def _undecodable(self, during: str, exc: Exception) -> ProtocolError:
+        """What the card side sent broke nfcpy's decoding: a typed error, the card deactivated. The
+        exception's own text is left out: it may quote bytes of the card's answer."""
+        self._lost()
+        return ProtocolError(f"{self.uri}: the card's answer to {during} is not a valid frame "
+                             f"({type(exc).__name__} in nfcpy); the card was deactivated")
 
     def _lost(self) -> None:
         self._tag, self._fresh = None, False
@@ -530,6 +539,8 @@ class NfcReader(Reader):
                 tag = self._clf.connect(rdwr=options, terminate=terminate)
             except OSError as exc:
                 raise DeviceGone(f"{self.uri}: the reader stopped answering ({exc})") from None
+            except Exception as exc:  # nfcpy decoding a garbled ATQB / ATTRIB answer
+                raise self._undecodable("activation", exc) from None
         if tag is False:
             raise DeviceGone(f"{self.uri}: nfcpy gave up on the reader (I/O error or interrupt)")
         if not tag:
@@ -539,7 +550,13 @@ class NfcReader(Reader):
             self._clf.device.mute()
             raise NoCard(f"{self.uri}: found a {tag.type}, which is not an ISO 14443-4 card")
         self._tag, self._fresh = tag, True
-        self._describe(tag, seen)
+        try:
+            self._describe(tag, seen)
+        except DeviceError:
+            self._lost()
+            raise
+        except Exception as exc:  # an ATQB, ATS or ATTRIB answer too short for what it announces
+            raise self._undecodable("activation", exc) from None
 
     def _describe(self, tag: Any, seen: _ActivationLog) -> None:
         target = tag.target

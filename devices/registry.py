@@ -98,13 +98,13 @@ OPTION_CHECKERS: dict[str, tuple[str, str]] = {
 def check_uri(uri: str) -> None:
     """Cheap validation before a long run: the grammar, the scheme, every option and its value and, for
     virtual devices, the profile. Nothing is opened, so a lab reader is not touched."""
-    scheme = scheme_of(uri)
+    parsed = DeviceUri.parse(uri) if ":" in uri else None
+    scheme = parsed.scheme if parsed else ""
     if not scheme:
         raise UnknownDevice(
-            f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
+            f"{uri!r} is neither a device URI (scheme:…) nor a name in the lab inventory; "
             f"known schemes: {', '.join(known_schemes())}"
         )
-    DeviceUri.parse(uri)
     if scheme not in known_schemes():
         raise UnknownDevice(f"unknown device scheme '{scheme}' in '{uri}'; known schemes: {', '.join(known_schemes())}")
     if scheme in OPTION_CHECKERS and scheme not in _openers:
@@ -130,7 +130,7 @@ def open_uri(uri: str) -> Reader:
     scheme = scheme_of(uri)
     if not scheme:
         raise UnknownDevice(
-            f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
+            f"{uri!r} is neither a device URI (scheme:…) nor a name in the lab inventory; "
             f"known schemes: {', '.join(known_schemes())}"
         )
     return _resolve(scheme)(uri)

@@ -125,7 +125,7 @@ class DeviceUri:
             if name in options and options[name] != value:
                 raise BadDeviceUri(f"{text}: option {name} given twice ({options[name]!r} and {value!r})")
             options[name] = value
-        return cls(text, scheme.lower(), body, options)
+        return cls(text, scheme, body, options)
 
     def check_known(self, allowed: Iterable[Option] | Mapping[str, Option], context: str = "") -> None:
         """Refuse any option not in ``allowed``, naming it and the known ones."""

@@ -131,6 +131,11 @@ class LineIndex:
         return 0
 
 
+def one_line(message: str) -> str:
+    """Keys and values quoted in a message may hold line breaks or control characters: escape them."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+
+
 # -- checks --------------------------------------------------------------------------------------------
 _TYPE_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true or false",
                list: "an array", dict: "a table"}
@@ -160,7 +165,7 @@ class _Checker:
         line = self.index.line(*table, *keys)
         where = f"{self.path}:{line}" if line else str(self.path)
         who = f" device '{device}':" if device is not None else ""
-        return InventoryError(f"{where}:{who} {message}")
+        return InventoryError(one_line(f"{where}:{who} {message}"))
 
     def typed(self, device: str, keys: tuple[str, ...], value: Any, kind: type) -> Any:
         if type(value) is not kind:  # exact: a bool is not a number, a number is not a bool

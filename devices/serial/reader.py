@@ -87,12 +87,12 @@ def parse_serial_uri(uri: str) -> tuple[str, str, dict[str, str]]:
         if not path:
             raise BadDeviceUri(f"'{uri}' names no port; e.g. serial:/dev/ttyUSB0?protocol=kiosk")
         return "tty", path, ours
-    parts = urlsplit(base)
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if not parts.hostname or port is None:
+        parts = urlsplit(base)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a malformed [IPv6] literal or port
+        host = port = None
+    if not host or port is None:
         raise BadDeviceUri(f"'{uri}' needs host and port, e.g. {scheme}://127.0.0.1:4000?protocol=kiosk")
     return scheme, base + ("?" + "&".join(passed) if passed else ""), ours
 
