@@ -44,6 +44,7 @@ class Tally:
     refused: int = 0
     untyped: int = 0
     uncaught: int = 0
+    frames: int = 0  # hostile datagrams sent, for the device boundaries
     kinds: Counter = field(default_factory=Counter)
     samples: list[str] = field(default_factory=list)
 
@@ -52,8 +53,9 @@ class Tally:
             self.samples.append(what)
 
     def line(self) -> str:
-        return (f"{self.name}: {self.cases} cases, {self.accepted} accepted, {self.refused} refused with a typed "
-                f"one-line error, {self.untyped} untyped, {self.uncaught} uncaught")
+        frames = f" ({self.frames} hostile frames)" if self.frames else ""
+        return (f"{self.name}: {self.cases} cases{frames}, {self.accepted} accepted, "
+                f"{self.refused} refused with a typed one-line error, {self.untyped} untyped, {self.uncaught} uncaught")
 
 
 # -- values and TOML ---------------------------------------------------------------------------------------
