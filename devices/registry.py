@@ -13,7 +13,7 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from .base import BackendUnavailable, DeviceError, DeviceInfo, Reader, UnknownDevice
-from .uri import DeviceUri
+from .uri import BadDeviceUri, DeviceUri
 
 Opener = Callable[[str], Reader]
 
@@ -95,11 +95,23 @@ OPTION_CHECKERS: dict[str, tuple[str, str]] = {
 }
 
 
+def _check_protocol_file(uri: str, protocol: str) -> None:
+    """A serial module's protocol file is part of its name: a broken one is refused before the run."""
+    try:
+        from .serial.protocol import ProtocolFileError, load_protocol
+    except ImportError:
+        return  # pyserial is missing: opening the device says so
+    try:
+        load_protocol(protocol)
+    except ProtocolFileError as exc:
+        raise BadDeviceUri(f"{uri}: {exc}") from None
+
+
 def check_uri(uri: str) -> None:
     """Cheap validation before a long run: the grammar, the scheme, every option and its value and, for
     virtual devices, the profile. Nothing is opened, so a lab reader is not touched."""
-    parsed = DeviceUri.parse(uri) if ":" in uri else None
-    scheme = parsed.scheme if parsed else ""
+    parsed = DeviceUri.parse(uri) if ":" in uri else DeviceUri(uri, "", uri)
+    scheme = parsed.scheme
     if not scheme:
         raise UnknownDevice(
             f"{uri!r} is neither a device URI (scheme:…) nor a name in the lab inventory; "
@@ -115,6 +127,8 @@ def check_uri(uri: str) -> None:
             checker = None  # the backend's package is missing: opening it says so in one line
         if checker is not None:
             checker(uri)
+    if "protocol" in parsed.options and scheme in ("serial", "rfc2217", "socket", "virtual"):
+        _check_protocol_file(uri, parsed.options["protocol"])
     if scheme == "virtual":
         from .virtual.profile import available_profiles, load_profile, profile_path
         from .virtual.reader import parse_virtual_uri
