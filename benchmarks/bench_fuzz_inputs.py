@@ -5,7 +5,8 @@
 Prints, per loader and boundary, how many cases were accepted, refused with the typed one-line error,
 refused with an untyped or multi-line one, or escaped uncaught, and the time taken; then the inventory
 loader's time for 16,000 devices (it used to be quadratic). Exits non-zero if anything escaped or was
-untyped. The nfcpy boundary needs loopback UDP: run it inside the isolation wrapper on a shared machine.
+untyped. The nfcpy boundary needs loopback UDP and the serial one a pty: on a shared machine, run it where
+neither collides with other jobs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fuzz_support import (
     uri_cases,
 )
 from hostile_picc import run_frames
+from hostile_serial import run_serial_frames
 
 from devices.base import DeviceError
 from devices.registry import check_uri
@@ -62,6 +64,8 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=5000, help="hostile files per loader")
     parser.add_argument("--uris", type=int, default=20000, help="hostile device names")
     parser.add_argument("--frames", type=int, default=20000, help="hostile frames from the card side (nfcpy)")
+    parser.add_argument("--serial-frames", type=int, default=20000,
+                        help="hostile answers from a serial reader module on a pty (about 25 per second)")
     parser.add_argument("--seed", type=int, default=20261202)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,6 +77,7 @@ def main() -> int:
                                file_cases(PROTOCOL_SEEDS, random.Random(args.seed + 1), args.files), workdir),
             lambda: run_uris(check_uri, DeviceError, uri_cases(random.Random(args.seed + 2), args.uris)),
             lambda: run_frames(args.frames, args.seed + 3),
+            lambda: run_serial_frames(args.serial_frames, args.seed + 4),
         ]
         bad = 0
         for run in runs:

@@ -10,6 +10,7 @@ import random
 import pytest
 from fuzz_support import INVENTORY_SEEDS, PROTOCOL_SEEDS, Tally, file_cases, run_loader, run_uris, uri_cases
 from hostile_picc import run_frames
+from hostile_serial import run_serial_frames
 
 from devices import open_device
 from devices.base import DeviceError
@@ -20,6 +21,7 @@ from harness.lab import InventoryError, load_inventory
 FILES_PER_LOADER = 2000
 URIS = 5000
 FRAMES = 2000
+SERIAL_FRAMES = 300  # each costs a few pty round trips, some a timeout
 
 
 def assert_clean(tally: Tally, least_refused: int) -> None:
@@ -67,3 +69,10 @@ def test_nfcpy_boundary_types_every_garbage_frame_from_the_card():
     assert tally.frames >= FRAMES
     assert_clean(tally, FRAMES // 10)
     assert tally.kinds["ProtocolError"] > 0  # undecodable answers are protocol errors, not removals
+
+
+@pytest.mark.serial
+def test_serial_boundary_types_every_garbage_answer_from_the_module():
+    tally = run_serial_frames(SERIAL_FRAMES, seed=20261206)
+    assert tally.frames >= SERIAL_FRAMES
+    assert_clean(tally, SERIAL_FRAMES // 10)
