@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.virtual.profile import REPO_ROOT
+from devices.virtual.profile import REPO_ROOT, available_profiles
 
 HIL = str(Path(sys.executable).parent / "hil")
 KIOSK = (REPO_ROOT / "fixtures" / "protocols" / "kiosk.toml").read_text("utf-8")
@@ -186,7 +186,7 @@ CASES: dict[str, Case] = {
         "--rfc2217 serves a --serial reader module; give --serial PROTOCOL too, or drop --rfc2217"),
     "serve: unknown profile": Case(
         ("virtual", "serve", "tablet", "--nfc-udp", "54321"),
-        "no card profile 'tablet'; known: card, phone, revoked-card (or a .toml path)"),
+        f"no card profile 'tablet'; known: {', '.join(available_profiles())} (or a .toml path)"),
     "serve: broken protocol file": Case(
         ("virtual", "serve", "card", "--serial", "{F}"),
         "{F}:26: [serial] baudrate must be int, got 'fast'", KIOSK.replace("baudrate = 38400", 'baudrate = "fast"')),
