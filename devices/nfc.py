@@ -22,7 +22,6 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
 
 from devices.base import (
     BackendUnavailable,
@@ -38,6 +37,7 @@ from devices.base import (
     ReaderCapabilities,
     UnknownDevice,
 )
+from devices.uri import TERMINAL_OPTION, DeviceUri, Option
 
 FC = 13.56e6  # carrier frequency; FWT = 4096/fc × 2^FWI (ISO 14443-4 §7.2)
 FSC_TABLE = (16, 24, 32, 40, 48, 64, 96, 128, 256)  # FSCI/FSDI 0-8
@@ -154,11 +154,20 @@ class NfcUri:
     max_response: int = 65536
 
 
+NFC_TARGETS = ("106A", "106B", "212B", "424B")
+URI_OPTIONS = (
+    Option("targets", "text"),
+    Option("extended"),
+    Option("max_response", "int", low=1, high=65536),
+    TERMINAL_OPTION,
+)
+
+
 def parse_nfc_uri(uri: str) -> NfcUri:
     """Split ``nfc:<nfcpy path>[?options]``; any malformed name raises one line naming the forms."""
-    body = uri.split(":", 1)[1] if uri.startswith("nfc:") else uri
-    path, _, query = body.partition("?")
-    options = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+    parsed = DeviceUri.parse(uri if uri.startswith("nfc:") else f"nfc:{uri}")
+    path = parsed.body
+    values = parsed.typed(URI_OPTIONS)
     if _UDP_PATH.match(path):
         match = _UDP_PATH.match(path)
         assert match is not None
@@ -171,16 +180,15 @@ def parse_nfc_uri(uri: str) -> NfcUri:
         default_targets = "106B,106A"
     else:
         raise UnknownDevice(f"'{uri}' is not an nfcpy device path; {PATH_HELP}")
-    wanted = options.get("targets", default_targets).split(",")
+    wanted = values.get("targets", default_targets).split(",")
     targets = tuple(t.strip().upper() for t in wanted if t.strip())
-    bad = [t for t in targets if t not in ("106A", "106B", "212B", "424B")]
+    bad = [t for t in targets if t not in NFC_TARGETS]
     if bad or not targets:
-        raise UnknownDevice(f"'{uri}': targets must be among 106A, 106B, 212B, 424B, got {','.join(bad)}")
-    try:
-        max_response = int(options.get("max_response", "65536"))
-    except ValueError:
-        raise UnknownDevice(f"'{uri}': max_response must be a whole number") from None
-    extended = options.get("extended", "1") not in ("0", "no", "false")
+        raise UnknownDevice(f"'{uri}': targets must be among {', '.join(NFC_TARGETS)}, got {','.join(bad)}")
+    if len(set(targets)) != len(targets):
+        raise UnknownDevice(f"'{uri}': targets names a technology twice")
+    extended = values.get("extended", True)
+    max_response = values.get("max_response", 65536)  # extended=0 caps it at 256 (capabilities)
     return NfcUri(path, targets, extended, max_response)
 
 
@@ -464,6 +472,8 @@ class NfcReader(Reader):
         except OSError as exc:
             self._lost()
             raise DeviceGone(f"{self.uri}: the reader stopped answering ({exc})") from None
+        except Exception as exc:  # nfcpy decoding what the card sent (unhexlify, ascii, indexing)
+            raise self._undecodable("the APDU", exc) from None
         if answer is None or len(answer) < 2:
             raise ProtocolError(f"{self.uri}: the card answered without a status word")
         return bytes(answer)
@@ -472,7 +482,7 @@ class NfcReader(Reader):
         """S(DESELECT), then the field off: the card loses its volatile state, as after a PC/SC power-off."""
         if self._tag is None or self._clf is None:
             return
-        with suppress(self._nfc.clf.CommunicationError, OSError):  # gone already: deselecting is best effort
+        with suppress(Exception):  # gone already, or answering garbage: deselecting is best effort
             self._clf.exchange(bytearray((0xC2,)), self._fwt() + 0.01)
         self._lost()
 
@@ -495,8 +505,15 @@ class NfcReader(Reader):
     def _present(self) -> bool:
         try:
             return bool(self._tag.is_present)
-        except OSError:
+        except Exception:  # an I/O error or an answer nfcpy cannot decode: not there as far as we can tell
             return False
+
+    def _undecodable(self, during: str, exc: Exception) -> ProtocolError:
+        """What the card side sent broke nfcpy's decoding: a typed error, the card deactivated. The
+        exception's own text is left out: it may quote bytes of the card's answer."""
+        self._lost()
+        return ProtocolError(f"{self.uri}: the card's answer to {during} is not a valid frame "
+                             f"({type(exc).__name__} in nfcpy); the card was deactivated")
 
     def _lost(self) -> None:
         self._tag, self._fresh = None, False
@@ -522,6 +539,8 @@ class NfcReader(Reader):
                 tag = self._clf.connect(rdwr=options, terminate=terminate)
             except OSError as exc:
                 raise DeviceGone(f"{self.uri}: the reader stopped answering ({exc})") from None
+            except Exception as exc:  # nfcpy decoding a garbled ATQB / ATTRIB answer
+                raise self._undecodable("activation", exc) from None
         if tag is False:
             raise DeviceGone(f"{self.uri}: nfcpy gave up on the reader (I/O error or interrupt)")
         if not tag:
@@ -531,7 +550,13 @@ class NfcReader(Reader):
             self._clf.device.mute()
             raise NoCard(f"{self.uri}: found a {tag.type}, which is not an ISO 14443-4 card")
         self._tag, self._fresh = tag, True
-        self._describe(tag, seen)
+        try:
+            self._describe(tag, seen)
+        except DeviceError:
+            self._lost()
+            raise
+        except Exception as exc:  # an ATQB, ATS or ATTRIB answer too short for what it announces
+            raise self._undecodable("activation", exc) from None
 
     def _describe(self, tag: Any, seen: _ActivationLog) -> None:
         target = tag.target

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
 
 from smartcard import scard
 
@@ -39,6 +39,8 @@ from devices.base import (
     Reader,
     ReaderCapabilities,
 )
+from devices.uri import TERMINAL_OPTION, DeviceUri, Option, options_named
+from devices.uri import parse_flag as parse_flag  # the vpcd bridge parses its flags with it
 from harness.apdu import ApduError, CommandApdu
 from harness.atr import AtrError, parse_atr
 from harness.redact import redact_apdu
@@ -195,45 +197,31 @@ def select_reader(pattern: str, readers: list[str]) -> str:
 
 def parse_pcsc_uri(uri: str) -> tuple[str, dict[str, str]]:
     """``pcsc:Virtual%20PCD?get_response=0`` → (``"Virtual PCD"``, ``{"get_response": "0"}``)."""
-    body = uri.split(":", 1)[1] if ":" in uri else uri
-    name, _, query = body.partition("?")
-    options = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
-    return unquote(name).strip(), options
+    parsed = DeviceUri.parse(uri if ":" in uri else f"pcsc:{uri}")
+    return unquote(parsed.body).strip(), dict(parsed.options)
 
 
-def parse_flag(value: str, key: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise DeviceError(f"option {key}={value!r}: use 1 or 0")
-
-
-READER_OPTIONS = ("get_response", "resend_6c", "extended", "reset", "share")
+READER_OPTION_ROWS = (
+    Option("get_response"),
+    Option("resend_6c"),
+    Option("extended", "auto_flag"),
+    Option("reset", "choice", choices=("cold", "warm", "none")),
+    Option("share", "choice", choices=("shared", "exclusive")),
+)
+READER_OPTIONS = tuple(row.name for row in READER_OPTION_ROWS)
+URI_OPTIONS = (*READER_OPTION_ROWS, TERMINAL_OPTION)
 
 
 def reader_options(options: Mapping[str, str], uri: str, *, strict: bool = True) -> dict[str, object]:
     """Constructor keywords of :class:`PcscReader` from URI options; ``strict`` rejects unknown keys."""
-    if strict:
-        unknown = sorted(set(options) - set(READER_OPTIONS))
-        if unknown:
-            raise DeviceError(f"{uri}: unknown option(s) {', '.join(unknown)}; known: {', '.join(READER_OPTIONS)}")
-    kwargs: dict[str, object] = {}
-    for key in ("get_response", "resend_6c"):
-        if key in options:
-            kwargs[key] = parse_flag(options[key], key)
-    extended = options.get("extended", "auto").strip().lower()
-    if extended != "auto":
-        kwargs["extended"] = parse_flag(extended, "extended")
-    reset = options.get("reset", "cold").strip().lower()
-    if reset not in ("cold", "warm", "none"):
-        raise DeviceError(f"{uri}: reset={reset!r}; use cold, warm or none")
-    kwargs["reset"] = reset
-    share = options.get("share", "shared").strip().lower()
-    if share not in ("shared", "exclusive"):
-        raise DeviceError(f"{uri}: share={share!r}; use shared or exclusive")
-    kwargs["exclusive"] = share == "exclusive"
+    rows = options_named(READER_OPTION_ROWS)
+    parsed = DeviceUri(uri, "pcsc", "", {k: v for k, v in options.items() if strict or k in rows})
+    values = parsed.typed(rows)
+    kwargs: dict[str, object] = {key: values[key] for key in ("get_response", "resend_6c") if key in values}
+    if values.get("extended") is not None:
+        kwargs["extended"] = values["extended"]
+    kwargs["reset"] = values.get("reset", "cold")
+    kwargs["exclusive"] = values.get("share", "shared") == "exclusive"
     return kwargs
 
 
@@ -570,10 +558,16 @@ class PcscReader(Reader):
         return f"{self.uri} (PC/SC reader '{self.name}')"
 
 
+def check_pcsc_uri(uri: str) -> tuple[str, dict[str, object]]:
+    """(reader pattern, :class:`PcscReader` keywords) of a ``pcsc:`` URI; refuses unknown options."""
+    pattern, options = parse_pcsc_uri(uri)
+    DeviceUri.parse(uri).typed(URI_OPTIONS)
+    return pattern, reader_options({k: v for k, v in options.items() if k != TERMINAL_OPTION.name}, uri)
+
+
 def open_pcsc(uri: str) -> PcscReader:
     """``pcsc:<substring>``: the one reader whose name contains it; ``pcsc:`` alone is the first reader."""
-    pattern, options = parse_pcsc_uri(uri)
-    kwargs = reader_options(options, uri)
+    pattern, kwargs = check_pcsc_uri(uri)
     context = establish_context()
     try:
         name = select_reader(pattern, list_readers(context))

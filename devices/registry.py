@@ -7,11 +7,13 @@ opener takes the full URI and returns a :class:`~devices.base.Reader`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import entry_points
 
 from .base import BackendUnavailable, DeviceError, DeviceInfo, Reader, UnknownDevice
+from .uri import BadDeviceUri, DeviceUri
 
 Opener = Callable[[str], Reader]
 
@@ -41,11 +43,16 @@ def register_scheme(scheme: str, opener: Opener) -> None:
     _openers[scheme] = opener
 
 
-def known_schemes() -> list[str]:
-    names = set(BUILTIN_SCHEMES) | set(_openers)
+@functools.cache
+def _entry_point_schemes() -> frozenset[str]:
+    """Schemes installed packages add; read once (scanning every distribution takes milliseconds)."""
     with contextlib.suppress(Exception):
-        names |= {ep.name for ep in entry_points(group="hil.devices")}
-    return sorted(names)
+        return frozenset(ep.name for ep in entry_points(group="hil.devices"))
+    return frozenset()
+
+
+def known_schemes() -> list[str]:
+    return sorted(set(BUILTIN_SCHEMES) | set(_openers) | _entry_point_schemes())
 
 
 def _resolve(scheme: str) -> Opener:
@@ -77,19 +84,51 @@ def scheme_of(uri: str) -> str:
     return uri.split(":", 1)[0]
 
 
-def check_uri(uri: str) -> None:
-    """Cheap validation before a long run: the scheme is known and, for virtual devices, the profile exists.
+# The option grammar of each built-in scheme, checked by check_uri() without opening anything.
+OPTION_CHECKERS: dict[str, tuple[str, str]] = {
+    "virtual": ("devices.virtual.reader", "virtual_options"),
+    "pcsc": ("devices.pcsc", "check_pcsc_uri"),
+    "nfc": ("devices.nfc", "parse_nfc_uri"),
+    "serial": ("devices.serial.reader", "parse_serial_uri"),
+    "rfc2217": ("devices.serial.reader", "parse_serial_uri"),
+    "socket": ("devices.serial.reader", "parse_serial_uri"),
+}
 
-    Nothing is opened, so a lab reader is not touched.
-    """
-    scheme = scheme_of(uri)
+
+def _check_protocol_file(uri: str, protocol: str) -> None:
+    """A serial module's protocol file is part of its name: a broken one is refused before the run."""
+    try:
+        from .serial.protocol import ProtocolFileError, load_protocol
+    except ImportError:
+        return  # pyserial is missing: opening the device says so
+    try:
+        load_protocol(protocol)
+    except ProtocolFileError as exc:
+        raise BadDeviceUri(f"{uri}: {exc}") from None
+
+
+def check_uri(uri: str) -> None:
+    """Cheap validation before a long run: the grammar, the scheme, every option and its value and, for
+    virtual devices, the profile. Nothing is opened, so a lab reader is not touched."""
+    parsed = DeviceUri.parse(uri) if ":" in uri else DeviceUri(uri, "", uri)
+    scheme = parsed.scheme
     if not scheme:
         raise UnknownDevice(
-            f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
+            f"{uri!r} is neither a device URI (scheme:…) nor a name in the lab inventory; "
             f"known schemes: {', '.join(known_schemes())}"
         )
     if scheme not in known_schemes():
         raise UnknownDevice(f"unknown device scheme '{scheme}' in '{uri}'; known schemes: {', '.join(known_schemes())}")
+    if scheme in OPTION_CHECKERS and scheme not in _openers:
+        module_name, attr = OPTION_CHECKERS[scheme]
+        try:
+            checker = getattr(import_module(module_name), attr)
+        except ImportError:
+            checker = None  # the backend's package is missing: opening it says so in one line
+        if checker is not None:
+            checker(uri)
+    if "protocol" in parsed.options and scheme in ("serial", "rfc2217", "socket", "virtual"):
+        _check_protocol_file(uri, parsed.options["protocol"])
     if scheme == "virtual":
         from .virtual.profile import available_profiles, load_profile, profile_path
         from .virtual.reader import parse_virtual_uri
@@ -105,7 +144,7 @@ def open_uri(uri: str) -> Reader:
     scheme = scheme_of(uri)
     if not scheme:
         raise UnknownDevice(
-            f"'{uri}' is neither a device URI (scheme:…) nor a name in the lab inventory; "
+            f"{uri!r} is neither a device URI (scheme:…) nor a name in the lab inventory; "
             f"known schemes: {', '.join(known_schemes())}"
         )
     return _resolve(scheme)(uri)

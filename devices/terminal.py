@@ -22,9 +22,9 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from devices.base import CardRemoved, DeviceError, NoCard, Reader, Terminal
+from devices.uri import DeviceUri
 from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import CardStatusError, JpkiClient, PinKind
@@ -456,9 +456,9 @@ TERMINAL_KINDS: dict[str, type[ServiceTerminal]] = {"stb": SetTopBox, "kiosk": K
 
 def terminal_kind_of(uri: str, reader: Reader | None = None) -> str:
     """The kind a device name implies: ``via=stb|kiosk``, ``terminal=…``, or the serial protocol's terminal."""
-    query = parse_qs(uri.partition("?")[2])
+    options = DeviceUri.parse(uri).options if ":" in uri else {}
     for key in ("terminal", "via"):
-        value = query.get(key, [""])[-1]
+        value = options.get(key, "")
         if value in TERMINAL_KINDS:
             return value
     spec = getattr(reader, "spec", None)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from devices import DeviceError
 from devices.registry import check_uri, discover
@@ -127,7 +128,36 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 # -- hil virtual serve ---------------------------------------------------------------
+class OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are one line (``hil virtual serve: error: …``) and exit 2, without the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def port_number(lowest: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or not lowest <= int(text) <= 65535:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a port ({lowest}-65535)")
+        return int(text)
+    return parse
+
+
+def check_serve_arguments(args: argparse.Namespace) -> None:
+    """Options that mean nothing for the chosen way of serving are errors, not silently dropped."""
+    if args.port is not None and not args.pcsc:
+        raise UsageError("--port is the vpcd port of --pcsc; give --pcsc too, or drop --port")
+    if args.rfc2217 is not None and not args.serial:
+        raise UsageError("--rfc2217 serves a --serial reader module; give --serial PROTOCOL too, or drop --rfc2217")
+    from devices.virtual.profile import available_profiles, profile_path
+
+    if not profile_path(args.profile).exists():
+        raise UsageError(f"no card profile '{args.profile}'; known: {', '.join(available_profiles())} "
+                         "(or a .toml path)")
+
+
 def cmd_virtual_serve(args: argparse.Namespace) -> int:
+    check_serve_arguments(args)
     if args.pcsc:
         from devices.virtual.vpcd import serve_forever as serve_pcsc
 
@@ -179,15 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(func=cmd_pki_generate)
 
     virtual = sub.add_parser("virtual", help="virtual devices for manual lab use")
-    virtual_sub = virtual.add_subparsers(dest="virtual_command", required=True)
+    virtual_sub = virtual.add_subparsers(dest="virtual_command", required=True, parser_class=OneLineParser)
     serve = virtual_sub.add_parser("serve", help="serve a virtual card or phone behind a real stack")
     serve.add_argument("profile", help="card profile: card, phone, revoked-card or a .toml path")
-    serve.add_argument("--pcsc", action="store_true", help="as a card in vpcd's reader (pcscd must run)")
-    serve.add_argument("--port", type=int, help="vpcd port (default 35963)")
-    serve.add_argument("--nfc-udp", type=int, metavar="PORT", help="as a Type B card on nfcpy's UDP link")
-    serve.add_argument("--serial", metavar="PROTOCOL",
-                       help="as a serial reader module on a pty (kiosk, stb, line or a protocol .toml)")
-    serve.add_argument("--rfc2217", type=int, metavar="PORT",
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--pcsc", action="store_true", help="as a card in vpcd's reader (pcscd must run)")
+    serve.add_argument("--port", type=port_number(1), help="vpcd port (default 35963)")
+    mode.add_argument("--nfc-udp", type=port_number(1), metavar="PORT", help="as a Type B card on nfcpy's UDP link")
+    mode.add_argument("--serial", metavar="PROTOCOL",
+                      help="as a serial reader module on a pty (kiosk, stb, line or a protocol .toml)")
+    serve.add_argument("--rfc2217", type=port_number(0), metavar="PORT",
                        help="with --serial: also as RFC 2217 on 127.0.0.1:PORT (0: any free port)")
     serve.set_defaults(func=cmd_virtual_serve)
     return parser

@@ -27,6 +27,7 @@ from .messages import CARD_STATES, COMMANDS, EVENTS, FIELDS, REQUIRED_STATUSES, 
 PROTOCOLS_DIR = fixtures.protocols_dir()
 PARITIES = ("N", "E", "O", "M", "S")
 FRAMING_KINDS = ("stx_etx", "length", "line")
+MAX_PROTOCOL_BYTES = 256 << 10  # the reference files take 3 KiB
 SECTIONS = ("protocol", "serial", "timing", "reader", "framing", "layout", "commands", "events", "status",
             "card_state")
 
@@ -273,12 +274,19 @@ def load_protocol(name_or_path: str | Path) -> ProtocolSpec:
     """Load and check a protocol file by name (``kiosk``) or path."""
     path = protocol_path(str(name_or_path))
     try:
-        text = path.read_text("utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PROTOCOL_BYTES + 1)
     except FileNotFoundError:
         raise ProtocolFileError(f"no protocol file '{name_or_path}' ({path}); "
                                 f"known: {', '.join(available_protocols())}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProtocolFileError(f"{path}: cannot read: {exc}") from None
+    except OSError as exc:
+        raise ProtocolFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PROTOCOL_BYTES:
+        raise ProtocolFileError(f"{path}: larger than {MAX_PROTOCOL_BYTES >> 10} KiB, the limit for a protocol file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolFileError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -286,6 +294,8 @@ def load_protocol(name_or_path: str | Path) -> ProtocolSpec:
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         where = f"{path}:{match.group(1)}" if match else str(path)
         raise ProtocolFileError(f"{where}: not valid TOML: {message}") from None
+    except RecursionError:
+        raise ProtocolFileError(f"{path}: arrays or tables nested too deeply for a protocol file") from None
     f = _File(path, text, data)
     for section in data:
         if section not in SECTIONS:

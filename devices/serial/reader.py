@@ -14,7 +14,7 @@ import errno
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import serial
 from serial import SerialException
@@ -31,38 +31,70 @@ from devices.base import (
     Reader,
     ReaderCapabilities,
 )
+from devices.uri import TERMINAL_OPTION, BadDeviceUri, DeviceUri, Option, parse_flag
 
 from .link import LinkStats, SerialLink, _one_line
 from .messages import CodecError, Message
-from .protocol import ProtocolFileError, ProtocolSpec, Timing, available_protocols, load_protocol
+from .protocol import PARITIES, ProtocolFileError, ProtocolSpec, Timing, available_protocols, load_protocol
 
-HARNESS_OPTIONS = frozenset({"protocol", "baudrate", "bytesize", "parity", "stopbits", "exclusive",
-                             *Timing.__dataclass_fields__})
+SECONDS = {"low": 0.001, "high": 600}
+HARNESS_OPTION_ROWS = (
+    Option("protocol", "text"),
+    Option("baudrate", "int", low=50, high=4_000_000),
+    Option("bytesize", "choice", choices=("5", "6", "7", "8")),
+    Option("parity", "choice", choices=tuple(p.lower() for p in PARITIES)),
+    Option("stopbits", "choice", choices=("1", "1.5", "2")),
+    Option("exclusive"),
+    *(Option(name, "float", **SECONDS) for name in Timing.__dataclass_fields__ if name != "retries"),
+    Option("retries", "int", low=0, high=10),
+    TERMINAL_OPTION,
+)
+HARNESS_OPTIONS = frozenset(row.name for row in HARNESS_OPTION_ROWS)
+# What pyserial's own URL handlers take (serial/urlhandler/protocol_*.py); a tty takes none.
+PYSERIAL_OPTIONS: dict[str, tuple[Option, ...]] = {
+    "tty": (),
+    "rfc2217": (Option("ign_set_control", "bare"), Option("poll_modem", "bare"),
+                Option("timeout", "float", low=0.001, high=600),
+                Option("logging", "choice", choices=("debug", "info", "warning", "error"))),
+    "socket": (Option("logging", "choice", choices=("debug", "info", "warning", "error")),),
+}
 STATUS_POLL = 1.0  # seconds between status queries while waiting for a card (events may be lost)
 
 
 def parse_serial_uri(uri: str) -> tuple[str, str, dict[str, str]]:
-    """``(transport, pyserial url, harness options)`` for a ``serial:``, ``rfc2217://`` or ``socket://`` URI."""
-    base, _, query = uri.partition("?")
-    pairs = parse_qsl(query, keep_blank_values=True)
-    ours = {key: value for key, value in pairs if key in HARNESS_OPTIONS}
-    passed = [key if value == "" else f"{key}={value}" for key, value in pairs if key not in HARNESS_OPTIONS]
-    scheme = base.split(":", 1)[0]
+    """``(transport, pyserial url, harness options)`` for a ``serial:``, ``rfc2217://`` or ``socket://`` URI.
+
+    Every option is checked here, harness and pyserial ones alike: a typo is an error, not a default."""
+    parsed = DeviceUri.parse(uri)
+    base = uri.partition("?")[0]
+    scheme = parsed.scheme
     if scheme == "serial":
+        transport = "tty"
+    elif scheme in ("rfc2217", "socket"):
+        transport = scheme
+    else:
+        raise BadDeviceUri(f"'{uri}' is not a serial device URI (serial:, rfc2217://, socket://)")
+    passed_rows = PYSERIAL_OPTIONS[transport]
+    parsed.typed((*HARNESS_OPTION_ROWS, *passed_rows), f"for {scheme}")
+    if transport != "tty" and "exclusive" in parsed.options:
+        raise BadDeviceUri(f"{uri}: option exclusive means nothing for {scheme}:// (only a local tty is locked)")
+    ours = {key: value for key, value in parsed.options.items() if key in HARNESS_OPTIONS}
+    passed = [key if value == "" else f"{key}={value}" for key, value in parsed.options.items()
+              if key not in HARNESS_OPTIONS]
+    if transport == "tty":
         path = base[len("serial:") :]
         path = path[2:] if path.startswith("///") else path
         if not path:
-            raise DeviceError(f"'{uri}' names no port; e.g. serial:/dev/ttyUSB0?protocol=kiosk")
-        if passed:
-            known = ", ".join(sorted(HARNESS_OPTIONS))
-            raise DeviceError(f"{uri}: unknown option(s) {', '.join(passed)}; known: {known}")
+            raise BadDeviceUri(f"'{uri}' names no port; e.g. serial:/dev/ttyUSB0?protocol=kiosk")
         return "tty", path, ours
-    if scheme in ("rfc2217", "socket"):
+    try:
         parts = urlsplit(base)
-        if not parts.hostname or parts.port is None:
-            raise DeviceError(f"'{uri}' needs host and port, e.g. {scheme}://127.0.0.1:4000?protocol=kiosk")
-        return scheme, base + ("?" + "&".join(passed) if passed else ""), ours
-    raise DeviceError(f"'{uri}' is not a serial device URI (serial:, rfc2217://, socket://)")
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a malformed [IPv6] literal or port
+        host = port = None
+    if not host or port is None:
+        raise BadDeviceUri(f"'{uri}' needs host and port, e.g. {scheme}://127.0.0.1:4000?protocol=kiosk")
+    return scheme, base + ("?" + "&".join(passed) if passed else ""), ours
 
 
 def _open_port(url: str, spec: ProtocolSpec, transport: str, uri: str, exclusive: bool) -> serial.SerialBase:
@@ -144,7 +176,7 @@ class SerialReader(Reader):
             spec = spec.with_options(options, uri)
         except ProtocolFileError as exc:
             raise DeviceError(str(exc)) from None
-        exclusive = options.get("exclusive", "1") not in ("0", "no", "false")
+        exclusive = parse_flag(options.get("exclusive", "1"), "exclusive", uri)
         port = _open_port(url, spec, transport, uri, exclusive)
         return cls(uri, spec, port, transport=transport, url=url)
 

@@ -3,6 +3,7 @@
 Options emulate reader limits so host code can be tested against them:
 ``extended=0`` (short APDUs only), ``max_response=N`` (largest Le passed through),
 ``timeout=S`` (seconds before a silent card is reported as :class:`DeviceTimeout`).
+Every option is checked against what the chosen ``via`` understands (:func:`virtual_options`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from importlib import import_module
-from urllib.parse import parse_qs
 
 from devices.base import (
     BackendUnavailable,
@@ -24,16 +24,11 @@ from devices.base import (
     ReaderCapabilities,
     UnknownDevice,
 )
+from devices.uri import TERMINAL_OPTION, BadDeviceUri, DeviceUri, Option, parse_flag
 
 from .card import VirtualCard
 from .profile import CardProfile, ProfileError, available_profiles, load_profile, profile_path
 from .slot import CardSlot
-
-
-def _flag(options: dict[str, str], key: str, default: bool) -> bool:
-    if key not in options:
-        return default
-    return options[key].lower() not in ("0", "no", "false", "off")
 
 
 def profile_with_options(profile: CardProfile, options: dict[str, str]) -> CardProfile:
@@ -41,17 +36,60 @@ def profile_with_options(profile: CardProfile, options: dict[str, str]) -> CardP
     safety checks, like a lab's real card; ``sign_delay_ms=N`` makes signing slow (WTX, timeouts)."""
     changes: dict[str, object] = {}
     if "expendable" in options:
-        changes["expendable"] = _flag(options, "expendable", True)
+        changes["expendable"] = parse_flag(options["expendable"], "expendable")
     if "sign_delay_ms" in options:
-        changes["sign_delay_ms"] = int(options["sign_delay_ms"])
+        changes["sign_delay_ms"] = SIGN_DELAY.convert(options["sign_delay_ms"], "virtual")
     return replace(profile, **changes) if changes else profile
 
 
 def parse_virtual_uri(uri: str) -> tuple[str, dict[str, str]]:
-    body = uri.split(":", 1)[1] if ":" in uri else uri
-    name, _, query = body.partition("?")
-    options = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
-    return name, options
+    parsed = DeviceUri.parse(uri if ":" in uri else f"virtual:{uri}")
+    return parsed.body, dict(parsed.options)
+
+
+SIGN_DELAY = Option("sign_delay_ms", "int", low=0, high=600_000)
+TIMEOUT = Option("timeout", "float", low=0.001, high=3600)
+# Options of the card itself, whatever stands in front of it.
+CARD_OPTIONS = (Option("via", "text"), Option("expendable"), SIGN_DELAY, TERMINAL_OPTION)
+IN_PROCESS_OPTIONS = (Option("extended"), Option("max_response", "int", low=1, high=65536), TIMEOUT)
+
+
+def _bridge_options(via: str, uri: str) -> tuple[Option, ...]:
+    """What each ``via`` bridge understands; anything else would be ignored there, so it is refused."""
+    if via == "nfc":
+        return IN_PROCESS_OPTIONS[:2]
+    try:
+        if via == "pcsc":
+            from devices.pcsc import READER_OPTION_ROWS
+            return (Option("port", "int", low=1, high=65535), Option("t0"), Option("extended"),
+                    Option("reader", "text"), TIMEOUT, *(r for r in READER_OPTION_ROWS if r.name != "extended"))
+        from devices.serial.reader import HARNESS_OPTION_ROWS
+        from devices.virtual.serial_firmware.bridge import PASSED_OPTIONS, TRANSPORTS
+    except ImportError as exc:
+        raise BackendUnavailable(f"{uri}: needs the missing package {exc.name}") from None
+    passed = tuple(row for row in HARNESS_OPTION_ROWS if row.name in PASSED_OPTIONS)
+    protocol = (Option("protocol", "text"),) if via == "serial" else ()
+    return (*protocol, Option("transport", "choice", choices=TRANSPORTS), *passed)
+
+
+def virtual_options(uri: str) -> tuple[str, dict[str, str], dict[str, object]]:
+    """(profile name, options normalised for the bridges, typed values) of a ``virtual:`` URI.
+
+    Checked in full before anything starts: an unknown option, one the chosen ``via`` would ignore,
+    or a value of the wrong kind is a one-line :class:`BadDeviceUri`. Flags reach the bridges as
+    ``1``/``0`` whatever spelling the URI used."""
+    parsed = DeviceUri.parse(uri if ":" in uri else f"virtual:{uri}")
+    via = parsed.options.get("via")
+    if via is not None and via not in VIA_BRIDGES:
+        raise UnknownDevice(f"{uri}: unknown via='{via}'; known: in-process (no via), {', '.join(VIA_BRIDGES)}")
+    rows = (*CARD_OPTIONS, *(IN_PROCESS_OPTIONS if via is None else _bridge_options(via, uri)))
+    values = parsed.typed(rows, f"for {'the in-process card' if via is None else 'via=' + via}")
+    if values.get("transport", "pty") != "pty" and "exclusive" in values:
+        raise BadDeviceUri(f"{uri}: option exclusive means nothing with transport={values['transport']} "
+                           "(only a local pty is locked)")
+    normalised = {name: ("1" if value else "0") if isinstance(value, bool) else parsed.options[name].strip()
+                  for name, value in values.items()}
+    return parsed.body, normalised, values
 
 
 class VirtualReader(Reader):
@@ -138,7 +176,7 @@ def _open_via(via: str, card: VirtualCard, uri: str, options: dict[str, str]) ->
 
 
 def open_virtual(uri: str) -> Reader:
-    name, options = parse_virtual_uri(uri)
+    name, options, values = virtual_options(uri)
     if not name:
         raise UnknownDevice(f"'{uri}' names no profile; known: {', '.join(available_profiles())}")
     if not profile_path(name).exists():
@@ -146,16 +184,14 @@ def open_virtual(uri: str) -> Reader:
         raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
     try:
         card = VirtualCard(profile_with_options(load_profile(name), options))
-        extended = _flag(options, "extended", True)
-        max_response = int(options.get("max_response", "65536"))
-        timeout = float(options["timeout"]) if "timeout" in options else None
     except ProfileError as exc:
         raise DeviceError(str(exc)) from None
-    except ValueError:
-        raise DeviceError(f"{uri}: max_response, sign_delay_ms and timeout must be numbers") from None
     if "via" in options:
-        return _open_via(options["via"], card, uri, options)
-    return VirtualReader(card, uri, extended=extended, max_response=max_response, timeout=timeout)
+        bridge = {key: value for key, value in options.items() if key != TERMINAL_OPTION.name}
+        return _open_via(options["via"], card, uri, bridge)
+    return VirtualReader(card, uri, extended=bool(values.get("extended", True)),
+                         max_response=int(values.get("max_response", 65536)),  # type: ignore[call-overload]
+                         timeout=values.get("timeout"))  # type: ignore[arg-type]
 
 
 def discover() -> list[DeviceInfo]:
