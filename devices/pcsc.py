@@ -448,6 +448,8 @@ class PcscReader(Reader):
     def transmit(self, apdu: bytes) -> bytes:
         """Send one APDU; ``61xx`` and ``6Cxx`` are handled here unless switched off (see the module doc)."""
         self.auto_exchanges = []
+        if len(apdu) < 4:  # vpcd would take one byte for a control message and never answer
+            raise DeviceError(f"{self.uri}: a {len(apdu)}-byte command is no APDU (4-byte header); not sent")
         response = self._exchange(list(apdu))
         sw1 = response[-2]
         if sw1 == 0x6C and self.resend_6c:

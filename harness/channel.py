@@ -1,21 +1,109 @@
-"""A reader plus a trace: the one path by which the harness sends APDUs."""
+"""A reader plus a trace: the one path by which the harness sends APDUs.
+
+Two guards hold here, for every backend alike:
+
+- a command that is not a well-formed APDU is refused with :class:`MalformedApdu` before any byte leaves
+  (a 1-byte ``00`` reached vpcd as its "power off" control message and the run hung for good);
+- every call into a backend that does I/O has a deadline: the call runs on the channel's worker thread
+  and the caller waits at most ``timeout`` s (or :data:`BACKSTOP_SECONDS` when none is set), so a wedged
+  stack cannot hang a run, and the waiting main thread still sees SIGTERM and Ctrl-C.
+"""
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from devices.base import DeviceError, DeviceTimeout, Reader, ReaderCapabilities
-from harness.apdu import CommandApdu, ResponseApdu
+from harness.apdu import ApduError, CommandApdu, ResponseApdu
 from harness.redact import personal_response
 from harness.trace import ApduTrace
+
+# The deadline of a backend call when the test set none: far above any card's working time (slow signing,
+# WTX, serial retries), short enough that a hung stack ends the run in a minute, not never.
+BACKSTOP_SECONDS = 60.0
+HEADER_LENGTH = 4
+
+
+class MalformedApdu(DeviceError):
+    """The harness refused to send bytes that are not a command APDU (nothing reached the reader)."""
+
+
+def command_problem(raw: bytes, *, wrong_length_ok: bool = False) -> str:
+    """Why ``raw`` is no command APDU (empty when it is one).
+
+    Shorter than the 4-byte header is never sendable. A body whose Lc/Le does not match its length is
+    refused too, unless ``wrong_length_ok``: a conformance test sends exactly that on purpose to see the
+    card answer ``6700``, and every transport carries such bytes unchanged.
+    """
+    if len(raw) < HEADER_LENGTH:
+        return f"{len(raw)}-byte command is shorter than the 4-byte APDU header (CLA INS P1 P2)"
+    if wrong_length_ok:
+        return ""
+    try:
+        CommandApdu.parse(raw)
+    except ApduError as exc:
+        return f"malformed command APDU ({exc}); nothing was sent"
+    return ""
+
+
+@dataclass
+class _Call:
+    """One backend call handed to the worker; ``done`` is set when it returned or raised."""
+
+    function: Callable[[bytes], bytes]
+    argument: bytes
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: bytes = b""
+    error: BaseException | None = None
+
+
+class _BackendWorker:
+    """One daemon thread per channel that makes the backend calls, so the caller can stop waiting.
+
+    A call that never returns leaves the worker stuck: the channel then refuses further APDUs at once
+    (the reader must be closed and opened again) instead of queueing behind it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+        self.stuck: _Call | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (call := self._calls.get()) is not None:
+            try:
+                call.answer = call.function(call.argument)
+            except BaseException as exc:  # handed to the caller's thread
+                call.error = exc
+            call.done.set()
+
+    def call(self, function: Callable[[bytes], bytes], argument: bytes, timeout: float) -> _Call | None:
+        """The finished call, or None when it did not finish within ``timeout`` s."""
+        if self.stuck is not None and not self.stuck.done.wait(timeout):
+            return None  # the reader is one thread's: never a second call beside a running one
+        call = _Call(function, argument)
+        self._calls.put(call)
+        if not call.done.wait(timeout):
+            self.stuck = call
+            return None
+        return call
+
+    def stop(self) -> None:
+        self._calls.put(None)
 
 
 class CardChannel:
     """Sends command APDUs through a :class:`Reader`, timing and tracing each exchange.
 
-    With ``timeout`` set, an APDU that gets no answer in time raises :class:`DeviceTimeout` whatever the
-    backend does, so a stalled card or a wedged reader stack cannot hang a run.
+    ``timeout`` (seconds) is the test's deadline for one APDU; None means :data:`BACKSTOP_SECONDS`.
+    A reader whose ``answers_in_caller`` is true (the in-process virtual reader: plain Python, its stalls
+    bounded by its own fault plan) is called directly unless a ``timeout`` is set, to keep its ~10 µs APDU.
+    ``wrong_length_ok`` lets a deliberately inconsistent Lc/Le through (never a command under 4 bytes).
     """
 
     def __init__(self, reader: Reader, trace: ApduTrace | None = None, timeout: float | None = None) -> None:
@@ -23,18 +111,23 @@ class CardChannel:
         self.trace = trace if trace is not None else ApduTrace()
         self.timeout = timeout
         self.apdu_count = 0
+        self._worker: _BackendWorker | None = None
 
     @property
     def capabilities(self) -> ReaderCapabilities:
         return self.reader.capabilities
 
-    def transmit(self, apdu: bytes | CommandApdu, note: str = "") -> ResponseApdu:
+    def transmit(self, apdu: bytes | CommandApdu, note: str = "", *, wrong_length_ok: bool = False) -> ResponseApdu:
         raw = bytes(apdu)
+        problem = "" if isinstance(apdu, CommandApdu) else command_problem(raw, wrong_length_ok=wrong_length_ok)
         self.trace.command(raw, note)
+        if problem:
+            self.trace.failure(f"MalformedApdu: {problem}", 0.0)
+            raise MalformedApdu(f"{self.reader.uri}: {problem}")
         self.apdu_count += 1
         start = time.perf_counter()
         try:
-            answer = self.reader.transmit(raw) if self.timeout is None else self._transmit_with_deadline(raw)
+            answer = self._call_backend(raw)
         except DeviceError as exc:
             self.trace.failure(f"{type(exc).__name__}: {exc}", (time.perf_counter() - start) * 1000)
             raise
@@ -44,21 +137,25 @@ class CardChannel:
         # the holder's data print as their structure wherever the response is logged (unless lifted)
         return response if self.trace.show_holder_data else personal_response(response, self.trace.context)
 
-    def _transmit_with_deadline(self, raw: bytes) -> bytes:
-        outcome: dict[str, object] = {}
+    def _call_backend(self, raw: bytes) -> bytes:
+        if self.timeout is None and getattr(self.reader, "answers_in_caller", False):
+            return self.reader.transmit(raw)
+        deadline = BACKSTOP_SECONDS if self.timeout is None else self.timeout
+        if self._worker is None:
+            self._worker = _BackendWorker(f"apdu-{self.reader.uri}")
+        call = self._worker.call(self.reader.transmit, raw, deadline)
+        if call is None:
+            raise DeviceTimeout(f"{self.reader.uri}: no answer to the APDU within {deadline:g} s "
+                                "(the reader is wedged: close and open the device again)")
+        if call.error is not None:
+            raise call.error
+        return call.answer
 
-        def exchange() -> None:
-            try:
-                outcome["answer"] = self.reader.transmit(raw)
-            except BaseException as exc:  # handed to the caller's thread
-                outcome["error"] = exc
+    def close(self) -> None:
+        """End the worker thread (a stuck one ends with the process: it is a daemon)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
 
-        # A daemon thread: if the backend never returns, the run still ends.
-        worker = threading.Thread(target=exchange, name="apdu", daemon=True)
-        worker.start()
-        worker.join(self.timeout)
-        if worker.is_alive():
-            raise DeviceTimeout(f"{self.reader.uri}: no answer to the APDU within {self.timeout:g} s")
-        if "error" in outcome:
-            raise outcome["error"]  # type: ignore[misc]
-        return outcome["answer"]  # type: ignore[return-value]
+    def __del__(self) -> None:
+        self.close()

@@ -57,6 +57,8 @@ def parse_virtual_uri(uri: str) -> tuple[str, dict[str, str]]:
 class VirtualReader(Reader):
     """A reader whose slot holds a :class:`VirtualCard`, answering in the calling thread."""
 
+    answers_in_caller = True  # plain Python, no I/O: the channel needs no deadline thread for it
+
     def __init__(self, card: VirtualCard, uri: str = "virtual:card", *, extended: bool = True,
                  max_response: int = 65536, timeout: float | None = None) -> None:
         self.uri = uri
