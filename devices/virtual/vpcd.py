@@ -15,8 +15,11 @@ the whole PC/SC path (pyscard, pcscd, the driver) runs under the suites.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import fcntl
+import os
 import select
 import signal
 import socket
@@ -47,9 +50,9 @@ from devices.pcsc import (
 )
 
 from .card import VirtualCard
-from .pcscd import INSTALL_HINT, ensure_pcscd
+from .pcscd import INSTALL_HINT, ensure_pcscd, users_lock_path
 from .profile import ProfileError
-from .slot import CardSlot
+from .slot import CardSlot, FaultPlan
 from .t0 import T0Responder
 
 VPCD_PORT = 35963  # /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n listens on 35963 + n
@@ -94,6 +97,7 @@ class VpcdCardServer:
         self.short_only = short_only
         self.removal_gap = removal_gap
         self.responder: CardSlot | T0Responder = T0Responder(slot) if t0 else slot
+        self.claim: SlotClaim | None = None  # this process's hold on the vpcd slot, released at stop()
         self.connections = 0  # successful connections to vpcd so far
         self.last_error = ""
         self._last_card = slot.card
@@ -133,12 +137,22 @@ class VpcdCardServer:
         """Disconnect (the card leaves the reader) and end the thread within ``timeout`` s."""
         self._stopping.set()
         self._shutdown_socket()
+        claim, self.claim = self.claim, None
+        if claim is not None:
+            claim.release()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
                 raise DeviceTimeout(f"vpcd card server on port {self.port} did not stop within {timeout:g} s "
                                     "(a stalled APDU?)")
+
+    def reconfigure(self, *, t0: bool, short_only: bool) -> None:
+        """Answer like a T=0 card or a short-APDU path from the next APDU on (a parked server's reuse)."""
+        if t0 != self.t0:
+            self.t0 = t0
+            self.responder = T0Responder(self.slot) if t0 else self.slot
+        self.short_only = short_only
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -313,14 +327,31 @@ class BridgedPcscReader(PcscReader):
                    "t0_emulation": "on" if self.server.t0 else "off"}
         return dataclasses.replace(caps, details=details)
 
+    @property
+    def parkable(self) -> bool:
+        """Whether the card server can stay up for the next open: connected, card in, pcscd sees it."""
+        server = self.server
+        if not (server.running and server.connected and self.slot.present and self._context is not None):
+            return False
+        try:
+            return bool(self.card_state() & scard.SCARD_STATE_PRESENT)
+        except DeviceError:
+            return False
+
     def close(self) -> None:
-        """Disconnect, take the card out and wait (bounded) until pcscd shows the slot empty, so the
-        next ``virtual:…?via=pcsc`` finds this slot free."""
+        """Release the reader. A healthy card server is parked (see :class:`ParkedServers`): the card stays
+        in vpcd's reader and the next ``virtual:…?via=pcsc`` of this process swaps in its fresh card with
+        no presence poll. Otherwise: take the card out and wait (bounded) until pcscd shows the slot empty,
+        so the next open finds this slot free."""
         if self._context is None:
             self.server.stop()
             return
         with contextlib.suppress(DeviceError):
             self.power_off()
+        if self.pooled and self.parkable:
+            PARKED.park(self.server, self.name)
+            super().close()
+            return
         try:
             self.server.stop()
         finally:
@@ -329,31 +360,137 @@ class BridgedPcscReader(PcscReader):
             super().close()
 
 
+class SlotClaim:
+    """An exclusive ``flock`` on one vpcd slot, so two processes never serve cards into the same reader."""
+
+    def __init__(self, fd: int, port: int) -> None:
+        self.fd, self.port = fd, port
+
+    @classmethod
+    def try_take(cls, port: int) -> SlotClaim | None:
+        """The claim, or None while another process (or another server here) holds the slot."""
+        path = users_lock_path().with_name(f"hil-vpcd-{port}.lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot open the vpcd slot lock {path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(fd, port)
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class ParkedServers:
+    """Card servers of closed ``via=pcsc`` readers, kept connected in this process by vpcd port.
+
+    pcscd notices a card only at its ~0.4 s presence poll, so a server that leaves vpcd costs a poll at
+    close and another at the next open. Parked, the card stays in the reader; the next open swaps its
+    fresh card in one step (pcscd sees no change) and the power-on's reset gives the new card's ATR and
+    a fresh power-on. A slot another open needs while all are taken is freed by stopping a parked one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[int, tuple[VpcdCardServer, str]] = {}
+        atexit.register(self.clear)
+
+    def park(self, server: VpcdCardServer, reader_name: str) -> None:
+        with self._lock:
+            self._servers[server.port] = (server, reader_name)
+
+    def take(self, ports: list[int], reader: str | None = None) -> tuple[VpcdCardServer, str] | None:
+        """A parked server on one of ``ports`` (whose reader is ``reader``, if given) that still runs."""
+        with self._lock:
+            for port in ports:
+                entry = self._servers.get(port)
+                if entry is None or (reader and entry[1] != reader):
+                    continue
+                del self._servers[port]
+                if entry[0].running and entry[0].connected:
+                    return entry
+                entry[0].stop()
+        return None
+
+    def ports(self) -> list[int]:
+        with self._lock:
+            return list(self._servers)
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads of the parked servers (they run on purpose until reuse or exit)."""
+        with self._lock:
+            return [server._thread for server, _name in self._servers.values() if server._thread is not None]
+
+    def evict(self, port: int) -> bool:
+        """Stop the parked server on ``port`` and wait (bounded) until pcscd shows its slot empty."""
+        with self._lock:
+            entry = self._servers.pop(port, None)
+        if entry is None:
+            return False
+        server, name = entry
+        server.stop()
+        _wait_listed_state(name, present=False, timeout=REMOVAL_GRACE)
+        return True
+
+    def clear(self) -> None:
+        with self._lock:
+            servers, self._servers = self._servers, {}
+        for server, _name in servers.values():
+            with contextlib.suppress(DeviceError):
+                server.stop()
+
+
+PARKED = ParkedServers()
+
+
 # Options of virtual:…?via=pcsc: the bridge's, then those devices.virtual.reader applies to the card itself.
 BRIDGE_OPTIONS = ("via", "port", "t0", "extended", "reader", "timeout", "max_response", "expendable",
                   "sign_delay_ms")
 
 
 def free_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str]:
-    """The first vpcd (port, reader name) whose reader holds no card; DeviceBusy when all do."""
+    """The first vpcd (port, reader name) whose reader holds no card and no other server claims;
+    DeviceBusy when all do. A slot held by a parked server of this process is freed if need be."""
+    port, name, claim = claim_vpcd_slot(ports, reader)
+    claim.release()
+    return port, name
+
+
+def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str, SlotClaim]:
+    """:func:`free_vpcd_slot` and the slot's claim, held until the card server using it stops."""
     ports = ports or [VPCD_PORT + n for n in range(VPCD_SLOTS)]
-    context = establish_context()
-    try:
-        readers = list_readers(context)
-        names = {port: reader or vpcd_reader_name(port, readers) for port in ports}
-        listed = [name for name in names.values() if name and name in readers]
-        if not listed:
-            raise BackendUnavailable(f"pcscd lists no vpcd reader ('{VPCD_READER} 00 00'); "
-                                     f"{INSTALL_HINT}, then restart pcscd")
-        states = {name: state for name, state, _atr in reader_states(context, listed)}
-    finally:
-        release_context(context)
-    for port, name in names.items():
-        if name in states and not states[name] & scard.SCARD_STATE_PRESENT:
-            return port, name
+    parked = PARKED.ports()
+    for attempt in range(2):
+        context = establish_context()
+        try:
+            readers = list_readers(context)
+            names = {port: reader or vpcd_reader_name(port, readers) for port in ports}
+            listed = [name for name in names.values() if name and name in readers]
+            if not listed:
+                raise BackendUnavailable(f"pcscd lists no vpcd reader ('{VPCD_READER} 00 00'); "
+                                         f"{INSTALL_HINT}, then restart pcscd")
+            states = {name: state for name, state, _atr in reader_states(context, listed)}
+        finally:
+            release_context(context)
+        for port, name in names.items():
+            if name in states and not states[name] & scard.SCARD_STATE_PRESENT and port not in parked:
+                claim = SlotClaim.try_take(port)
+                if claim is not None:
+                    return port, name, claim
+        evictable = [port for port in ports if port in parked]
+        if attempt == 0 and evictable and PARKED.evict(evictable[0]):
+            parked = PARKED.ports()
+            continue
+        break
     taken = ", ".join(f"'{name}'" for name in states)
-    raise DeviceBusy(f"every vpcd reader already holds a card ({taken}): another card server is running; "
-                     "stop it or choose a free slot with port=…")
+    raise DeviceBusy(f"every vpcd reader already holds a card or is claimed ({taken}): another card server "
+                     "is running; stop it or choose a free slot with port=…")
 
 
 def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> BridgedPcscReader:
@@ -375,8 +512,21 @@ def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> Br
     short_only = not parse_flag(options.get("extended", "1"), "extended")
     kwargs = reader_options({k: v for k, v in options.items() if k not in BRIDGE_OPTIONS}, uri)
     ensure_pcscd()
-    port, name = free_vpcd_slot(ports, options.get("reader"))
-    server = VpcdCardServer(CardSlot(card), port=port, t0=t0, short_only=short_only).start(timeout)
+    parked = PARKED.take(ports, options.get("reader"))
+    if parked is not None:
+        server, name = parked
+        server.reconfigure(t0=t0, short_only=short_only)
+        server.slot.arm(FaultPlan())
+        server.insert(card)  # one step: pcscd sees no change, the power-on's reset reaches the new card
+    else:
+        port, name, claim = claim_vpcd_slot(ports, options.get("reader"))
+        server = VpcdCardServer(CardSlot(card), port=port, t0=t0, short_only=short_only)
+        server.claim = claim
+        try:
+            server.start(timeout)
+        except DeviceError:
+            claim.release()
+            raise
     try:
         reader = BridgedPcscReader(name, server, uri=uri, **kwargs)
     except DeviceError:
@@ -427,6 +577,25 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1") 
             server.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _wait_listed_state(name: str, *, present: bool, timeout: float) -> bool:
+    """Wait in SCardGetStatusChange (bounded) until pcscd reports reader ``name`` with / without a card."""
+    context = establish_context()
+    try:
+        current, deadline = scard.SCARD_STATE_UNAWARE, time.monotonic() + timeout
+        while True:
+            remaining = 0 if current == scard.SCARD_STATE_UNAWARE else deadline - time.monotonic()
+            if remaining < 0:
+                return False
+            hr, states = scard.SCardGetStatusChange(context, int(remaining * 1000), [(name, current)])
+            if hr != scard.SCARD_S_SUCCESS:
+                return False
+            if bool(states[0][1] & scard.SCARD_STATE_PRESENT) == present:
+                return True
+            current = states[0][1] & ~scard.SCARD_STATE_CHANGED
+    finally:
+        release_context(context)
 
 
 def _wait_listed(port: int, timeout: float = 5.0) -> str | None:
