@@ -201,6 +201,11 @@ class PcscDaemon:
             return self.process.poll() is None and self._pcscd_pid is not None and _pid_alive(self._pcscd_pid)
         return pcscd_answers()
 
+    @property
+    def registered(self) -> bool:
+        """Whether this object counts as a user of pcscd (between start and stop)."""
+        return self._registered
+
     def _register(self, timeout: float) -> None:
         if not self._registered:
             _users.acquire(timeout)
@@ -213,9 +218,9 @@ class PcscDaemon:
 
     def start(self, timeout: float = 10.0) -> PcscDaemon:
         """Reuse a running pcscd or start one, and return once it answers; bounded by ``timeout``."""
+        self._register(timeout)
         if self.process is not None and self.running:
             return self
-        self._register(timeout)
         if pcscd_answers():
             self.process, self.owned = None, False
             return self
@@ -316,7 +321,7 @@ def ensure_pcscd(timeout: float = 10.0) -> PcscDaemon:
         if _shared is None:
             _shared = PcscDaemon()
             atexit.register(_stop_shared)
-        if not _shared.running:
+        if not _shared.running or not _shared.registered:
             _shared.start(timeout)
         return _shared
 
