@@ -15,11 +15,8 @@ the whole PC/SC path (pyscard, pcscd, the driver) runs under the suites.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
-import fcntl
-import os
 import select
 import signal
 import socket
@@ -50,10 +47,14 @@ from devices.pcsc import (
 )
 
 from .card import VirtualCard
-from .pcscd import INSTALL_HINT, ensure_pcscd, users_lock_path
+from .pcscd import INSTALL_HINT, ensure_pcscd
 from .profile import ProfileError
 from .slot import CardSlot, FaultPlan
 from .t0 import T0Responder
+from .vpcd_sessions import PARKED, SlotClaim
+
+__all__ = ["PARKED", "BridgedPcscReader", "VpcdCardServer", "claim_vpcd_slot", "free_vpcd_slot", "open_via_pcsc",
+           "serve_forever"]
 
 VPCD_PORT = 35963  # /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n listens on 35963 + n
 VPCD_READER = "Virtual PCD"
@@ -360,94 +361,6 @@ class BridgedPcscReader(PcscReader):
             super().close()
 
 
-class SlotClaim:
-    """An exclusive ``flock`` on one vpcd slot, so two processes never serve cards into the same reader."""
-
-    def __init__(self, fd: int, port: int) -> None:
-        self.fd, self.port = fd, port
-
-    @classmethod
-    def try_take(cls, port: int) -> SlotClaim | None:
-        """The claim, or None while another process (or another server here) holds the slot."""
-        path = users_lock_path().with_name(f"hil-vpcd-{port}.lock")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except OSError as exc:
-            raise BackendUnavailable(f"cannot open the vpcd slot lock {path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return cls(fd, port)
-
-    def release(self) -> None:
-        fd, self.fd = self.fd, -1
-        if fd >= 0:
-            os.close(fd)
-
-
-class ParkedServers:
-    """Card servers of closed ``via=pcsc`` readers, kept connected in this process by vpcd port.
-
-    pcscd notices a card only at its ~0.4 s presence poll, so a server that leaves vpcd costs a poll at
-    close and another at the next open. Parked, the card stays in the reader; the next open swaps its
-    fresh card in one step (pcscd sees no change) and the power-on's reset gives the new card's ATR and
-    a fresh power-on. A slot another open needs while all are taken is freed by stopping a parked one.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._servers: dict[int, tuple[VpcdCardServer, str]] = {}
-        self.enabled = True  # off: every close takes the card out (the benchmark's before/after)
-        atexit.register(self.clear)
-
-    def park(self, server: VpcdCardServer, reader_name: str) -> None:
-        with self._lock:
-            self._servers[server.port] = (server, reader_name)
-
-    def take(self, ports: list[int], reader: str | None = None) -> tuple[VpcdCardServer, str] | None:
-        """A parked server on one of ``ports`` (whose reader is ``reader``, if given) that still runs."""
-        with self._lock:
-            for port in ports:
-                entry = self._servers.get(port)
-                if entry is None or (reader and entry[1] != reader):
-                    continue
-                del self._servers[port]
-                if entry[0].running and entry[0].connected:
-                    return entry
-                entry[0].stop()
-        return None
-
-    def ports(self) -> list[int]:
-        with self._lock:
-            return list(self._servers)
-
-    def threads(self) -> list[threading.Thread]:
-        """The threads of the parked servers (they run on purpose until reuse or exit)."""
-        with self._lock:
-            return [server._thread for server, _name in self._servers.values() if server._thread is not None]
-
-    def evict(self, port: int) -> bool:
-        """Stop the parked server on ``port`` and wait (bounded) until pcscd shows its slot empty."""
-        with self._lock:
-            entry = self._servers.pop(port, None)
-        if entry is None:
-            return False
-        server, name = entry
-        server.stop()
-        _wait_listed_state(name, present=False, timeout=REMOVAL_GRACE)
-        return True
-
-    def clear(self) -> None:
-        with self._lock:
-            servers, self._servers = self._servers, {}
-        for server, _name in servers.values():
-            with contextlib.suppress(DeviceError):
-                server.stop()
-
-
-PARKED = ParkedServers()
 
 
 # Options of virtual:…?via=pcsc: the bridge's, then those devices.virtual.reader applies to the card itself.
@@ -564,7 +477,12 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1") 
         local = host in LOCAL_HOSTS
         if local:
             ensure_pcscd()
-        server = VpcdCardServer(CardSlot(card), host=host, port=port).start()
+        server = VpcdCardServer(CardSlot(card), host=host, port=port)
+        if local:  # another process serving this slot would answer for our card: refuse instead
+            server.claim = SlotClaim.try_take(port)
+            if server.claim is None:
+                raise DeviceBusy(f"vpcd slot {port} is served by another process; choose another port")
+        server.start()
         name = _wait_listed(port) if local else None
         where = f"PC/SC reader '{name}' (device pcsc:{name})" if name else f"the vpcd reader on {host}:{port}"
         print(f"virtual card '{profile}' is in {where}; Ctrl-C to remove it and stop", flush=True)
@@ -578,25 +496,6 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1") 
             server.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
-
-
-def _wait_listed_state(name: str, *, present: bool, timeout: float) -> bool:
-    """Wait in SCardGetStatusChange (bounded) until pcscd reports reader ``name`` with / without a card."""
-    context = establish_context()
-    try:
-        current, deadline = scard.SCARD_STATE_UNAWARE, time.monotonic() + timeout
-        while True:
-            remaining = 0 if current == scard.SCARD_STATE_UNAWARE else deadline - time.monotonic()
-            if remaining < 0:
-                return False
-            hr, states = scard.SCardGetStatusChange(context, int(remaining * 1000), [(name, current)])
-            if hr != scard.SCARD_S_SUCCESS:
-                return False
-            if bool(states[0][1] & scard.SCARD_STATE_PRESENT) == present:
-                return True
-            current = states[0][1] & ~scard.SCARD_STATE_CHANGED
-    finally:
-        release_context(context)
 
 
 def _wait_listed(port: int, timeout: float = 5.0) -> str | None:
