@@ -4,9 +4,10 @@ Two guards hold here, for every backend alike:
 
 - a command that is not a well-formed APDU is refused with :class:`MalformedApdu` before any byte leaves
   (a 1-byte ``00`` reached vpcd as its "power off" control message and the run hung for good);
-- every call into a backend that does I/O has a deadline: the call runs on the channel's worker thread
-  and the caller waits at most ``timeout`` s (or :data:`BACKSTOP_SECONDS` when none is set), so a wedged
-  stack cannot hang a run, and the waiting main thread still sees SIGTERM and Ctrl-C.
+- every call into a backend has a deadline: where the backend has none of its own (PC/SC, nfcpy, lab
+  plug-ins) the call runs on the channel's worker thread and the caller waits at most ``timeout`` s (or
+  :data:`BACKSTOP_SECONDS` when none is set), so a wedged stack cannot hang a run, and the waiting main
+  thread still sees SIGTERM and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -111,12 +112,19 @@ class _BackendWorker:
             self._go.release()
 
 
+def _bounds_itself(reader: Reader) -> bool:
+    """Readers whose calls cannot outlive a deadline of their own: the in-process card (no I/O) and a
+    serial module, whose every exchange ends within its protocol's timeouts and bounded retries."""
+    return bool(getattr(reader, "answers_in_caller", False) or getattr(reader, "bounded_by_protocol", False))
+
+
 class CardChannel:
     """Sends command APDUs through a :class:`Reader`, timing and tracing each exchange.
 
     ``timeout`` (seconds) is the test's deadline for one APDU; None means :data:`BACKSTOP_SECONDS`.
-    A reader whose ``answers_in_caller`` is true (the in-process virtual reader: plain Python, its stalls
-    bounded by its own fault plan) is called directly unless a ``timeout`` is set, to keep its ~10 µs APDU.
+    A reader that bounds its calls itself (``answers_in_caller``: the in-process card, ~10 µs an APDU;
+    ``bounded_by_protocol``: a serial module, whose timing-sensitive ACK/NAK exchange is better left in
+    one thread) is called directly unless a ``timeout`` is set.
     ``wrong_length_ok`` lets a deliberately inconsistent Lc/Le through (never a command under 4 bytes).
     """
 
@@ -152,7 +160,7 @@ class CardChannel:
         return response if self.trace.show_holder_data else personal_response(response, self.trace.context)
 
     def _call_backend(self, raw: bytes) -> bytes:
-        if self.timeout is None and getattr(self.reader, "answers_in_caller", False):
+        if self.timeout is None and _bounds_itself(self.reader):
             return self.reader.transmit(raw)
         deadline = BACKSTOP_SECONDS if self.timeout is None else self.timeout
         if self._worker is None:
