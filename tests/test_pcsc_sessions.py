@@ -17,6 +17,7 @@ from smartcard import scard
 
 from devices import CardRemoved, DeviceTimeout, open_device
 from devices.pcsc import POOL, open_pcsc
+from devices.virtual import vpcd_sessions
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import CardSlot, FaultPlan
 from devices.virtual.vpcd import PARKED, BridgedPcscReader, VpcdCardServer, free_vpcd_slot
@@ -269,7 +270,7 @@ def test_served_card_server_without_claim_still_blocks_the_slot(pcscd, no_leaked
     port, name = free_vpcd_slot()
     server = VpcdCardServer(CardSlot(VirtualCard.from_profile("card")), port=port).start()
     try:
-        from pcsc_support import wait_reader
+        from pcsc_support import wait_reader  # loaded as this module's plugin by then
 
         assert wait_reader(name, True, 5)
         reader = open_device("virtual:card?via=pcsc")
@@ -280,3 +281,17 @@ def test_served_card_server_without_claim_still_blocks_the_slot(pcscd, no_leaked
             PARKED.clear()
     finally:
         server.stop()
+
+
+def test_a_parked_server_nobody_reuses_leaves_by_itself(pcscd, no_leaked_threads, monkeypatch):
+    monkeypatch.setattr(vpcd_sessions, "IDLE_SECONDS", 0.2)
+    reader = open_device("virtual:card?via=pcsc")
+    reader.power_on()
+    thread, port, name = reader.server._thread, reader.server.port, reader.name
+    reader.close()
+    assert thread is not None
+    thread.join(5)
+    assert not thread.is_alive() and port not in PARKED.ports()
+    from pcsc_support import wait_reader  # loaded as this module's plugin by then
+
+    assert wait_reader(name, False, 3), "pcscd still shows the card of the expired server"

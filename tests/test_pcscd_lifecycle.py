@@ -8,6 +8,12 @@ waits for a process to end are on its pidfd (bounded), never a sleep.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+
 pytest_plugins = ["pcsc_support"]  # fixtures: isolated
 
 PRELUDE = r'''
@@ -160,3 +166,72 @@ out["pcscd_running"] = Path("/run/pcscd/pcscd.pid").exists()
     assert result["info"]["error"] == "BackendUnavailable", result["info"]
     assert "hil-pcscd-users.lock" in result["info"]["message"] and "\n" not in result["info"]["message"]
     assert result["target_created"] is False and result["pcscd_running"] is False
+
+
+KILLED_RUN = r'''
+import fcntl, time
+
+def users_held():
+    fd = os.open("/run/pcscd/hil-pcscd-users.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+def keepers():
+    """pcscd keepers in this mount namespace (/proc also lists the session's, outside it)."""
+    ours, found = os.readlink("/proc/self/ns/mnt"), []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+                keeper = argv[1:3] == [b"-m", b"devices.virtual.pcscd_keeper"]
+                if keeper and os.readlink(f"/proc/{entry}/ns/mnt") == ours:
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+work = Path(os.environ["HIL_TEST_DIR"])
+run = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "card", "--device", "virtual:card?via=pcsc",
+                        "--outputdir", str(work / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       start_new_session=True)
+deadline = time.monotonic() + 90
+while time.monotonic() < deadline and run.poll() is None:  # bounded wait for the condition: a user holds pcscd
+    if Path("/run/pcscd/pcscd.pid").exists() and Path("/run/pcscd/hil-pcscd-users.lock").exists() and users_held():
+        break
+    time.sleep(0.05)
+out["running_when_killed"] = run.poll() is None
+out["keepers_before"] = keepers()
+pid = pcscd_pid()
+os.killpg(run.pid, signal.SIGKILL)
+run.wait(10)
+out["pcscd_gone"] = gone_within(pid, 5)
+out["keepers_gone"] = all(gone_within(k, 5) for k in out["keepers_before"])
+'''
+
+
+def test_sigkill_of_a_via_pcsc_run_leaves_no_pcscd_after_5_s(tmp_path):
+    """The whole ``hil run … via=pcsc`` process group killed mid-run: pcscd and its keeper follow within 5 s.
+
+    Needs its own network namespace too (vpcd binds fixed ports), so it runs under unshare --net.
+    """
+    from pcsc_support import REPO  # loaded as this module's plugin by then
+
+    unshare = shutil.which("unshare")
+    assert unshare, "this test needs unshare (util-linux) and root"
+    prologue = ("import subprocess\nsubprocess.run(['mount', '-t', 'tmpfs', 'tmpfs', '/run/pcscd'], check=True)\n"
+                "subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)\n")
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests'}", "HIL_TEST_DIR": str(tmp_path)}
+    proc = subprocess.run([unshare, "--mount", "--net", "--propagation", "private", sys.executable, "-c",
+                           prologue + PRELUDE + KILLED_RUN + "\nprint(json.dumps(out))\n"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["running_when_killed"] is True, "the run ended before it could be killed"
+    assert len(result["keepers_before"]) == 1, result
+    assert result["pcscd_gone"] is True, "pcscd survived the SIGKILL of the run by 5 s"
+    assert result["keepers_gone"] is True

@@ -51,7 +51,7 @@ from .pcscd import INSTALL_HINT, ensure_pcscd
 from .profile import ProfileError
 from .slot import CardSlot, FaultPlan
 from .t0 import T0Responder
-from .vpcd_sessions import PARKED, SlotClaim
+from .vpcd_sessions import PARKED, SlotClaim, wait_listed_state
 
 __all__ = ["PARKED", "BridgedPcscReader", "VpcdCardServer", "claim_vpcd_slot", "free_vpcd_slot", "open_via_pcsc",
            "serve_forever"]
@@ -397,14 +397,32 @@ def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -
                 claim = SlotClaim.try_take(port)
                 if claim is not None:
                     return port, name, claim
-        evictable = [port for port in ports if port in parked]
-        if attempt == 0 and evictable and PARKED.evict(evictable[0]):
+        if attempt == 0 and _free_one(ports, names, states, parked):
             parked = PARKED.ports()
             continue
         break
     taken = ", ".join(f"'{name}'" for name in states)
     raise DeviceBusy(f"every vpcd reader already holds a card or is claimed ({taken}): another card server "
                      "is running; stop it or choose a free slot with port=…")
+
+
+def _free_one(ports: list[int], names: dict[int, str | None], states: dict[str, int], parked: list[int]) -> bool:
+    """Make one slot free if one can be: stop a parked server of ours, or wait (bounded) for a card that
+    nobody claims to leave (a server just stopped: pcscd sees it gone at its next poll)."""
+    evictable = [port for port in ports if port in parked]
+    if evictable and PARKED.evict(evictable[0]):
+        return True
+    for port in ports:
+        name = names.get(port)
+        if not name or name not in states:
+            continue
+        claim = SlotClaim.try_take(port)
+        if claim is None:
+            continue
+        claim.release()
+        if wait_listed_state(name, present=False, timeout=REMOVAL_GRACE):
+            return True
+    return False
 
 
 def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> BridgedPcscReader:

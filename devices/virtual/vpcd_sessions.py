@@ -26,6 +26,8 @@ from .pcscd import users_lock_path
 if TYPE_CHECKING:
     from .vpcd import VpcdCardServer
 
+IDLE_SECONDS = 15.0  # a parked server nobody reuses within this leaves vpcd's reader
+
 
 class SlotClaim:
     """An exclusive ``flock`` on one vpcd slot, so two processes never serve cards into the same reader."""
@@ -60,18 +62,41 @@ class ParkedServers:
     pcscd notices a card only at its ~0.4 s presence poll, so a server that leaves vpcd costs a poll at
     close and another at the next open. Parked, the card stays in the reader; the next open swaps its
     fresh card in one step (pcscd sees no change) and the power-on's reset gives the new card's ATR and
-    a fresh power-on. A slot another open needs while all are taken is freed by stopping a parked one.
+    a fresh power-on. A slot another open needs while all are taken is freed by stopping a parked one;
+    a server parked for :data:`IDLE_SECONDS` without reuse leaves by itself, so a long-lived process does
+    not hold vpcd's slots against other processes.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._servers: dict[int, tuple[VpcdCardServer, str]] = {}
+        self._timers: dict[int, threading.Timer] = {}
         self.enabled = True  # off: every close takes the card out (the benchmark's before/after)
         atexit.register(self.clear)
 
     def park(self, server: VpcdCardServer, reader_name: str) -> None:
+        timer = threading.Timer(IDLE_SECONDS, self._expire, args=(server,))
+        timer.daemon = True
         with self._lock:
             self._servers[server.port] = (server, reader_name)
+            self._cancel_timer(server.port)
+            self._timers[server.port] = timer
+        timer.start()
+
+    def _cancel_timer(self, port: int) -> None:
+        timer = self._timers.pop(port, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, server: VpcdCardServer) -> None:
+        with self._lock:
+            entry = self._servers.get(server.port)
+            if entry is None or entry[0] is not server:
+                return  # reused or evicted meanwhile
+            del self._servers[server.port]
+            self._timers.pop(server.port, None)
+        with contextlib.suppress(DeviceError):
+            server.stop()
 
     def take(self, ports: list[int], reader: str | None = None) -> tuple[VpcdCardServer, str] | None:
         """A parked server on one of ``ports`` (whose reader is ``reader``, if given) that still runs."""
@@ -81,6 +106,7 @@ class ParkedServers:
                 if entry is None or (reader and entry[1] != reader):
                     continue
                 del self._servers[port]
+                self._cancel_timer(port)
                 if entry[0].running and entry[0].connected:
                     return entry
                 entry[0].stop()
@@ -99,6 +125,7 @@ class ParkedServers:
         """Stop the parked server on ``port`` and wait (bounded) until pcscd shows its slot empty."""
         with self._lock:
             entry = self._servers.pop(port, None)
+            self._cancel_timer(port)
         if entry is None:
             return False
         server, name = entry
@@ -109,6 +136,8 @@ class ParkedServers:
     def clear(self) -> None:
         with self._lock:
             servers, self._servers = self._servers, {}
+            for port in list(self._timers):
+                self._cancel_timer(port)
         for server, _name in servers.values():
             with contextlib.suppress(DeviceError):
                 server.stop()
