@@ -14,7 +14,7 @@ import fcntl
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from smartcard import scard
 
@@ -23,8 +23,20 @@ from devices.pcsc import REMOVAL_GRACE, establish_context, release_context
 
 from .pcscd import users_lock_path
 
-if TYPE_CHECKING:
-    from .vpcd import VpcdCardServer
+
+class VpcdCardServer(Protocol):
+    """What parking needs of :class:`devices.virtual.vpcd.VpcdCardServer` (no import: vpcd imports us)."""
+
+    port: int
+    _thread: threading.Thread | None
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 IDLE_SECONDS = 15.0  # a parked server nobody reuses within this leaves vpcd's reader
 
