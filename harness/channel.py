@@ -12,6 +12,7 @@ Two guards hold here, for every backend alike:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,50 @@ def command_problem(raw: bytes, *, wrong_length_ok: bool = False) -> str:
     return ""
 
 
+class _WorkerLogs(logging.Handler):
+    """Log records made on channel workers (nfcpy's frame log, a plug-in's messages), kept per worker.
+
+    Robot keeps only what the main thread logs; the caller replays a call's records through Robot's
+    handler once the call is back (:func:`_replay_for_robot`). Every other handler saw them already.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.buffers: dict[int, list[logging.LogRecord]] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        buffer = self.buffers.get(threading.get_ident())
+        if buffer is not None:
+            buffer.append(record)
+
+    def take(self, ident: int) -> list[logging.LogRecord]:
+        records = self.buffers.get(ident)
+        if not records:
+            return []
+        self.buffers[ident] = []
+        return records
+
+
+_WORKER_LOGS = _WorkerLogs()
+_install_lock = threading.Lock()
+
+
+def _capture_worker_logs() -> None:
+    with _install_lock:
+        root = logging.getLogger()
+        if _WORKER_LOGS not in root.handlers:
+            root.addHandler(_WORKER_LOGS)
+
+
+def _replay_for_robot(records: list[logging.LogRecord]) -> None:
+    """Hand records made on a worker to Robot's logging handler, now in the thread Robot listens to."""
+    handlers = [h for h in logging.getLogger().handlers if type(h).__module__.startswith("robot.")]
+    for handler in handlers:
+        for record in records:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
 class _BackendWorker:
     """One daemon thread per channel that makes the backend calls, so the caller can stop waiting.
 
@@ -67,12 +112,16 @@ class _BackendWorker:
         self._error: BaseException | None = None
         self._busy = False  # a call is running, perhaps past its deadline
         self._closed = False
-        threading.Thread(target=self._run, name=name, daemon=True).start()
+        _capture_worker_logs()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
+        _WORKER_LOGS.buffers[threading.get_ident()] = []
         while True:
             self._go.acquire()
             if self._closed or self._function is None:
+                _WORKER_LOGS.buffers.pop(threading.get_ident(), None)
                 return
             try:
                 self._answer, self._error = self._function(self._argument), None
@@ -80,6 +129,7 @@ class _BackendWorker:
                 self._answer, self._error = b"", exc
             self._done.release()
             if self._closed:
+                _WORKER_LOGS.buffers.pop(threading.get_ident(), None)
                 return
 
     def call(self, function: Callable[[bytes], bytes], argument: bytes, timeout: float) -> bool:
@@ -96,6 +146,8 @@ class _BackendWorker:
         if not self._done.acquire(timeout=timeout):
             return False
         self._busy = False
+        if self._thread.ident is not None and (records := _WORKER_LOGS.take(self._thread.ident)):
+            _replay_for_robot(records)
         return True
 
     @property
