@@ -85,6 +85,9 @@ def card_server_threads() -> list[threading.Thread]:
 
 @pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
+    """Each test starts without parked card servers (another test's card must not sit in a reader OpenSC
+    or pcsc_scan sees) and leaves no server thread behind but those it parked on purpose."""
+    PARKED.evict_all()
     before = set(card_server_threads())
     yield
     parked = PARKED.threads()  # kept for the next open on purpose, stopped at exit

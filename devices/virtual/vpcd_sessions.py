@@ -145,6 +145,11 @@ class ParkedServers:
         wait_listed_state(name, present=False, timeout=REMOVAL_GRACE)
         return True
 
+    def evict_all(self) -> None:
+        """Stop every parked server and wait (bounded) until pcscd shows their slots empty."""
+        for port in self.ports():
+            self.evict(port)
+
     def clear(self) -> None:
         with self._lock:
             servers, self._servers = self._servers, {}
