@@ -18,7 +18,9 @@ URI options (``pcsc:ACS?get_response=0&resend_6c=0``):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import threading
 import time
 from collections.abc import Mapping
 from urllib.parse import unquote
@@ -129,6 +131,39 @@ def _service_answers() -> bool:
 
 def release_context(context: int) -> None:
     scard.SCardReleaseContext(context)
+
+
+class ConnectionPool:
+    """PC/SC contexts of closed readers, kept per process by reader name (and share mode) for the next open.
+
+    Only contexts: a parked card handle would hold the reader against other programs (an exclusive
+    connect fails while any handle is open). A context pcscd no longer knows is revived on first use;
+    all are released at interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parked: dict[tuple[str, int], list[int]] = {}
+        atexit.register(self.clear)
+
+    def park(self, reader: str, share: int, context: int) -> None:
+        with self._lock:
+            self._parked.setdefault((reader, share), []).append(context)
+
+    def take(self, reader: str, share: int) -> int | None:
+        with self._lock:
+            parked = self._parked.get((reader, share))
+            return parked.pop() if parked else None
+
+    def clear(self) -> None:
+        with self._lock:
+            parked, self._parked = self._parked, {}
+        for contexts in parked.values():
+            for context in contexts:
+                scard.SCardReleaseContext(context)
+
+
+POOL = ConnectionPool()
 
 
 def list_readers(context: int) -> list[str]:
@@ -243,7 +278,8 @@ class PcscReader(Reader):
     """One PC/SC reader. Not thread-safe: one thread drives it, as with a real terminal."""
 
     def __init__(self, reader_name: str, *, uri: str = "", get_response: bool = True, resend_6c: bool = True,
-                 extended: bool | None = None, reset: str = "cold", exclusive: bool = False) -> None:
+                 extended: bool | None = None, reset: str = "cold", exclusive: bool = False,
+                 pooled: bool = True) -> None:
         self.name = reader_name
         self.uri = uri or f"pcsc:{reader_name}"
         self.get_response = get_response
@@ -251,7 +287,9 @@ class PcscReader(Reader):
         self.reset = reset
         self._extended_forced = extended
         self._share = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
-        self._context: int | None = establish_context()
+        self.pooled = pooled  # close() parks the context (and a reset handle) in POOL for the next open
+        parked = POOL.take(reader_name, self._share) if pooled else None
+        self._context: int | None = parked if parked is not None else establish_context()
         self._hcard: int | None = None
         self._protocol = 0
         self._atr = b""
@@ -399,11 +437,17 @@ class PcscReader(Reader):
         return self.power_on()
 
     def close(self) -> None:
+        """Release the reader: the card is disconnected (unpowered: its security state is gone) and the
+        context parked in :data:`POOL`, so the next open of this reader needs no new one."""
         with contextlib.suppress(DeviceError):
             self.power_off()
         context, self._context = self._context, None
-        if context is not None:
-            release_context(context)
+        if context is None:
+            return
+        if self.pooled and scard.SCardIsValidContext(context) == OK:
+            POOL.park(self.name, self._share, context)
+            return
+        release_context(context)
 
     # -- transmit ------------------------------------------------------------------
     def _card_vanished(self, apdu: list[int] | bytes, what: str) -> DeviceError:
@@ -436,6 +480,8 @@ class PcscReader(Reader):
     def transmit(self, apdu: bytes) -> bytes:
         """Send one APDU; ``61xx`` and ``6Cxx`` are handled here unless switched off (see the module doc)."""
         self.auto_exchanges = []
+        if len(apdu) < 4:  # vpcd would take one byte for a control message and never answer
+            raise DeviceError(f"{self.uri}: a {len(apdu)}-byte command is no APDU (4-byte header); not sent")
         response = self._exchange(list(apdu))
         sw1 = response[-2]
         if sw1 == 0x6C and self.resend_6c:

@@ -29,7 +29,7 @@ from devices import open_device
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
 from devices.virtual.slot import CardSlot
-from devices.virtual.vpcd import BridgedPcscReader, VpcdCardServer, free_vpcd_slot
+from devices.virtual.vpcd import PARKED, BridgedPcscReader, VpcdCardServer, free_vpcd_slot
 
 REPO = Path(__file__).resolve().parents[1]
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
@@ -85,9 +85,13 @@ def card_server_threads() -> list[threading.Thread]:
 
 @pytest.fixture
 def no_leaked_threads() -> Iterator[None]:
+    """Each test starts without parked card servers (another test's card must not sit in a reader OpenSC
+    or pcsc_scan sees) and leaves no server thread behind but those it parked on purpose."""
+    PARKED.evict_all()
     before = set(card_server_threads())
     yield
-    leaked = [t.name for t in card_server_threads() if t not in before]
+    parked = PARKED.threads()  # kept for the next open on purpose, stopped at exit
+    leaked = [t.name for t in card_server_threads() if t not in before and t not in parked]
     assert leaked == [], f"card server threads still running: {leaked}"
 
 

@@ -131,6 +131,8 @@ class SerialReader(Reader):
     a removal after power-on fails the next APDU with :class:`CardRemoved` even if a card was put back.
     """
 
+    bounded_by_protocol = True  # every exchange ends within the protocol's timeouts and bounded retries
+
     def __init__(self, uri: str, spec: ProtocolSpec, port: serial.SerialBase, *, transport: str = "tty",
                  url: str = "") -> None:
         self.uri = uri

@@ -95,6 +95,8 @@ def virtual_options(uri: str) -> tuple[str, dict[str, str], dict[str, object]]:
 class VirtualReader(Reader):
     """A reader whose slot holds a :class:`VirtualCard`, answering in the calling thread."""
 
+    answers_in_caller = True  # plain Python, no I/O: the channel needs no deadline thread for it
+
     def __init__(self, card: VirtualCard, uri: str = "virtual:card", *, extended: bool = True,
                  max_response: int = 65536, timeout: float | None = None) -> None:
         self.uri = uri

@@ -49,8 +49,12 @@ from devices.pcsc import (
 from .card import VirtualCard
 from .pcscd import INSTALL_HINT, ensure_pcscd
 from .profile import ProfileError
-from .slot import CardSlot
+from .slot import CardSlot, FaultPlan
 from .t0 import T0Responder
+from .vpcd_sessions import PARKED, SlotClaim, wait_listed_state
+
+__all__ = ["PARKED", "BridgedPcscReader", "VpcdCardServer", "claim_vpcd_slot", "free_vpcd_slot", "open_via_pcsc",
+           "serve_forever"]
 
 VPCD_PORT = 35963  # /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n listens on 35963 + n
 VPCD_READER = "Virtual PCD"
@@ -94,6 +98,7 @@ class VpcdCardServer:
         self.short_only = short_only
         self.removal_gap = removal_gap
         self.responder: CardSlot | T0Responder = T0Responder(slot) if t0 else slot
+        self.claim: SlotClaim | None = None  # this process's hold on the vpcd slot, released at stop()
         self.connections = 0  # successful connections to vpcd so far
         self.last_error = ""
         self._last_card = slot.card
@@ -133,12 +138,22 @@ class VpcdCardServer:
         """Disconnect (the card leaves the reader) and end the thread within ``timeout`` s."""
         self._stopping.set()
         self._shutdown_socket()
+        claim, self.claim = self.claim, None
+        if claim is not None:
+            claim.release()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
                 raise DeviceTimeout(f"vpcd card server on port {self.port} did not stop within {timeout:g} s "
                                     "(a stalled APDU?)")
+
+    def reconfigure(self, *, t0: bool, short_only: bool) -> None:
+        """Answer like a T=0 card or a short-APDU path from the next APDU on (a parked server's reuse)."""
+        if t0 != self.t0:
+            self.t0 = t0
+            self.responder = T0Responder(self.slot) if t0 else self.slot
+        self.short_only = short_only
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -313,14 +328,31 @@ class BridgedPcscReader(PcscReader):
                    "t0_emulation": "on" if self.server.t0 else "off"}
         return dataclasses.replace(caps, details=details)
 
+    @property
+    def parkable(self) -> bool:
+        """Whether the card server can stay up for the next open: connected, card in, pcscd sees it."""
+        server = self.server
+        if not (server.running and server.connected and self.slot.present and self._context is not None):
+            return False
+        try:
+            return bool(self.card_state() & scard.SCARD_STATE_PRESENT)
+        except DeviceError:
+            return False
+
     def close(self) -> None:
-        """Disconnect, take the card out and wait (bounded) until pcscd shows the slot empty, so the
-        next ``virtual:…?via=pcsc`` finds this slot free."""
+        """Release the reader. A healthy card server is parked (see :class:`ParkedServers`): the card stays
+        in vpcd's reader and the next ``virtual:…?via=pcsc`` of this process swaps in its fresh card with
+        no presence poll. Otherwise: take the card out and wait (bounded) until pcscd shows the slot empty,
+        so the next open finds this slot free."""
         if self._context is None:
             self.server.stop()
             return
         with contextlib.suppress(DeviceError):
             self.power_off()
+        if self.pooled and PARKED.enabled and self.parkable:
+            PARKED.park(self.server, self.name)
+            super().close()
+            return
         try:
             self.server.stop()
         finally:
@@ -329,31 +361,68 @@ class BridgedPcscReader(PcscReader):
             super().close()
 
 
+
+
 # Options of virtual:…?via=pcsc: the bridge's, then those devices.virtual.reader applies to the card itself.
 BRIDGE_OPTIONS = ("via", "port", "t0", "extended", "reader", "timeout", "max_response", "expendable",
                   "sign_delay_ms")
 
 
 def free_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str]:
-    """The first vpcd (port, reader name) whose reader holds no card; DeviceBusy when all do."""
+    """The first vpcd (port, reader name) whose reader holds no card and no other server claims;
+    DeviceBusy when all do. A slot held by a parked server of this process is freed if need be."""
+    port, name, claim = claim_vpcd_slot(ports, reader)
+    claim.release()
+    return port, name
+
+
+def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str, SlotClaim]:
+    """:func:`free_vpcd_slot` and the slot's claim, held until the card server using it stops."""
     ports = ports or [VPCD_PORT + n for n in range(VPCD_SLOTS)]
-    context = establish_context()
-    try:
-        readers = list_readers(context)
-        names = {port: reader or vpcd_reader_name(port, readers) for port in ports}
-        listed = [name for name in names.values() if name and name in readers]
-        if not listed:
-            raise BackendUnavailable(f"pcscd lists no vpcd reader ('{VPCD_READER} 00 00'); "
-                                     f"{INSTALL_HINT}, then restart pcscd")
-        states = {name: state for name, state, _atr in reader_states(context, listed)}
-    finally:
-        release_context(context)
-    for port, name in names.items():
-        if name in states and not states[name] & scard.SCARD_STATE_PRESENT:
-            return port, name
+    parked = PARKED.ports()
+    for attempt in range(2):
+        context = establish_context()
+        try:
+            readers = list_readers(context)
+            names = {port: reader or vpcd_reader_name(port, readers) for port in ports}
+            listed = [name for name in names.values() if name and name in readers]
+            if not listed:
+                raise BackendUnavailable(f"pcscd lists no vpcd reader ('{VPCD_READER} 00 00'); "
+                                         f"{INSTALL_HINT}, then restart pcscd")
+            states = {name: state for name, state, _atr in reader_states(context, listed)}
+        finally:
+            release_context(context)
+        for port, name in names.items():
+            if name in states and not states[name] & scard.SCARD_STATE_PRESENT and port not in parked:
+                claim = SlotClaim.try_take(port)
+                if claim is not None:
+                    return port, name, claim
+        if attempt == 0 and _free_one(ports, names, states, parked):
+            parked = PARKED.ports()
+            continue
+        break
     taken = ", ".join(f"'{name}'" for name in states)
-    raise DeviceBusy(f"every vpcd reader already holds a card ({taken}): another card server is running; "
-                     "stop it or choose a free slot with port=…")
+    raise DeviceBusy(f"every vpcd reader already holds a card or is claimed ({taken}): another card server "
+                     "is running; stop it or choose a free slot with port=…")
+
+
+def _free_one(ports: list[int], names: dict[int, str | None], states: dict[str, int], parked: list[int]) -> bool:
+    """Make one slot free if one can be: stop a parked server of ours, or wait (bounded) for a card that
+    nobody claims to leave (a server just stopped: pcscd sees it gone at its next poll)."""
+    evictable = [port for port in ports if port in parked]
+    if evictable and PARKED.evict(evictable[0]):
+        return True
+    for port in ports:
+        name = names.get(port)
+        if not name or name not in states:
+            continue
+        claim = SlotClaim.try_take(port)
+        if claim is None:
+            continue
+        claim.release()
+        if wait_listed_state(name, present=False, timeout=REMOVAL_GRACE):
+            return True
+    return False
 
 
 def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> BridgedPcscReader:
@@ -375,8 +444,21 @@ def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> Br
     short_only = not parse_flag(options.get("extended", "1"), "extended")
     kwargs = reader_options({k: v for k, v in options.items() if k not in BRIDGE_OPTIONS}, uri)
     ensure_pcscd()
-    port, name = free_vpcd_slot(ports, options.get("reader"))
-    server = VpcdCardServer(CardSlot(card), port=port, t0=t0, short_only=short_only).start(timeout)
+    parked = PARKED.take(ports, options.get("reader"))
+    if parked is not None:
+        server, name = parked
+        server.reconfigure(t0=t0, short_only=short_only)
+        server.slot.arm(FaultPlan())
+        server.insert(card)  # one step: pcscd sees no change, the power-on's reset reaches the new card
+    else:
+        port, name, claim = claim_vpcd_slot(ports, options.get("reader"))
+        server = VpcdCardServer(CardSlot(card), port=port, t0=t0, short_only=short_only)
+        server.claim = claim
+        try:
+            server.start(timeout)
+        except DeviceError:
+            claim.release()
+            raise
     try:
         reader = BridgedPcscReader(name, server, uri=uri, **kwargs)
     except DeviceError:
@@ -413,7 +495,12 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1") 
         local = host in LOCAL_HOSTS
         if local:
             ensure_pcscd()
-        server = VpcdCardServer(CardSlot(card), host=host, port=port).start()
+        server = VpcdCardServer(CardSlot(card), host=host, port=port)
+        if local:  # another process serving this slot would answer for our card: refuse instead
+            server.claim = SlotClaim.try_take(port)
+            if server.claim is None:
+                raise DeviceBusy(f"vpcd slot {port} is served by another process; choose another port")
+        server.start()
         name = _wait_listed(port) if local else None
         where = f"PC/SC reader '{name}' (device pcsc:{name})" if name else f"the vpcd reader on {host}:{port}"
         print(f"virtual card '{profile}' is in {where}; Ctrl-C to remove it and stop", flush=True)

@@ -32,8 +32,11 @@ class CardKeywords(LibraryComponent):
     # -- raw exchanges ----------------------------------------------------------
     @keyword
     def send_apdu(self, apdu: str) -> ResponseApdu:
-        """Sends a command APDU given as hex (``00 A4 04 0C 0A D3 92 …``) and returns the response."""
-        return self.ctx.require_channel().transmit(parse_hex(apdu))
+        """Sends a command APDU given as hex (``00 A4 04 0C 0A D3 92 …``) and returns the response.
+
+        The bytes go as given, also with an Lc/Le that does not match (to test the card's ``6700``);
+        a command shorter than its 4-byte header is refused (``MalformedApdu``) before it is sent."""
+        return self.ctx.require_channel().transmit(parse_hex(apdu), wrong_length_ok=True)
 
     @keyword
     def status_word_should_be(self, response: ResponseApdu, expected: str) -> None:

@@ -1,0 +1,182 @@
+"""Sessions of the vpcd bridge that outlive one open: slot claims between processes, parked card servers.
+
+Two processes serving cards into one vpcd reader would talk to each other's card: each process takes
+an exclusive ``flock`` per slot (next to pcscd's socket) while its card server runs. Within a process,
+a closed ``via=pcsc`` reader leaves its server parked (connected, card in), so the next open pays no
+presence poll; see :class:`ParkedServers`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import fcntl
+import os
+import threading
+import time
+from typing import Protocol
+
+from smartcard import scard
+
+from devices.base import BackendUnavailable, DeviceError
+from devices.pcsc import REMOVAL_GRACE, establish_context, release_context
+
+from .pcscd import users_lock_path
+
+
+class VpcdCardServer(Protocol):
+    """What parking needs of :class:`devices.virtual.vpcd.VpcdCardServer` (no import: vpcd imports us)."""
+
+    port: int
+    _thread: threading.Thread | None
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def connected(self) -> bool: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+IDLE_SECONDS = 15.0  # a parked server nobody reuses within this leaves vpcd's reader
+
+
+class SlotClaim:
+    """An exclusive ``flock`` on one vpcd slot, so two processes never serve cards into the same reader."""
+
+    def __init__(self, fd: int, port: int) -> None:
+        self.fd, self.port = fd, port
+
+    @classmethod
+    def try_take(cls, port: int) -> SlotClaim | None:
+        """The claim, or None while another process (or another server here) holds the slot."""
+        path = users_lock_path().with_name(f"hil-vpcd-{port}.lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise BackendUnavailable(f"cannot open the vpcd slot lock {path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return cls(fd, port)
+
+    def release(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+
+class ParkedServers:
+    """Card servers of closed ``via=pcsc`` readers, kept connected in this process by vpcd port.
+
+    pcscd notices a card only at its ~0.4 s presence poll, so a server that leaves vpcd costs a poll at
+    close and another at the next open. Parked, the card stays in the reader; the next open swaps its
+    fresh card in one step (pcscd sees no change) and the power-on's reset gives the new card's ATR and
+    a fresh power-on. A slot another open needs while all are taken is freed by stopping a parked one;
+    a server parked for :data:`IDLE_SECONDS` without reuse leaves by itself, so a long-lived process does
+    not hold vpcd's slots against other processes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._servers: dict[int, tuple[VpcdCardServer, str]] = {}
+        self._timers: dict[int, threading.Timer] = {}
+        self.enabled = True  # off: every close takes the card out (the benchmark's before/after)
+        atexit.register(self.clear)
+
+    def park(self, server: VpcdCardServer, reader_name: str) -> None:
+        timer = threading.Timer(IDLE_SECONDS, self._expire, args=(server,))
+        timer.daemon = True
+        with self._lock:
+            self._servers[server.port] = (server, reader_name)
+            self._cancel_timer(server.port)
+            self._timers[server.port] = timer
+        timer.start()
+
+    def _cancel_timer(self, port: int) -> None:
+        timer = self._timers.pop(port, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, server: VpcdCardServer) -> None:
+        with self._lock:
+            entry = self._servers.get(server.port)
+            if entry is None or entry[0] is not server:
+                return  # reused or evicted meanwhile
+            del self._servers[server.port]
+            self._timers.pop(server.port, None)
+        with contextlib.suppress(DeviceError):
+            server.stop()
+
+    def take(self, ports: list[int], reader: str | None = None) -> tuple[VpcdCardServer, str] | None:
+        """A parked server on one of ``ports`` (whose reader is ``reader``, if given) that still runs."""
+        with self._lock:
+            for port in ports:
+                entry = self._servers.get(port)
+                if entry is None or (reader and entry[1] != reader):
+                    continue
+                del self._servers[port]
+                self._cancel_timer(port)
+                if entry[0].running and entry[0].connected:
+                    return entry
+                entry[0].stop()
+        return None
+
+    def ports(self) -> list[int]:
+        with self._lock:
+            return list(self._servers)
+
+    def threads(self) -> list[threading.Thread]:
+        """The threads of the parked servers (they run on purpose until reuse or exit)."""
+        with self._lock:
+            return [server._thread for server, _name in self._servers.values() if server._thread is not None]
+
+    def evict(self, port: int) -> bool:
+        """Stop the parked server on ``port`` and wait (bounded) until pcscd shows its slot empty."""
+        with self._lock:
+            entry = self._servers.pop(port, None)
+            self._cancel_timer(port)
+        if entry is None:
+            return False
+        server, name = entry
+        server.stop()
+        wait_listed_state(name, present=False, timeout=REMOVAL_GRACE)
+        return True
+
+    def evict_all(self) -> None:
+        """Stop every parked server and wait (bounded) until pcscd shows their slots empty."""
+        for port in self.ports():
+            self.evict(port)
+
+    def clear(self) -> None:
+        with self._lock:
+            servers, self._servers = self._servers, {}
+            for port in list(self._timers):
+                self._cancel_timer(port)
+        for server, _name in servers.values():
+            with contextlib.suppress(DeviceError):
+                server.stop()
+
+
+PARKED = ParkedServers()
+
+
+def wait_listed_state(name: str, *, present: bool, timeout: float) -> bool:
+    """Wait in SCardGetStatusChange (bounded) until pcscd reports reader ``name`` with / without a card."""
+    context = establish_context()
+    try:
+        current, deadline = scard.SCARD_STATE_UNAWARE, time.monotonic() + timeout
+        while True:
+            remaining = 0 if current == scard.SCARD_STATE_UNAWARE else deadline - time.monotonic()
+            if remaining < 0:
+                return False
+            hr, states = scard.SCardGetStatusChange(context, int(remaining * 1000), [(name, current)])
+            if hr != scard.SCARD_S_SUCCESS:
+                return False
+            if bool(states[0][1] & scard.SCARD_STATE_PRESENT) == present:
+                return True
+            current = states[0][1] & ~scard.SCARD_STATE_CHANGED
+    finally:
+        release_context(context)
