@@ -72,18 +72,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.pop(SHOW_HOLDER_DATA_ENV, None)
     if args.show_holder_data:
         os.environ[SHOW_HOLDER_DATA_ENV] = "1"
+    if args.processes < 1:
+        raise UsageError("--processes must be 1 or more")
+    if args.wait < 0:
+        raise UsageError("--wait must be 0 or more seconds")
     if args.inventory:
         load_inventory(Path(args.inventory))  # fail early, with the file and line
         os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
+    if args.plan:
+        given = [flag for flag, value in (("suites", args.suites), ("--device", args.device),
+                                          ("--include", args.include), ("--exclude", args.exclude),
+                                          ("--processes", args.processes != 1)) if value]
+        if given:
+            raise UsageError(f"--plan names its own suites, devices and tags; {', '.join(given)} cannot go with it")
+        plan = load_plan(Path(args.plan))
+        for part in plan.runs:
+            if part.device:
+                check_uri(resolve(part.device)[0])
+        return run_plan(plan, Path(args.outputdir), wait=args.wait, check_only=args.check,
+                        robot_args=args.robot_args, console=args.console)
     if args.device:
         uri, lab_device = resolve(args.device)
         check_uri(uri)
         if args.ask_pins:
             ask_pins(args.device, lab_device)
-    if args.plan:
-        if args.suites or args.device:
-            raise UsageError("--plan names its own suites and devices; give no suites or --device with it")
-        return run_plan(load_plan(Path(args.plan)), Path(args.outputdir))
     options = RunOptions(
         suites=resolve_suites(args.suites),
         outputdir=Path(args.outputdir),
@@ -91,8 +103,37 @@ def cmd_run(args: argparse.Namespace) -> int:
         include=args.include or [],
         exclude=args.exclude or [],
         processes=args.processes,
+        robot_args=args.robot_args,
+        console=args.console,
+        wait=args.wait,
+        check_only=args.check,
     )
     return run_suites(options)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from harness.runner import recover
+
+    return recover(Path(args.outputdir))
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from harness import matrix
+
+    rows = []
+    for output in args.outputs:
+        path = Path(output)
+        if not path.is_file():
+            raise UsageError(f"no output file {path}")
+        try:
+            rows += matrix.outcomes(path)
+        except Exception as exc:  # Robot's DataError names the unreadable file
+            raise UsageError(f"{path}: not a readable Robot output: {str(exc).splitlines()[0]}") from None
+    out = Path(args.outputdir)
+    out.mkdir(parents=True, exist_ok=True)
+    for written in matrix.write(rows, out):
+        print(f"Matrix: {written.resolve()}")
+    return 0
 
 
 def ask_pins(device: str, lab_device) -> None:
@@ -196,7 +237,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--plan", help="a run plan (TOML): several suites × devices, one merged report and a matrix")
     run.add_argument("--show-holder-data", action="store_true",
                      help="show the holder data of cards whose holder record says synthetic = true (PINs stay masked)")
-    run.set_defaults(func=cmd_run)
+    run.add_argument("--check", action="store_true",
+                     help="only the pre-flight: open every device, identify its card, check PINs and holder")
+    run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                     help="wait up to SECONDS for a reader another run holds (default: fail at once)")
+    run.add_argument("--console", choices=("verbose", "dotted", "quiet"), help="Robot's console output")
+    run.set_defaults(func=cmd_run, robot_args=[])
+    run.epilog = "Robot's own options go after --, e.g. hil run card -- --dryrun --loglevel DEBUG"
+
+    recover = sub.add_parser("recover", help="rebuild the report of a killed run from its results journal")
+    recover.add_argument("outputdir", help="the killed run's output folder")
+    recover.set_defaults(func=cmd_recover)
+
+    matrix = sub.add_parser("matrix", help="rebuild the device × requirement matrix from Robot outputs")
+    matrix.add_argument("outputs", nargs="+", help="output.xml files (merged, rerun, any)")
+    matrix.add_argument("--outputdir", default=".", help="where matrix.csv and matrix.html go")
+    matrix.set_defaults(func=cmd_matrix)
 
     docs = sub.add_parser("docs", help="write the keyword documentation (libdoc) of the Robot library")
     docs.add_argument("--out", default="results", help="folder for JPKILibrary.html")
@@ -225,16 +281,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from harness.locks import LockBusy
+    from harness.runner import RunError
+
     try:
         fixtures.check_environment()  # before the parser: its help lists the suites
     except fixtures.FixturesError as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 2
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    robot_args: list[str] = []
+    if argv[:1] == ["run"] and "--" in argv:  # Robot's own options, passed through untouched
+        cut = argv.index("--")
+        argv, robot_args = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    if args.command == "run":
+        args.robot_args = robot_args
     try:
         return int(args.func(args))
-    except (UsageError, DeviceError, InventoryError, ProfileError, ValueError, OSError) as exc:
+    except (UsageError, DeviceError, InventoryError, ProfileError, ValueError, OSError, RunError,
+            LockBusy) as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

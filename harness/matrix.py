@@ -12,15 +12,19 @@ from pathlib import Path
 from robot.api import ExecutionResult
 from robot.result import TestCase, TestSuite
 
+from harness.notrun import NOT_RUN_TAG
+
 REQUIREMENT_TAG = re.compile(r"^[A-Z]{3,7}-[A-Z0-9]{2,6}-\d{3}$")
-ORDER = {"FAIL": 0, "SKIP": 1, "PASS": 2}
+NOT_RUN = "NOT RUN"
+ORDER = {"FAIL": 0, NOT_RUN: 1, "SKIP": 2, "PASS": 3}
+DEVICE_METADATA = "Device"
 
 
 @dataclass(frozen=True)
 class Outcome:
     requirement: str
     device: str
-    status: str  # PASS, FAIL, SKIP (the worst over the tests carrying the requirement)
+    status: str  # PASS, FAIL, SKIP, NOT RUN (the worst over the tests carrying the requirement)
     test: str
 
 
@@ -34,13 +38,29 @@ def _tests(suite: TestSuite) -> Iterator[TestCase]:
         yield from _tests(child)
 
 
-def outcomes(output: Path, device: str) -> list[Outcome]:
+def _device_of(test: TestCase) -> str | None:
+    suite = test.parent
+    while suite is not None:
+        if DEVICE_METADATA in suite.metadata:
+            return str(suite.metadata[DEVICE_METADATA])
+        suite = suite.parent
+    return None
+
+
+def status_of(test: TestCase) -> str:
+    return NOT_RUN if test.status == "SKIP" and NOT_RUN_TAG in test.tags else test.status
+
+
+def outcomes(output: Path, device: str | None = None) -> list[Outcome]:
+    """The requirements of one output.xml; the device is the suites' ``Device`` metadata, else ``device``,
+    else the folder the output is in."""
     result = ExecutionResult(str(output))
     found = []
     for test in _tests(result.suite):
         requirement = requirement_of(test)
         if requirement:
-            found.append(Outcome(requirement, device, test.status, test.longname))
+            where = _device_of(test) or device or output.resolve().parent.name
+            found.append(Outcome(requirement, where, status_of(test), test.longname))
     return found
 
 
@@ -63,7 +83,7 @@ def write(rows: list[Outcome], outputdir: Path) -> tuple[Path, Path]:
         writer.writerow(["requirement", *devices])
         for req in requirements:
             writer.writerow([req, *(cells.get((req, d), "") for d in devices)])
-    colours = {"PASS": "#97bd61", "FAIL": "#ce3e01", "SKIP": "#fed84f", "": "#eeeeee"}
+    colours = {"PASS": "#97bd61", "FAIL": "#ce3e01", "SKIP": "#fed84f", NOT_RUN: "#b0b0b0", "": "#eeeeee"}
     head = "".join(f"<th>{html.escape(d)}</th>" for d in devices)
     body = []
     for req in requirements:
@@ -76,7 +96,8 @@ def write(rows: list[Outcome], outputdir: Path) -> tuple[Path, Path]:
     html_path.write_text(
         "<!DOCTYPE html><meta charset='utf-8'><title>Device × requirement matrix</title>"
         "<h1>Device × requirement matrix</h1><p>Worst outcome over the tests carrying each requirement; "
-        "– where the requirement did not run on that device. Details in report.html.</p>"
+        "NOT RUN (grey) where the set-up kept it from running, – where it was not selected for that device. "
+        "Details in report.html.</p>"
         f"<table border='1' style='border-collapse:collapse'><tr><th>requirement</th>{head}</tr>"
         + "".join(body) + "</table>",
         encoding="utf-8",

@@ -1,44 +1,40 @@
-"""Run Robot suites the way ``hil run`` does, and summarise the result."""
+"""Run Robot suites the way ``hil run`` does, and report only what this run wrote.
+
+A run holds its output folder (lock file) and the readers it uses, clears what it owns in the
+folder, checks every device in pre-flight, then runs each part as ``robot`` (or pabot) under
+:mod:`harness.supervise` so that its processes end together. Ctrl-C or SIGTERM stops the whole run
+(a second one at once); the partial results are rebuilt from the journal when Robot could not
+write them. The closing line keeps the ``N passed, N failed`` prefix CI reads.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
-import tomllib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot.api import ExecutionResult
+from harness import fixtures, journal, matrix, preflight
+from harness.locks import FileLock, LockBusy, reader_lock, show_on_stderr
+from harness.notrun import is_not_run
+from harness.plan import Plan, PlanError, PlannedRun, load_plan  # noqa: F401  (re-exported)
+from harness.scheduling import blocked_pins
 
-from harness import fixtures, matrix
-from robot import rebot
-from robot import run as robot_run
-
-ROBOT_DIR = fixtures.suites_dir()
-
-
-class PlanError(ValueError):
-    """A malformed run plan; one line naming the file."""
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    """One part of a lab run: some suites on one device."""
-
-    name: str
-    suites: list[Path]
-    device: str | None
-    include: list[str] = field(default_factory=list)
-    exclude: list[str] = field(default_factory=list)
+OUTPUT_LOCK = ".hil-run.lock"
+OWNED = ("output.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
+         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames")
+LISTENERS = ("harness.notrun.NotRunListener", "harness.scheduling.BlockedPins", "harness.journal.JournalListener")
+EXIT_NOT_RUN = 3
+EXIT_INTERRUPTED = 130
 
 
-@dataclass(frozen=True)
-class Plan:
-    name: str
-    runs: list[PlannedRun]
+class RunError(RuntimeError):
+    """A run that cannot start (output folder or reader held, a device not ready): one line, exit 2."""
 
 
 @dataclass
@@ -50,6 +46,10 @@ class RunOptions:
     exclude: list[str] = field(default_factory=list)
     processes: int = 1
     name: str = "JPKI HIL"
+    robot_args: list[str] = field(default_factory=list)  # Robot's own options, passed through
+    console: str | None = None
+    wait: float = 0.0  # seconds to wait for a reader another run holds
+    check_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,128 +57,340 @@ class RunSummary:
     passed: int
     failed: int
     skipped: int
+    not_run: int
     report: Path
 
     def line(self) -> str:
         # The plain closing line CI readers recognise (PLATFORM-NOTES: Robot's own summary is not it).
-        return f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped"
-
-
-def robot_arguments(options: RunOptions) -> dict:
-    variables = [f"DEVICE:{options.device}"] if options.device else []
-    return {
-        "outputdir": str(options.outputdir),
-        "output": "output.xml",
-        "log": "log.html",
-        "report": "report.html",
-        "xunit": "xunit.xml",
-        "name": options.name,
-        "variable": variables,
-        "include": options.include,
-        "exclude": options.exclude,
-        "pythonpath": [str(path) for path in fixtures.python_paths()],
-        "consolewidth": 100,
-    }
-
-
-def _run_pabot(options: RunOptions) -> int:
-    """Parallel run: pabot spawns ``robot`` from PATH, so the venv's bin goes first."""
-    args = robot_arguments(options)
-    command = [sys.executable, "-m", "pabot.pabot", "--processes", str(options.processes)]
-    for key, value in args.items():
-        values = value if isinstance(value, list) else [value]
-        for item in values:
-            command += [f"--{key}", str(item)]
-    command += [str(p) for p in options.suites]
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    if shutil.which("robot", path=env["PATH"]) is None:
-        raise OSError("pabot needs the 'robot' command on PATH")
-    return subprocess.run(command, env=env, check=False).returncode
+        return f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped, {self.not_run} not run"
 
 
 def summarise(outputdir: Path) -> RunSummary:
+    from robot.api import ExecutionResult
+
     result = ExecutionResult(str(outputdir / "output.xml"))
-    total = result.statistics.total
-    return RunSummary(total.passed, total.failed, total.skipped, (outputdir / "report.html").resolve())
+    tests = list(result.suite.all_tests)
+    not_run = sum(1 for t in tests if is_not_run(t))
+    passed = sum(1 for t in tests if t.status == "PASS")
+    failed = sum(1 for t in tests if t.status == "FAIL")
+    skipped = sum(1 for t in tests if t.status == "SKIP") - not_run
+    return RunSummary(passed, failed, skipped, not_run, (outputdir / "report.html").resolve())
 
 
-def run_suites(options: RunOptions) -> int:
-    """Runs the suites, prints the ``N passed, N failed`` line and the report path; returns Robot's code."""
-    options.outputdir.mkdir(parents=True, exist_ok=True)
+class Interrupts:
+    """SIGINT/SIGTERM while a run is on: the first stops it gracefully, the second at once."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.current: subprocess.Popen | None = None
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> Interrupts:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._saved[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def _on_signal(self, _signum: int, _frame) -> None:
+        self.count += 1
+        if self.count == 1:
+            print("\nhil: stopping the run (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+        self.forward()
+
+    def forward(self) -> None:
+        process = self.current
+        if process is not None and process.poll() is None and self.count:
+            process.send_signal(signal.SIGINT if self.count == 1 else signal.SIGTERM)
+
+
+def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
+    args = ["--outputdir", str(outputdir), "--output", "output.xml", "--log", "log.html", "--report",
+            "report.html", "--xunit", "xunit.xml", "--name", options.name,
+            "--consolewidth", "100", "--prerunmodifier", "harness.scheduling.DestructiveLast"]
+    for path in fixtures.python_paths():
+        args += ["--pythonpath", str(path)]
+    if options.device:
+        args += ["--variable", f"DEVICE:{options.device}", "--metadata", f"Device:{options.device}"]
+    for tag in options.include:
+        args += ["--include", tag]
+    for tag in options.exclude:
+        args += ["--exclude", tag]
+    for listener in LISTENERS:
+        args += ["--listener", listener]
+    if options.console:
+        args += ["--console", options.console]
+    args += options.robot_args
+    suites = [str(Path(p).resolve()) for p in options.suites]
     if options.processes > 1:
-        code = _run_pabot(options)
-    else:
-        code = robot_run(*[str(p) for p in options.suites], **robot_arguments(options))
-    output = options.outputdir / "output.xml"
-    if not output.exists():
-        print(f"hil: Robot wrote no {output} (exit {code})", file=sys.stderr)
-        return code or 252
-    summary = summarise(options.outputdir)
-    print(summary.line())
-    print(f"Report: {summary.report}")
-    return code
+        return [sys.executable, "-m", "pabot.pabot", "--processes", str(options.processes), "--no-pabotlib",
+                *args, *suites]
+    return [sys.executable, "-m", "robot", *args, *suites]
 
 
-def load_plan(path: Path) -> Plan:
-    """A TOML plan: ``name`` and ``[[run]]`` tables with ``name``, ``suites``, ``device``, ``include``, ``exclude``."""
+def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> int:
+    """One Robot (or pabot) invocation under the supervisor; returns its exit code."""
+    outputdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env[journal.JOURNAL_ENV] = str(outputdir / journal.JOURNAL_NAME)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # pabot spawns 'robot'
+    if options.processes > 1 and shutil.which("robot", path=env["PATH"]) is None:
+        raise RunError("pabot needs the 'robot' command on PATH")
+    command = [sys.executable, "-m", "harness.supervise", "--", *robot_command(options, outputdir)]
+    sys.stdout.flush()
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True,
+                               cwd=outputdir if options.processes > 1 else None)
+    interrupts.current = process
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlanError(f"{path}: plan file not found") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{path}: {exc}") from None
-    runs = data.get("run")
-    if not isinstance(runs, list) or not runs:
-        raise PlanError(f"{path}: no [[run]] tables")
-    planned = []
-    for index, run in enumerate(runs, 1):
-        where = f"{path}: run {index}"
-        if not isinstance(run.get("suites"), list) or not run["suites"]:
-            raise PlanError(f"{where}: 'suites' must be a non-empty list of suite folders or .robot files")
-        suites = []
-        for suite in run["suites"]:
-            candidate = ROBOT_DIR / str(suite)
-            if not candidate.exists():
-                raise PlanError(f"{where}: no suite '{suite}' under {ROBOT_DIR}")
-            suites.append(candidate)
-        device = run.get("device")
-        if device is not None and not isinstance(device, str):
-            raise PlanError(f"{where}: 'device' must be a string")
-        name = str(run.get("name") or f"{', '.join(map(str, run['suites']))} on {device or 'default devices'}")
-        planned.append(PlannedRun(name, suites, device, list(run.get("include", [])), list(run.get("exclude", []))))
-    return Plan(str(data.get("name", path.stem)), planned)
+        return process.wait()
+    finally:
+        interrupts.current = None
+        if process.stdin:
+            process.stdin.close()
+
+
+def part_output(outputdir: Path, reason: str) -> tuple[Path | None, bool]:
+    """This part's output.xml and whether it was rebuilt from the journal (Robot could not write it)."""
+    output = outputdir / "output.xml"
+    if output.exists():
+        try:
+            _load(output)
+            return output, False
+        except Exception:  # a truncated file: Robot's DataError and XML errors alike
+            pass
+    records_file = outputdir / journal.JOURNAL_NAME
+    if records_file.exists():
+        records = journal.read_records(records_file)
+        if any(r.get("event") == "suite" for r in records):
+            return journal.write_output(records, output, reason), True
+    return None, False
+
+
+def write_reports(outputs: list[Path], outputdir: Path, name: str | None) -> None:
+    from robot import rebot
+
+    merged = len(outputs) > 1 or outputs[0] != outputdir / "output.xml"
+    rebot(*[str(o) for o in outputs], outputdir=str(outputdir), output="output.xml" if merged else None,
+          log="log.html", report="report.html", xunit="xunit.xml", name=name if merged else None,
+          stdout=sys.stderr, stderr=sys.stderr)
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40]
 
 
-def run_plan(plan: Plan, outputdir: Path) -> int:
+class OutputFolder:
+    """The output folder held by this run: locked, then cleared of everything a run writes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = FileLock(path / OUTPUT_LOCK, f"output folder {path}")
+
+    def __enter__(self) -> OutputFolder:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create the output folder {self.path}: {exc.strerror}") from None
+        taken, note = self.lock.try_acquire()
+        if not taken:
+            raise RunError(f"output folder {self.path} is in use by {note}; give this run another --outputdir")
+        if note:
+            print(f"hil: {note}", file=sys.stderr)
+        for name in OWNED:
+            target = self.path / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.lock.release()
+
+
+class ReaderLocks:
+    """Every reader of the run, taken in a fixed order (no deadlock between two plans)."""
+
+    def __init__(self, devices: list[str], wait: float) -> None:
+        self.devices, self.wait, self.held = devices, wait, []
+
+    def __enter__(self) -> ReaderLocks:
+        from harness import lab
+
+        locks = {}
+        for device in self.devices:
+            uri, _ = lab.resolve(device)
+            lock = reader_lock(uri, device)
+            if lock is not None:
+                locks.setdefault(lock.path, lock)
+        try:
+            for path in sorted(locks):
+                note = locks[path].acquire(self.wait, show_on_stderr)
+                self.held.append(locks[path])
+                if note:
+                    print(f"hil: {note}", file=sys.stderr)
+        except LockBusy:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        for lock in self.held:
+            lock.release()
+        self.held = []
+
+
+def check_parts(parts: list[tuple[str, RunOptions]]) -> list[str]:
+    """Pre-flight of every part with a device; raises PreflightError on the first problem."""
+    lines = []
+    for label, options in parts:
+        if not options.device:
+            continue
+        needs = preflight.needs_of(options.suites, options.include, options.exclude)
+        lines.append(f"{label}: {preflight.check_device(options.device, needs)}")
+    return lines
+
+
+def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, *, is_plan: bool,
+            wait: float = 0.0, check_only: bool = False) -> int:
+    """Locks, pre-flight, every part, then one report, matrix and closing line."""
+    devices = sorted({o.device for _, o in parts if o.device})
+    with OutputFolder(outputdir), ReaderLocks(devices, wait):
+        try:
+            checked = check_parts(parts)
+        except preflight.PreflightError as exc:
+            raise RunError(str(exc)) from None
+        if check_only:
+            for line in checked:
+                print(f"ok {line}")
+            print(f"pre-flight: {len(checked)} device(s) ready")
+            return 0
+        return _run_parts(plan_name, parts, outputdir, is_plan)
+
+
+def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool) -> int:
+    outputs: list[Path] = []
+    rows: list[matrix.Outcome] = []
+    worst, rebuilt = 0, False
+    started = time.monotonic()
+    with Interrupts() as interrupts:
+        for index, (label, options) in enumerate(parts, 1):
+            part_dir = outputdir / "parts" / f"{index:02d}-{_slug(label)}" if is_plan else outputdir
+            if interrupts.count:
+                print(f"== {index}/{len(parts)} {label}: not run (interrupted)", flush=True)
+                continue
+            if is_plan:
+                print(f"== {index}/{len(parts)}: {label}", flush=True)
+            part_start = time.monotonic()
+            code = run_part(options, part_dir, interrupts)
+            worst = max(worst, code)
+            output, recovered = part_output(
+                part_dir, "the run was interrupted" if interrupts.count else "Robot stopped")
+            rebuilt = rebuilt or recovered
+            if output is None:
+                print(f"hil: {label}: not run (Robot wrote no output, exit {code})", file=sys.stderr)
+                continue
+            outputs.append(output)
+            rows += matrix.outcomes(output, options.device or "suite default")
+            if is_plan:
+                line = _part_line(output, part_dir, time.monotonic() - part_start)
+                done = time.monotonic() - started
+                left = len(parts) - index
+                estimate = f", about {done / index * left:.0f} s left" if left and not interrupts.count else ""
+                print(f"== {index}/{len(parts)} {label}: {line}{estimate}", flush=True)
+        if not outputs:
+            print("hil: no part of the run wrote results", file=sys.stderr)
+            return EXIT_INTERRUPTED if interrupts.count else (worst or 252)
+        if is_plan or rebuilt:
+            try:
+                write_reports(outputs, outputdir, plan_name)
+            except Exception as exc:  # Robot's own errors (DataError) carry the reason
+                print(f"hil: error: the report could not be written: {exc}", file=sys.stderr)
+        for path in matrix.write(rows, outputdir):
+            print(f"Matrix: {path.resolve()}")
+        summary = summarise(outputdir)
+        pins = blocked_pins(_load(outputdir / "output.xml").suite)
+        if pins:
+            print(f"PINs blocked by this run: {', '.join(pins)}")
+        print(summary.line())
+        print(f"Report: {summary.report}", flush=True)
+        if interrupts.count:
+            print("hil: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    if summary.failed:
+        return 1
+    return EXIT_NOT_RUN if summary.not_run else 0
+
+
+def _load(output: Path):
+    from robot.api import ExecutionResult
+
+    return ExecutionResult(str(output))
+
+
+def _part_line(output: Path, part_dir: Path, seconds: float) -> str:
+    tests = list(_load(output).suite.all_tests)
+    not_run = sum(1 for t in tests if is_not_run(t))
+    counts = {s: sum(1 for t in tests if t.status == s) for s in ("PASS", "FAIL", "SKIP")}
+    return (f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP'] - not_run} skipped, "
+            f"{not_run} not run ({seconds:.1f} s)")
+
+
+def run_suites(options: RunOptions) -> int:
+    """One run of some suites on one device (or the suites' defaults)."""
+    return execute(options.name, [(options.name, options)], options.outputdir, is_plan=False,
+                   wait=options.wait, check_only=options.check_only)
+
+
+def run_plan(plan: Plan, outputdir: Path, *, wait: float = 0.0, check_only: bool = False,
+             robot_args: list[str] | None = None, console: str | None = None) -> int:
     """Each planned run into its own folder, then one merged report and the device × requirement matrix."""
-    outputdir.mkdir(parents=True, exist_ok=True)
-    outputs, rows, worst = [], [], 0
-    for index, part in enumerate(plan.runs, 1):
-        part_dir = outputdir / "parts" / f"{index:02d}-{_slug(part.name)}"
-        options = RunOptions(part.suites, part_dir, part.device, part.include, part.exclude, name=part.name)
-        print(f"== {index}/{len(plan.runs)}: {part.name}", flush=True)
-        part_dir.mkdir(parents=True, exist_ok=True)
-        code = robot_run(*[str(p) for p in part.suites], **robot_arguments(options))
-        worst = max(worst, code)
-        output = part_dir / "output.xml"
-        if output.exists():
-            outputs.append(str(output))
-            rows += matrix.outcomes(output, part.device or "suite default")
-        else:
-            print(f"hil: run '{part.name}' wrote no output.xml (exit {code})", file=sys.stderr)
-            worst = max(worst, 252)
-    if not outputs:
-        return worst or 252
-    rebot(*outputs, outputdir=str(outputdir), output="output.xml", log="log.html", report="report.html",
-          xunit="xunit.xml", name=plan.name, stdout=sys.stderr)
-    csv_path, html_path = matrix.write(rows, outputdir)
-    print(f"Matrix: {csv_path.resolve()}")
-    summary = summarise(outputdir)
-    print(f"Matrix: {html_path.resolve()}")
-    print(summary.line())
-    print(f"Report: {summary.report}")
-    return 1 if summary.failed else worst
+    parts = [(part.name, RunOptions(part.suites, outputdir, part.device, part.include, part.exclude,
+                                    name=part.name, robot_args=list(robot_args or []), console=console))
+             for part in plan.runs]
+    return execute(plan.name, parts, outputdir, is_plan=True, wait=wait, check_only=check_only)
+
+
+def recover(outputdir: Path) -> int:
+    """Rebuilds output.xml, log, report, xunit and matrix of a killed run from its journal(s)."""
+    with _Held(outputdir):
+        parts = sorted(p for p in (outputdir / "parts").glob("*") if p.is_dir()) if (outputdir / "parts").is_dir() \
+            else []
+        folders = parts or [outputdir]
+        outputs, rows = [], []
+        for folder in folders:
+            output, _ = part_output(folder, "the run was killed")
+            if output is None:
+                print(f"hil: {folder}: nothing to recover (no journal)", file=sys.stderr)
+                continue
+            outputs.append(output)
+            rows += matrix.outcomes(output)
+        if not outputs:
+            raise RunError(f"{outputdir}: no results journal to recover from")
+        write_reports(outputs, outputdir, outputdir.name if parts else None)
+        for path in matrix.write(rows, outputdir):
+            print(f"Matrix: {path.resolve()}")
+        summary = summarise(outputdir)
+        print(summary.line())
+        print(f"Report: {summary.report}")
+    return 0
+
+
+class _Held:
+    """The output folder's lock for the time of a recovery."""
+
+    def __init__(self, outputdir: Path) -> None:
+        if not outputdir.is_dir():
+            raise RunError(f"{outputdir}: no such output folder")
+        self.lock = FileLock(outputdir / OUTPUT_LOCK, f"output folder {outputdir}")
+
+    def __enter__(self) -> _Held:
+        taken, note = self.lock.try_acquire()
+        if not taken:
+            raise RunError(f"output folder {self.lock.path.parent} is in use by {note}")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.lock.release()

@@ -65,7 +65,7 @@ def test_every_requirement_passes_on_every_virtual_backend(virtual_plan_run):
         assert len(ids) == 1, f"{test.longname} has requirement tags {ids}"
     # CLI contract: the summary line, then the report path last
     lines = proc.stdout.strip().splitlines()
-    assert lines[-2] == f"{stats.passed} passed, 0 failed, {stats.skipped} skipped"
+    assert lines[-2] == f"{stats.passed} passed, 0 failed, {stats.skipped} skipped, 0 not run"
     assert lines[-1] == f"Report: {(out / 'report.html').resolve()}"
     for name in ("log.html", "report.html", "xunit.xml", "matrix.html", "matrix.csv"):
         assert (out / name).stat().st_size > 0
@@ -119,4 +119,4 @@ def test_malformed_plan_is_one_line(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"hil: error: {plan}: run 1: no suite 'nope' under {REPO / 'robot'}"
+    assert proc.stderr.strip() == f"hil: error: {plan}:1: run 1: no suite 'nope' under {REPO / 'robot'}"

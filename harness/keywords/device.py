@@ -14,6 +14,8 @@ from harness import lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+from harness.notrun import NOT_RUN_PREFIX
+from harness.preflight import identify
 
 from . import privacy
 from .context import LibraryComponent
@@ -52,9 +54,20 @@ class DeviceKeywords(LibraryComponent):
             self.ctx.facts = facts_for_virtual(card)
         else:
             self.ctx.facts = lab_device.facts() if lab_device is not None else DeviceFacts()
+            self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
         privacy.protect(self.ctx)
         logger.info(f"Opened {name}: {reader.capabilities}; ATR {to_hex(atr)}")
         return to_hex(atr)
+
+    def _kind_from_answers(self, name: str, configured: str) -> str:
+        """A real or out-of-process card says what it is in its token label (EF 0006), whatever was configured."""
+        kind, label = identify(self.ctx.channel)
+        if kind is None:
+            logger.warn(f"{name}: token label {label!r} is neither a card nor a phone; taking it as a {configured}")
+            return configured
+        if kind != configured:
+            logger.info(f"{name} answers as a {kind} (token {label}), not the {configured} configured")
+        return kind
 
     @keyword
     def close_device(self) -> None:
@@ -81,7 +94,8 @@ class DeviceKeywords(LibraryComponent):
     def device_kind_should_be(self, kind: str) -> None:
         """Fails unless the card behind the device is a ``card`` or a ``phone`` as given."""
         if self.ctx.facts.kind != kind:
-            raise AssertionError(f"{self.ctx.device_name} holds a {self.ctx.facts.kind}, not a {kind}")
+            raise SkipExecution(f"{NOT_RUN_PREFIX}{self.ctx.device_name} holds a {self.ctx.facts.kind}, "
+                                f"not a {kind}: run the {self.ctx.facts.kind} suites on it")
 
     @keyword
     def require_expendable_card(self, reason: str = "a destructive requirement") -> None:

@@ -86,7 +86,7 @@ Wrong Sign Password Decrements And A Correct One Restores
 Auth PIN Blocks After Three Wrong Tries For Good
     [Documentation]    63C2, 63C1, then 63C0; afterwards even the right PIN gets 6984, a query 63C0,
     ...    and a power cycle changes nothing. Destructive: expendable cards only.
-    [Tags]    JPKI-PIN-008    destructive
+    [Tags]    JPKI-PIN-008    destructive    blocks:auth
     [Setup]    Run Keywords    Begin Requirement    AND    Require Expendable Card    blocking the auth PIN
     ${status}=    Verify Wrong PIN    auth
     Status Should Be    ${status}    63C2
@@ -106,7 +106,7 @@ Auth PIN Blocks After Three Wrong Tries For Good
     [Teardown]    End Destructive Requirement
 
 Sign Password Blocks After Five Wrong Tries
-    [Tags]    JPKI-PIN-009    destructive
+    [Tags]    JPKI-PIN-009    destructive    blocks:sign
     [Setup]    Run Keywords    Begin Requirement    AND    Require Expendable Card    blocking the sign password
     FOR    ${expected}    IN    63C4    63C3    63C2    63C1    63C0
         ${status}=    Verify Wrong PIN    sign

@@ -123,7 +123,7 @@ Phone Passwords Are Separate From The Card's
     Verify PIN    auth
 
 Auth PIN Blocks After Three Wrong Tries
-    [Tags]    JPKI-PIN-008    destructive
+    [Tags]    JPKI-PIN-008    destructive    blocks:auth
     [Setup]    Run Keywords    Begin Requirement    AND    Require Expendable Card    blocking the auth PIN
     FOR    ${expected}    IN    63C2    63C1    63C0
         ${status}=    Verify Wrong PIN    auth

@@ -1,0 +1,149 @@
+"""Pre-flight: before any test, every device of a run is opened, its card found and identified, and
+the PINs and holder the selected tests need are known. Nothing but SELECT and READ BINARY of the free
+token file is sent, never a VERIFY. A problem is one line naming the device and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robot.running import TestSuiteBuilder
+
+from devices import DeviceError, NoCard, open_device
+from devices.registry import check_uri
+from devices.virtual.profile import ProfileError
+from harness import fixtures, lab
+from harness.apdu import to_hex
+from harness.channel import CardChannel
+from harness.credentials import DeviceFacts, MissingSecret, facts_for_virtual, virtual_card_of
+from harness.jpki import CardStatusError, JpkiClient
+from harness.trace import ApduTrace
+
+TOKEN_KINDS = {"JPKIAPICCTOKEN": "card", "JPKIAPGPSETOKEN": "phone"}
+PIN_KINDS = ("auth", "sign", "text")
+PIN_WORDS = ("pin", "password", "sign data", "collation")
+HOLDER_KEYWORDS = {
+    "certificate should match fixture", "sign certificate should carry holder", "verify collation number",
+    "my number should be expected", "basic four should be expected", "basic four offsets should point at fields",
+}
+
+
+class PreflightError(RuntimeError):
+    """A device that is not ready: one line naming it and the fix."""
+
+
+@dataclass
+class Needs:
+    """What the selected tests of one device need from it."""
+
+    kind: str | None = None  # "card" or "phone" when a card or phone suite is selected
+    pins: set[str] = field(default_factory=set)
+    holder: bool = False
+    tests: int = 0
+
+
+def kind_from_label(label: str) -> str | None:
+    """``card`` or ``phone`` from the token label in EF 0006 (JPKI-FACTS), None for anything else."""
+    return next((kind for prefix, kind in TOKEN_KINDS.items() if label.startswith(prefix)), None)
+
+
+def identify(channel: CardChannel) -> tuple[str | None, str]:
+    """(kind, token label) from what the card answers: SELECT the JPKI AP, READ BINARY EF 0006."""
+    client = JpkiClient(channel)
+    try:
+        client.select_jpki()
+        label = client.read_token_label()
+    except CardStatusError as exc:
+        return None, f"no JPKI token ({exc})"
+    return kind_from_label(label), label
+
+
+def _steps(body) -> Iterable:
+    for step in body:
+        if getattr(step, "type", "") in ("KEYWORD", "SETUP", "TEARDOWN") and getattr(step, "name", None):
+            yield step
+        inner = getattr(step, "body", None)
+        if inner:
+            yield from _steps(inner)
+
+
+def _top_folder(source) -> str:
+    """``card`` for robot/card/…: the suite folder says which kind of card the tests are written for."""
+    if not source:
+        return ""
+    path = Path(str(source)).resolve()
+    try:
+        return path.relative_to(fixtures.suites_dir().resolve()).parts[0]
+    except ValueError:
+        return path.parent.name
+
+
+def needs_of(suites: list[Path], include: list[str], exclude: list[str]) -> Needs:
+    """Reads the selected tests (Robot's own parser and tag filter) for the kind, PINs and holder they use."""
+    suite = TestSuiteBuilder().build(*[str(s) for s in suites])
+    suite.filter(included_tags=include or None, excluded_tags=exclude or None)
+    needs = Needs()
+    for test in suite.all_tests:
+        needs.tests += 1
+        top = _top_folder(test.source)
+        if top in ("card", "phone"):
+            needs.kind = top
+        for step in _steps([test.setup, *test.body, test.teardown]):
+            name = (step.name or "").lower()
+            if name in HOLDER_KEYWORDS:
+                needs.holder = True
+            if any(word in name for word in PIN_WORDS):
+                needs.pins.update(arg for arg in step.args if arg in PIN_KINDS)
+    return needs
+
+
+def _pin_variable(kind: str, lab_device: lab.LabDevice | None) -> str:
+    if lab_device is not None and lab_device.pin_env.get(kind):
+        return lab_device.pin_env[kind]
+    return f"HIL_{kind.upper()}_PIN"
+
+
+def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
+    """Opens ``name``, identifies its card and checks the needs; returns a one-line description."""
+    try:
+        uri, lab_device = lab.resolve(name)
+        check_uri(uri)
+        facts = lab_device.facts() if lab_device is not None else DeviceFacts()
+    except ProfileError as exc:
+        raise PreflightError(f"{name}: {exc} (fix the holder in the lab inventory)") from None
+    try:
+        reader = open_device(uri)
+    except DeviceError as exc:
+        raise PreflightError(f"{name}: cannot open it: {exc} (is the reader plugged in and its service up?)") from None
+    try:
+        try:
+            reader.wait_for_card(timeout)
+            atr = reader.power_on()
+        except NoCard:
+            raise PreflightError(f"{name}: no card in the reader after {timeout:g} s (insert the card)") from None
+        card = virtual_card_of(reader)
+        if card is not None:
+            facts = facts_for_virtual(card)
+        try:
+            kind, label = identify(CardChannel(reader, ApduTrace()))
+        except DeviceError as exc:
+            raise PreflightError(f"{name}: the card does not answer a JPKI SELECT/READ: {exc}") from None
+    finally:
+        reader.close()
+    if kind is None:
+        raise PreflightError(f"{name}: token label {label!r} is neither a My Number card nor a phone applet")
+    if needs.kind and kind != needs.kind:
+        raise PreflightError(f"{name}: holds a {kind} (token {label}), but the {needs.kind} suites were selected "
+                             f"(run the {kind} suites on it, or put a {needs.kind} in)")
+    for pin in sorted(needs.pins):
+        try:
+            facts.pin(pin, name)
+        except MissingSecret:
+            raise PreflightError(f"{name}: the selected tests need the {pin} PIN: set "
+                                 f"{_pin_variable(pin, lab_device)} (or use --ask-pins)") from None
+    if needs.holder and facts.holder is None:
+        raise PreflightError(f"{name}: the selected tests compare the card with its holder: name the holder "
+                             f"(holder = \"...\") in the card table of its lab inventory entry")
+    return f"{name}: {kind} ({label}), ATR {to_hex(atr)}"
