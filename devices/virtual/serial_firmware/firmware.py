@@ -47,7 +47,7 @@ class SerialFaultPlan:
     stall_responses: int = 0  # answer held back stall_seconds
     stall_seconds: float = 0.0
     corrupt_commands: int = 0  # the host's frame arrives with a flipped byte
-    drop_command_bytes: int = 0  # the host's frame arrives one byte short
+    drop_command_bytes: int = 0  # a byte of the host's frame is lost on the line (a framing error)
     pull_card_on_ins: int | None = None  # pull the card when an APDU with this INS arrives…
     pull_card_occurrence: int = 1  # …for the n-th time after arming
 
@@ -179,7 +179,7 @@ class ReaderFirmware:
                     data = self._read()
                     if data:
                         self._quiet_since = time.monotonic()
-                        events = self._decoder.feed(self._command_faults(data))
+                        events = self._lose_bytes(self._decoder.feed(self._command_faults(data)))
                 elif self._decoder.pending and time.monotonic() - self._quiet_since >= self._gap:
                     events = self._decoder.expire()
                 for event in events:
@@ -212,9 +212,13 @@ class ReaderFirmware:
                     return
                 select.select([], [self._master], [], POLL_SECONDS)
 
+    def _lose_bytes(self, events: list) -> list:
+        """A byte lost on the line is a framing error the UART flags at once: the frame it was in arrives as
+        garbled the moment the frame is complete, never after a timer (so no race with the host's timeouts)."""
+        return [Garbled("a byte of the frame was lost", event.payload)
+                if isinstance(event, Frame) and self._take("drop_command_bytes") else event for event in events]
+
     def _command_faults(self, data: bytes) -> bytes:
-        if len(data) > 3 and self._take("drop_command_bytes"):
-            data = data[:3] + data[4:]
         if len(data) > 2 and self._take("corrupt_commands"):
             data = data[:-2] + bytes((data[-2] ^ 0x5A,)) + data[-1:]
         return data
