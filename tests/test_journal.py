@@ -1,0 +1,57 @@
+"""The results journal: records as a real Robot run goes, and the report rebuilt from any prefix of them."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from robot.api import ExecutionResult
+
+from harness.journal import JournalListener, read_records, write_output
+from robot import run as robot_run
+
+ROBOT = Path(__file__).resolve().parents[1] / "robot"
+
+
+@pytest.fixture(scope="module")
+def journal(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("journal")
+    path = out / "journal.jsonl"
+    listener = JournalListener(str(path))
+    code = robot_run(str(ROBOT / "card" / "selection.robot"), str(ROBOT / "card" / "iso_errors.robot"),
+                     outputdir=str(out), output="NONE", report="NONE", log="NONE", listener=[listener],
+                     pythonpath=[str(ROBOT.parent)], stdout=io.StringIO())
+    listener.close()
+    assert code == 0
+    return path
+
+
+def test_every_test_is_recorded_when_it_starts_and_ends(journal):
+    records = read_records(journal)
+    assert sum(r["event"] == "start" for r in records) == sum(r["event"] == "end" for r in records) >= 9
+    assert {r["status"] for r in records if r["event"] == "end"} == {"PASS"}
+
+
+def test_a_full_journal_rebuilds_every_test(journal, tmp_path):
+    output = write_output(read_records(journal), tmp_path / "output.xml")
+    tests = list(ExecutionResult(str(output)).suite.all_tests)
+    assert len(tests) == sum(r["event"] == "end" for r in read_records(journal))
+    assert all(t.status == "PASS" for t in tests)
+
+
+@pytest.mark.parametrize("cut", [0.2, 0.5, 0.9])
+def test_a_journal_cut_by_a_kill_keeps_what_finished_and_marks_the_rest_not_run(journal, tmp_path, cut):
+    text = journal.read_bytes()
+    (tmp_path / "j.jsonl").write_bytes(text[: int(len(text) * cut)])  # the last line is cut mid-record
+    records = read_records(tmp_path / "j.jsonl")
+    output = write_output(records, tmp_path / "output.xml", "the run was killed")
+    tests = list(ExecutionResult(str(output)).suite.all_tests)
+    finished = {r["test"] for r in records if r["event"] == "end"}
+    running = {r["test"] for r in records if r["event"] == "start"} - finished
+    assert {t.name for t in tests if t.status == "PASS"} == finished
+    not_run = [t for t in tests if "not-run" in t.tags]
+    assert {t.name for t in not_run if "while this test ran" in t.message} == running
+    assert all(t.status == "SKIP" and t.message.startswith("not run: the run was killed") for t in not_run)
+    announced = sum(len(r["tests"]) for r in records if r["event"] == "suite")
+    assert len(tests) == announced
