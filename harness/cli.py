@@ -79,6 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.inventory:
         load_inventory(Path(args.inventory))  # fail early, with the file and line
         os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
+    elif os.environ.get(INVENTORY_ENV):
+        load_inventory(Path(os.environ[INVENTORY_ENV]))  # an unreadable $HIL_INVENTORY stops here, not in every test
     if args.plan:
         given = [flag for flag, value in (("suites", args.suites), ("--device", args.device),
                                           ("--include", args.include), ("--exclude", args.exclude),

@@ -116,7 +116,7 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
     try:
         reader = open_device(uri)
     except DeviceError as exc:
-        raise PreflightError(f"{name}: cannot open it: {exc} (is the reader plugged in and its service up?)") from None
+        raise PreflightError(f"{name}: cannot open it: {exc}") from None
     try:
         try:
             reader.wait_for_card(timeout)

@@ -24,6 +24,7 @@ from harness.locks import FileLock, LockBusy, reader_lock, show_on_stderr
 from harness.notrun import is_not_run
 from harness.plan import Plan, PlanError, PlannedRun, load_plan  # noqa: F401  (re-exported)
 from harness.scheduling import blocked_pins
+from harness.supervise import die_with_parent
 
 OUTPUT_LOCK = ".hil-run.lock"
 OWNED = ("output.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
@@ -132,6 +133,7 @@ def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
 
 def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> int:
     """One Robot (or pabot) invocation under the supervisor; returns its exit code."""
+    outputdir = outputdir.resolve()  # pabot runs in the output folder
     outputdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env[journal.JOURNAL_ENV] = str(outputdir / journal.JOURNAL_NAME)
@@ -141,7 +143,8 @@ def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> in
     command = [sys.executable, "-m", "harness.supervise", "--", *robot_command(options, outputdir)]
     sys.stdout.flush()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True,
-                               cwd=outputdir if options.processes > 1 else None)
+                               cwd=outputdir if options.processes > 1 else None,
+                               preexec_fn=lambda: die_with_parent(signal.SIGTERM))
     interrupts.current = process
     try:
         return process.wait()
@@ -308,8 +311,11 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
                 write_reports(outputs, outputdir, plan_name)
             except Exception as exc:  # Robot's own errors (DataError) carry the reason
                 print(f"hil: error: the report could not be written: {exc}", file=sys.stderr)
-        for path in matrix.write(rows, outputdir):
-            print(f"Matrix: {path.resolve()}")
+        try:
+            for path in matrix.write(rows, outputdir):
+                print(f"Matrix: {path.resolve()}")
+        except OSError as exc:  # ENOSPC and the like: say so in one line, keep what was written
+            print(f"hil: error: the matrix could not be written: {exc}", file=sys.stderr)
         summary = summarise(outputdir)
         pins = blocked_pins(_load(outputdir / "output.xml").suite)
         if pins:

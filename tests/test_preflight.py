@@ -160,3 +160,21 @@ def test_a_missing_reader_is_not_run_never_failed(tmp_path):
     assert all(t.status == "SKIP" and "not-run" in t.tags and "not run:" in t.message for t in tests)
     assert "NOT RUN" in (tmp_path / "matrix.csv").read_text(encoding="utf-8")
     assert "#b0b0b0" in (tmp_path / "matrix.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("serial:/dev/ttyNOPE?protocol=kiosk", "serial:/dev/ttyNOPE?protocol=kiosk: cannot open it: "),
+    ("pcsc:ACS", "pcsc:ACS: cannot open it: "),
+])
+def test_a_device_that_is_not_there_stops_the_run_before_any_test(tmp_path, device, message):
+    proc = hil("run", "card", "--device", device, "--outputdir", str(tmp_path))
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"hil: error: {message}"), proc.stderr
+    assert not (tmp_path / "output.xml").exists()
+
+
+def test_an_unreadable_inventory_variable_stops_the_run(tmp_path):
+    env = dict(os.environ, HIL_INVENTORY=str(tmp_path / "missing.toml"))
+    proc = hil("run", "card/selection.robot", "--outputdir", str(tmp_path), env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"hil: error: {tmp_path / 'missing.toml'}: inventory file not found"

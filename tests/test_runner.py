@@ -152,6 +152,19 @@ def test_ctrl_c_stops_the_whole_plan_with_a_partial_report(tmp_path):
     assert wait_gone(out) == []
 
 
+def test_a_second_ctrl_c_stops_at_once(tmp_path):
+    proc = start("run", "card/signing.robot", "--device", SLOW_CARD, "--outputdir", str(tmp_path))
+    read_until(proc.stdout, "| PASS |")
+    proc.send_signal(signal.SIGINT)
+    read_until(proc.stderr, "Ctrl-C again to stop at once")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "hil: interrupted" in err and "Traceback" not in err
+    tests = list(ExecutionResult(str(tmp_path / "output.xml")).suite.all_tests)
+    assert len(tests) == 8 and any("not-run" in t.tags for t in tests)
+    assert wait_gone(tmp_path) == []
+
+
 def test_sigterm_to_a_parallel_run_ends_pabot_and_every_worker(tmp_path):
     proc = start("run", "card/signing.robot", "card/selection.robot", "--device", SLOW_CARD,
                  "--processes", "2", "--outputdir", str(tmp_path))
@@ -191,26 +204,44 @@ def test_sigkill_of_hil_leaves_no_process_and_recover_rebuilds_the_report(tmp_pa
     assert "NOT RUN" in matrix and "JPKI-SEL-001,PASS" in matrix
 
 
-@pytest.mark.parametrize("moment", [1, 5])
-def test_recover_after_sigkill_mid_suite(tmp_path, moment):
-    proc = start("run", "card/signing.robot", "--device", SLOW_CARD, "--outputdir", str(tmp_path))
-    read_until(proc.stdout, "| PASS |", count=moment)
+def wait_finished(journal: Path, count: int, timeout: float = 120) -> None:
+    """Until the journal holds ``count`` finished tests: the run's own record is the event."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text(encoding="utf-8").count('"event": "end"') >= count:
+            return
+        time.sleep(0.05)  # bounded poll of a file another process appends to
+    raise AssertionError(f"{journal}: fewer than {count} finished tests after {timeout:g} s")
+
+
+@pytest.mark.parametrize(("moment", "suites", "options", "total"), [
+    (1, ["card/signing.robot"], ["--device", SLOW_CARD], 8),
+    (5, ["card/signing.robot"], ["--device", SLOW_CARD], 8),
+    (2, ["card/signing.robot"], ["--device", SLOW_CARD + "&via=pcsc"], 8),
+    (1, ["card/signing.robot", "card/selection.robot"], ["--device", SLOW_CARD, "--processes", "2"], 17),
+])
+def test_recover_after_sigkill_mid_suite(tmp_path, moment, suites, options, total):
+    proc = start("run", *suites, *options, "--outputdir", str(tmp_path))
+    wait_finished(tmp_path / "journal.jsonl", moment)
     proc.kill()
     proc.wait()
-    assert wait_gone(tmp_path) == []
+    assert wait_gone(tmp_path) == []  # pabot, its workers, a pcscd the suite started: all gone within 5 s
     recovered = hil("recover", str(tmp_path))
     assert recovered.returncode == 0, recovered.stderr
     assert int(recovered.stdout.strip().splitlines()[-2].split()[0]) >= moment
     tests = list(ExecutionResult(str(tmp_path / "output.xml")).suite.all_tests)
-    assert len(tests) == 8 and sum(t.status == "PASS" for t in tests) >= moment
+    assert len(tests) == total and sum(t.status == "PASS" for t in tests) >= moment
 
 
 def test_robot_options_pass_through_and_the_matrix_rebuilds(tmp_path):
+    env = dict(os.environ, ROBOT_OPTIONS="--dryrun")  # Robot's own environment variable is honoured
     proc = hil("run", "card/selection.robot", "--outputdir", str(tmp_path / "a"), "--console", "dotted",
-               "--", "--dryrun", "--test", "*Selectable By AID", "--loglevel", "DEBUG")
+               "--", "--test", "*Selectable By AID", "--loglevel", "DEBUG", env=env)
     assert proc.returncode == 0, proc.stdout[-2000:]
     result = ExecutionResult(str(tmp_path / "a" / "output.xml"))
     assert 1 <= result.statistics.total.passed < 9
+    assert "dry run" in (tmp_path / "a" / "output.xml").read_text(encoding="utf-8").lower() or \
+        all(not t.body or t.body[0].status == "NOT RUN" for t in result.suite.all_tests)
     rebuilt = hil("matrix", str(tmp_path / "a" / "output.xml"), "--outputdir", str(tmp_path / "m"))
     assert rebuilt.returncode == 0
     assert (tmp_path / "m" / "matrix.csv").read_text(encoding="utf-8").startswith("requirement,a")
