@@ -65,6 +65,14 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 # -- hil run ------------------------------------------------------------------------
+def _guards(devices: list[str]):
+    """The readers to lock and the pre-flight, for the runner (which opens no device itself)."""
+    from harness.preflight import check_part
+    from harness.runner import Guards
+
+    return Guards(readers={device: resolve(device)[0] for device in devices}, check=check_part)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.runner import RunOptions, load_plan, run_plan, run_suites
 
@@ -92,7 +100,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if part.device:
                 check_uri(resolve(part.device)[0])
         return run_plan(plan, Path(args.outputdir), wait=args.wait, check_only=args.check,
-                        robot_args=args.robot_args, console=args.console)
+                        robot_args=args.robot_args, console=args.console,
+                        guards=_guards([part.device for part in plan.runs if part.device]))
     if args.device:
         uri, lab_device = resolve(args.device)
         check_uri(uri)
@@ -110,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         wait=args.wait,
         check_only=args.check,
     )
-    return run_suites(options)
+    return run_suites(options, _guards([args.device] if args.device else []))
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -284,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.locks import LockBusy
+    from harness.preflight import PreflightError
     from harness.runner import RunError
 
     try:
@@ -303,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UsageError, DeviceError, InventoryError, ProfileError, ValueError, OSError, RunError,
-            LockBusy) as exc:
+            LockBusy, PreflightError) as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

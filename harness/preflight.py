@@ -147,3 +147,8 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
         raise PreflightError(f"{name}: the selected tests compare the card with its holder: name the holder "
                              f"(holder = \"...\") in the card table of its lab inventory entry")
     return f"{name}: {kind} ({label}), ATR {to_hex(atr)}"
+
+
+def check_part(options) -> str:
+    """The pre-flight of one run part (anything with ``device``, ``suites``, ``include``, ``exclude``)."""
+    return check_device(options.device, needs_of(list(options.suites), list(options.include), list(options.exclude)))

@@ -16,10 +16,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import fixtures, journal, matrix, preflight
+from harness import fixtures, journal, matrix
 from harness.locks import FileLock, LockBusy, reader_lock, show_on_stderr
 from harness.notrun import is_not_run
 from harness.plan import Plan, PlanError, PlannedRun, load_plan  # noqa: F401  (re-exported)
@@ -216,15 +217,12 @@ class OutputFolder:
 class ReaderLocks:
     """Every reader of the run, taken in a fixed order (no deadlock between two plans)."""
 
-    def __init__(self, devices: list[str], wait: float) -> None:
-        self.devices, self.wait, self.held = devices, wait, []
+    def __init__(self, readers: dict[str, str], wait: float) -> None:
+        self.readers, self.wait, self.held = readers, wait, []
 
     def __enter__(self) -> ReaderLocks:
-        from harness import lab
-
         locks = {}
-        for device in self.devices:
-            uri, _ = lab.resolve(device)
+        for device, uri in sorted(self.readers.items()):
             lock = reader_lock(uri, device)
             if lock is not None:
                 locks.setdefault(lock.path, lock)
@@ -245,26 +243,25 @@ class ReaderLocks:
         self.held = []
 
 
-def check_parts(parts: list[tuple[str, RunOptions]]) -> list[str]:
-    """Pre-flight of every part with a device; raises PreflightError on the first problem."""
-    lines = []
-    for label, options in parts:
-        if not options.device:
-            continue
-        needs = preflight.needs_of(options.suites, options.include, options.exclude)
-        lines.append(f"{label}: {preflight.check_device(options.device, needs)}")
-    return lines
+# The pre-flight of one part's device (harness.preflight.check_part): a line, or an exception with the fix.
+DeviceCheck = Callable[[RunOptions], str]
+
+
+@dataclass(frozen=True)
+class Guards:
+    """What a run checks before any test: the readers to lock (name → URI) and the device pre-flight."""
+
+    readers: dict[str, str] = field(default_factory=dict)
+    check: DeviceCheck | None = None
 
 
 def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, *, is_plan: bool,
-            wait: float = 0.0, check_only: bool = False) -> int:
+            wait: float = 0.0, check_only: bool = False, guards: Guards | None = None) -> int:
     """Locks, pre-flight, every part, then one report, matrix and closing line."""
-    devices = sorted({o.device for _, o in parts if o.device})
-    with OutputFolder(outputdir), ReaderLocks(devices, wait):
-        try:
-            checked = check_parts(parts)
-        except preflight.PreflightError as exc:
-            raise RunError(str(exc)) from None
+    guards = guards or Guards()
+    with OutputFolder(outputdir), ReaderLocks(guards.readers, wait):
+        checked = [f"{label}: {guards.check(options)}" for label, options in parts
+                   if options.device and guards.check is not None]
         if check_only:
             for line in checked:
                 print(f"ok {line}")
@@ -344,19 +341,19 @@ def _part_line(output: Path, part_dir: Path, seconds: float) -> str:
             f"{not_run} not run ({seconds:.1f} s)")
 
 
-def run_suites(options: RunOptions) -> int:
+def run_suites(options: RunOptions, guards: Guards | None = None) -> int:
     """One run of some suites on one device (or the suites' defaults)."""
     return execute(options.name, [(options.name, options)], options.outputdir, is_plan=False,
-                   wait=options.wait, check_only=options.check_only)
+                   wait=options.wait, check_only=options.check_only, guards=guards)
 
 
 def run_plan(plan: Plan, outputdir: Path, *, wait: float = 0.0, check_only: bool = False,
-             robot_args: list[str] | None = None, console: str | None = None) -> int:
+             robot_args: list[str] | None = None, console: str | None = None, guards: Guards | None = None) -> int:
     """Each planned run into its own folder, then one merged report and the device × requirement matrix."""
     parts = [(part.name, RunOptions(part.suites, outputdir, part.device, part.include, part.exclude,
                                     name=part.name, robot_args=list(robot_args or []), console=console))
              for part in plan.runs]
-    return execute(plan.name, parts, outputdir, is_plan=True, wait=wait, check_only=check_only)
+    return execute(plan.name, parts, outputdir, is_plan=True, wait=wait, check_only=check_only, guards=guards)
 
 
 def recover(outputdir: Path) -> int:
