@@ -101,7 +101,8 @@ class FileLock:
     def acquire(self, wait: float = 0.0, show: Callable[[str], None] | None = None) -> str | None:
         """Takes the lock, waiting up to ``wait`` seconds with a countdown; raises LockBusy naming the holder."""
         deadline = time.monotonic() + wait
-        last_shown = None
+        last_shown: int | None = None
+        step = 1 if sys.stderr.isatty() else 10  # a countdown in place on a terminal, a line every 10 s in a log
         while True:
             taken, info = self.try_acquire()
             if taken:
@@ -110,7 +111,7 @@ class FileLock:
             if left <= 0:
                 hint = f" (waited {wait:g} s)" if wait else "; use --wait SECONDS to wait for it"
                 raise LockBusy(f"{self.what} is in use by {info}{hint}")
-            if show is not None and last_shown != int(left):
+            if show is not None and (last_shown is None or last_shown - int(left) >= step):
                 last_shown = int(left)
                 show(f"{self.what} is in use by {info}; waiting {int(left) + 1} s")
             time.sleep(min(0.2, left))  # poll the kernel lock; flock has no timeout of its own
