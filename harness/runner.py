@@ -9,6 +9,7 @@ write them. The closing line keeps the ``N passed, N failed`` prefix CI reads.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -109,8 +110,9 @@ class Interrupts:
 
 
 def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
-    args = ["--outputdir", str(outputdir), "--output", "output.xml", "--log", "log.html", "--report",
-            "report.html", "--xunit", "xunit.xml", "--name", options.name,
+    # Robot writes output.xml only; hil writes log, report and xunit from it (one place handles ENOSPC).
+    args = ["--outputdir", str(outputdir), "--output", "output.xml", "--log", "NONE", "--report", "NONE",
+            "--name", options.name,
             "--consolewidth", "100", "--prerunmodifier", "harness.scheduling.DestructiveLast"]
     for path in fixtures.python_paths():
         args += ["--pythonpath", str(path)]
@@ -172,13 +174,21 @@ def part_output(outputdir: Path, reason: str) -> tuple[Path | None, bool]:
     return None, False
 
 
-def write_reports(outputs: list[Path], outputdir: Path, name: str | None) -> None:
+def write_reports(outputs: list[Path], outputdir: Path, name: str | None) -> str | None:
+    """log, report and xunit (and the merged output.xml of several parts); the problem in one line, or None."""
     from robot import rebot
 
     merged = len(outputs) > 1 or outputs[0] != outputdir / "output.xml"
-    rebot(*[str(o) for o in outputs], outputdir=str(outputdir), output="output.xml" if merged else None,
-          log="log.html", report="report.html", xunit="xunit.xml", name=name if merged else None,
-          stdout=sys.stderr, stderr=sys.stderr)
+    errors = io.StringIO()
+    code = rebot(*[str(o) for o in outputs], outputdir=str(outputdir), output="output.xml" if merged else None,
+                 log="log.html", report="report.html", xunit="xunit.xml", name=name if merged else None,
+                 stdout=io.StringIO(), stderr=errors)
+    text = errors.getvalue()
+    if code < 250 and "[ ERROR ]" not in text:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = next((line for line in reversed(lines) if re.match(r"^\w+(Error|Exception): ", line)), None)
+    return reason or next((line for line in lines if "[ ERROR ]" in line), f"rebot exit {code}")
 
 
 def _slug(text: str) -> str:
@@ -273,7 +283,7 @@ def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
 def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool) -> int:
     outputs: list[Path] = []
     rows: list[matrix.Outcome] = []
-    worst, rebuilt = 0, False
+    worst = 0
     started = time.monotonic()
     with Interrupts() as interrupts:
         for index, (label, options) in enumerate(parts, 1):
@@ -286,9 +296,8 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
             part_start = time.monotonic()
             code = run_part(options, part_dir, interrupts)
             worst = max(worst, code)
-            output, recovered = part_output(
+            output, _ = part_output(
                 part_dir, "the run was interrupted" if interrupts.count else "Robot stopped")
-            rebuilt = rebuilt or recovered
             if output is None:
                 print(f"hil: {label}: not run (Robot wrote no output, exit {code})", file=sys.stderr)
                 continue
@@ -303,28 +312,41 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
         if not outputs:
             print("hil: no part of the run wrote results", file=sys.stderr)
             return EXIT_INTERRUPTED if interrupts.count else (worst or 252)
-        if is_plan or rebuilt:
-            try:
-                write_reports(outputs, outputdir, plan_name)
-            except Exception as exc:  # Robot's own errors (DataError) carry the reason
-                print(f"hil: error: the report could not be written: {exc}", file=sys.stderr)
-        try:
-            for path in matrix.write(rows, outputdir):
-                print(f"Matrix: {path.resolve()}")
-        except OSError as exc:  # ENOSPC and the like: say so in one line, keep what was written
-            print(f"hil: error: the matrix could not be written: {exc}", file=sys.stderr)
-        summary = summarise(outputdir)
-        pins = blocked_pins(_load(outputdir / "output.xml").suite)
-        if pins:
-            print(f"PINs blocked by this run: {', '.join(pins)}")
-        print(summary.line())
-        print(f"Report: {summary.report}", flush=True)
+        summary, written = finish(outputs, rows, outputdir, plan_name)
         if interrupts.count:
             print("hil: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
     if summary.failed:
         return 1
+    if not written:
+        return 2
     return EXIT_NOT_RUN if summary.not_run else 0
+
+
+def finish(outputs: list[Path], rows: list[matrix.Outcome], outputdir: Path,
+           name: str | None) -> tuple[RunSummary, bool]:
+    """Report, matrix and the closing lines; False when a file could not be written (said in one line)."""
+    written = True
+    problem = write_reports(outputs, outputdir, name)
+    if problem:
+        print(f"hil: error: the report could not be written: {problem} (output.xml and the journal are kept)",
+              file=sys.stderr)
+        written = False
+    try:
+        for path in matrix.write(rows, outputdir):
+            print(f"Matrix: {path.resolve()}")
+    except OSError as exc:  # ENOSPC and the like: say so in one line, keep what was written
+        print(f"hil: error: the matrix could not be written: {exc}", file=sys.stderr)
+        written = False
+    summary = summarise(outputdir)
+    pins = blocked_pins(_load(outputdir / "output.xml").suite)
+    if pins:
+        print(f"PINs blocked by this run: {', '.join(pins)}")
+    print(summary.line())
+    if written:
+        print(f"Report: {summary.report}")
+    sys.stdout.flush()
+    return summary, written
 
 
 def _load(output: Path):
@@ -372,13 +394,8 @@ def recover(outputdir: Path) -> int:
             rows += matrix.outcomes(output)
         if not outputs:
             raise RunError(f"{outputdir}: no results journal to recover from")
-        write_reports(outputs, outputdir, outputdir.name if parts else None)
-        for path in matrix.write(rows, outputdir):
-            print(f"Matrix: {path.resolve()}")
-        summary = summarise(outputdir)
-        print(summary.line())
-        print(f"Report: {summary.report}")
-    return 0
+        _, written = finish(outputs, rows, outputdir, outputdir.name if parts else None)
+    return 0 if written else 2
 
 
 class _Held:

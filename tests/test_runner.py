@@ -246,3 +246,18 @@ def test_robot_options_pass_through_and_the_matrix_rebuilds(tmp_path):
     assert rebuilt.returncode == 0
     assert (tmp_path / "m" / "matrix.csv").read_text(encoding="utf-8").startswith("requirement,a")
     assert hil("matrix", str(tmp_path / "nothing.xml")).returncode == 2
+
+
+def test_a_full_disk_while_writing_the_report_is_one_line_and_keeps_the_results(tmp_path):
+    """ENOSPC: a 300 kB tmpfs in a private mount namespace (unshare) holds output.xml but not the log and report."""
+    small = tmp_path / "small"
+    small.mkdir()
+    script = (f"mount -t tmpfs -o size=300k tmpfs {small} && {sys.executable} -m harness.cli run "
+              f"card/selection.robot --outputdir {small}; echo rc=$?; ls -l {small}")
+    proc = subprocess.run(["unshare", "--map-root-user", "--mount", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=180, check=False)
+    assert "rc=2" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("hil: error:")]
+    assert errors and "No space left on device" in errors[0] and "Traceback" not in proc.stderr
+    assert "9 passed, 0 failed, 0 skipped, 0 not run" in proc.stdout
+    assert "Report:" not in proc.stdout.split("Output:")[-1]  # no report path is claimed
