@@ -46,10 +46,14 @@ def served():
         assert f"nfc:udp:127.0.0.1:{port}" in line, line
         return port
 
+    def stop_all() -> None:
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+
+    serve.stop_all = stop_all
     yield serve
-    for server in servers:
-        server.terminate()
-        server.wait(10)
+    stop_all()
 
 
 def inventory(tmp_path: Path, port: int, *, kind: str, holder: str | None, expendable: bool = True) -> Path:
@@ -178,3 +182,24 @@ def test_an_unreadable_inventory_variable_stops_the_run(tmp_path):
     proc = hil("run", "card/selection.robot", "--outputdir", str(tmp_path), env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"hil: error: {tmp_path / 'missing.toml'}: inventory file not found"
+
+
+def test_a_reader_gone_mid_run_leaves_the_rest_not_run(tmp_path, served):
+    port = served("card")
+    tags = ["--include", "JPKI-SEL-001", "--include", "JPKI-SEL-002", "--include", "JPKI-SEL-003"]
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "card/selection.robot", *tags, "--device",
+                             f"nfc:udp:127.0.0.1:{port}", "--outputdir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "| PASS |" not in seen:  # the first requirement passed on the served card
+        line = proc.stdout.readline()
+        assert line, seen
+        seen += line
+    served.stop_all()
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, seen + out
+    tests = list(ExecutionResult(str(tmp_path / "output.xml")).suite.all_tests)
+    passed = [t for t in tests if t.status == "PASS"]
+    not_run = [t for t in tests if "not-run" in t.tags]
+    assert len(tests) == 3 and passed and not_run and len(passed) + len(not_run) == 3
+    assert all("not run: NoCard" in t.message or "not run: DeviceGone" in t.message for t in not_run)
