@@ -119,6 +119,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         wait=args.wait,
         check_only=args.check,
     )
+    if options.include or options.exclude:
+        from harness.preflight import needs_of
+
+        if needs_of(options.suites, options.include, options.exclude).tests == 0:
+            raise UsageError(f"no test of {', '.join(args.suites) or 'robot/'} matches the --include/--exclude tags")
     return run_suites(options, _guards([args.device] if args.device else []))
 
 

@@ -71,9 +71,12 @@ def wait_gone(outputdir: Path, seconds: float = 5.0) -> list[int]:
 def test_an_empty_selection_never_shows_the_previous_results(tmp_path):
     first = hil("run", "card/selection.robot", "--outputdir", str(tmp_path))
     assert first.returncode == 0 and "9 passed, 0 failed" in first.stdout
-    again = hil("run", "card/selection.robot", "--include", "NO-SUCH", "--outputdir", str(tmp_path))
-    assert again.returncode != 0
-    assert "passed" not in again.stdout
+    refused = hil("run", "card/selection.robot", "--include", "NO-SUCH", "--outputdir", str(tmp_path))
+    assert refused.returncode == 2 and "passed" not in refused.stdout
+    assert refused.stderr.strip() == "hil: error: no test of card/selection.robot matches the --include/--exclude tags"
+    # Robot itself selects nothing (its own --test): the earlier results are gone, none are shown
+    again = hil("run", "card/selection.robot", "--outputdir", str(tmp_path), "--", "--test", "NO-SUCH")
+    assert again.returncode != 0 and "passed" not in again.stdout
     assert not (tmp_path / "output.xml").exists() and not (tmp_path / "report.html").exists()
 
 
