@@ -66,11 +66,10 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 # -- hil run ------------------------------------------------------------------------
 def _guards(devices: list[str]):
-    """The readers to lock and the pre-flight, for the runner (which opens no device itself)."""
-    from harness.preflight import check_part
+    """The readers to lock, by the URI the inventory gives them; the runner resolves no name itself."""
     from harness.runner import Guards
 
-    return Guards(readers={device: resolve(device)[0] for device in devices}, check=check_part)
+    return Guards(readers={device: resolve(device)[0] for device in devices})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -298,7 +297,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from harness.locks import LockBusy
-    from harness.preflight import PreflightError
     from harness.runner import RunError
 
     try:
@@ -318,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (UsageError, DeviceError, InventoryError, ProfileError, ValueError, OSError, RunError,
-            LockBusy, PreflightError) as exc:
+            LockBusy) as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -5,6 +5,8 @@ token file is sent, never a VERIFY. A problem is one line naming the device and 
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,9 @@ HOLDER_KEYWORDS = {
     "certificate should match fixture", "sign certificate should carry holder", "verify collation number",
     "my number should be expected", "basic four should be expected", "basic four offsets should point at fields",
 }
+
+
+OK_PREFIX, PROBLEM_PREFIX = "preflight ok: ", "preflight problem: "
 
 
 class PreflightError(RuntimeError):
@@ -152,3 +157,22 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
 def check_part(options) -> str:
     """The pre-flight of one run part (anything with ``device``, ``suites``, ``include``, ``exclude``)."""
     return check_device(options.device, needs_of(list(options.suites), list(options.include), list(options.exclude)))
+
+
+def main(argv: list[str]) -> int:
+    """``python -m harness.preflight PARTS_JSON``: the runner checks its parts in a process of their own, so
+    whatever opening a device starts (pcscd, a bridge) ends with it. One ``ok`` line per part, or the first
+    problem as one ``problem`` line and exit 2 (on stdout: anything else a backend prints is not ours)."""
+    try:
+        parts = json.loads(argv[0])
+        for part in parts:
+            needs = needs_of([Path(p) for p in part["suites"]], part["include"], part["exclude"])
+            print(f"{OK_PREFIX}{part['label']}: {check_device(part['device'], needs)}", flush=True)
+    except (PreflightError, DeviceError, lab.InventoryError, ProfileError, ValueError, OSError) as exc:
+        print(f"{PROBLEM_PREFIX}{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

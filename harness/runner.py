@@ -10,6 +10,7 @@ write them. The closing line keeps the ``N passed, N failed`` prefix CI reads.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -17,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,16 +253,39 @@ class ReaderLocks:
         self.held = []
 
 
-# The pre-flight of one part's device (harness.preflight.check_part): a line, or an exception with the fix.
-DeviceCheck = Callable[[RunOptions], str]
-
-
 @dataclass(frozen=True)
 class Guards:
-    """What a run checks before any test: the readers to lock (name → URI) and the device pre-flight."""
+    """What a run holds and checks before any test: the readers to lock (name → URI), and whether the
+    parts' devices go through the pre-flight (:mod:`harness.preflight`)."""
 
     readers: dict[str, str] = field(default_factory=dict)
-    check: DeviceCheck | None = None
+    preflight: bool = True
+
+
+def preflight(parts: list[tuple[str, RunOptions]]) -> list[str]:
+    """The pre-flight of every part with a device, in a supervised process of its own (what opening a
+    device starts, a pcscd or a bridge, ends with it); raises RunError with its one line."""
+    checked = [{"label": label, "device": o.device, "suites": [str(p) for p in o.suites], "include": o.include,
+                "exclude": o.exclude} for label, o in parts if o.device]
+    if not checked:
+        return []
+    command = [sys.executable, "-m", "harness.supervise", "--", sys.executable, "-m", "harness.preflight",
+               json.dumps(checked)]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+    try:
+        assert process.stdout is not None
+        lines = process.stdout.read().splitlines()  # stdin stays open: its EOF would tell the supervisor to stop
+        process.wait()
+    finally:
+        if process.stdin:
+            process.stdin.close()
+        if process.poll() is None:
+            process.kill()
+    problem = next((line.split(": ", 1)[1] for line in lines if line.startswith("preflight problem: ")), None)
+    if process.returncode != 0 or problem:
+        raise RunError(problem or f"the pre-flight stopped (exit {process.returncode}): {' '.join(lines[-3:])}")
+    return [line.split(": ", 1)[1] for line in lines if line.startswith("preflight ok: ")]
 
 
 def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, *, is_plan: bool,
@@ -270,8 +293,7 @@ def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
     """Locks, pre-flight, every part, then one report, matrix and closing line."""
     guards = guards or Guards()
     with OutputFolder(outputdir), ReaderLocks(guards.readers, wait):
-        checked = [f"{label}: {guards.check(options)}" for label, options in parts
-                   if options.device and guards.check is not None]
+        checked = preflight(parts) if guards.preflight else []
         if check_only:
             for line in checked:
                 print(f"ok {line}")
