@@ -104,6 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.device:
         uri, lab_device = resolve(args.device)
         check_uri(uri)
+        from harness.locks import reader_key
+
+        if args.processes > 1 and reader_key(uri) is not None:
+            raise UsageError(f"--processes {args.processes} would drive the one reader behind {args.device} from "
+                             f"{args.processes} processes at once; use --processes 1 with it")
         if args.ask_pins:
             ask_pins(args.device, lab_device)
     options = RunOptions(
