@@ -63,7 +63,7 @@ def test_a_second_run_on_a_held_reader_waits_with_a_countdown_then_passes(tmp_pa
     other_run.release()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-2000:] + err[-2000:]
-    assert out.strip().splitlines()[-2] == "9 passed, 0 failed, 0 skipped, 0 not run"
+    assert out.strip().splitlines()[-2] == "12 passed, 0 failed, 0 skipped, 0 not run"
 
 
 def test_without_wait_a_held_reader_fails_at_once_naming_the_holder(tmp_path, monkeypatch):

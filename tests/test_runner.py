@@ -70,7 +70,7 @@ def wait_gone(outputdir: Path, seconds: float = 5.0) -> list[int]:
 
 def test_an_empty_selection_never_shows_the_previous_results(tmp_path):
     first = hil("run", "card/selection.robot", "--outputdir", str(tmp_path))
-    assert first.returncode == 0 and "9 passed, 0 failed" in first.stdout
+    assert first.returncode == 0 and "12 passed, 0 failed" in first.stdout
     refused = hil("run", "card/selection.robot", "--include", "NO-SUCH", "--outputdir", str(tmp_path))
     assert refused.returncode == 2 and "passed" not in refused.stdout
     assert refused.stderr.strip() == "hil: error: no test of card/selection.robot matches the --include/--exclude tags"
@@ -90,7 +90,7 @@ def test_a_plan_part_without_output_is_not_run_never_an_older_file(tmp_path):
     plan.write_text(plan.read_text().replace('["JPKI-SEL-001"]', '["NO-SUCH"]'), encoding="utf-8")
     proc = hil("run", "--plan", str(plan), "--outputdir", str(out))
     assert "none: not run" in proc.stderr
-    assert proc.stdout.strip().splitlines()[-2] == "9 passed, 0 failed, 0 skipped, 0 not run"
+    assert proc.stdout.strip().splitlines()[-2] == "12 passed, 0 failed, 0 skipped, 0 not run"
     assert not (out / "parts" / "02-none" / "output.xml").exists()
 
 
@@ -150,7 +150,7 @@ def test_ctrl_c_stops_the_whole_plan_with_a_partial_report(tmp_path):
     assert "2/2 later: not run (interrupted)" in seen + rest
     result = ExecutionResult(str(out / "output.xml"))
     tests = list(result.suite.all_tests)
-    assert len(tests) == 8 and any(t.status == "PASS" for t in tests)
+    assert len(tests) == 12 and any(t.status == "PASS" for t in tests)
     assert any("not-run" in t.tags for t in tests) and not any(t.status == "FAIL" for t in tests)
     assert (out / "matrix.html").exists() and (out / "report.html").exists()
     assert wait_gone(out) == []
@@ -165,7 +165,7 @@ def test_a_second_ctrl_c_stops_at_once(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "hil: interrupted" in err and "Traceback" not in err
     tests = list(ExecutionResult(str(tmp_path / "output.xml")).suite.all_tests)
-    assert len(tests) == 8 and any("not-run" in t.tags for t in tests)
+    assert len(tests) == 12 and any("not-run" in t.tags for t in tests)
     assert wait_gone(tmp_path) == []
 
 
@@ -190,7 +190,7 @@ def test_sigkill_of_hil_leaves_no_process_and_recover_rebuilds_the_report(tmp_pa
                     encoding="utf-8")
     out = tmp_path / "out"
     proc = start("run", "--plan", str(plan), "--outputdir", str(out))
-    read_until(proc.stdout, "| PASS |", count=13)  # the first part (9 tests, 2 suite lines) and 2 slow tests
+    read_until(proc.stdout, "| PASS |", count=16)  # the first part (12 tests, 2 suite lines) and 2 slow tests
     proc.kill()
     proc.wait()
     assert wait_gone(out) == []
@@ -198,10 +198,10 @@ def test_sigkill_of_hil_leaves_no_process_and_recover_rebuilds_the_report(tmp_pa
     assert recovered.returncode == 0, recovered.stderr
     result = ExecutionResult(str(out / "output.xml"))
     tests = list(result.suite.all_tests)
-    assert len(tests) == 17
+    assert len(tests) == 24
     passed = [t for t in tests if t.status == "PASS"]
     not_run = [t for t in tests if "not-run" in t.tags]
-    assert len(passed) >= 11 and not_run and len(passed) + len(not_run) == 17
+    assert len(passed) >= 14 and not_run and len(passed) + len(not_run) == 24
     for name in ("log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html"):
         assert (out / name).stat().st_size > 0
     matrix = (out / "matrix.csv").read_text(encoding="utf-8")
@@ -219,10 +219,10 @@ def wait_finished(journal: Path, count: int, timeout: float = 120) -> None:
 
 
 @pytest.mark.parametrize(("moment", "suites", "options", "total"), [
-    (1, ["card/signing.robot"], ["--device", SLOW_CARD], 8),
-    (5, ["card/signing.robot"], ["--device", SLOW_CARD], 8),
-    (2, ["card/signing.robot"], ["--device", SLOW_CARD + "&via=pcsc"], 8),
-    (1, ["card/signing.robot", "card/selection.robot"], ["--device", SLOW_CARD, "--processes", "2"], 17),
+    (1, ["card/signing.robot"], ["--device", SLOW_CARD], 12),
+    (5, ["card/signing.robot"], ["--device", SLOW_CARD], 12),
+    (2, ["card/signing.robot"], ["--device", SLOW_CARD + "&via=pcsc"], 12),
+    (1, ["card/signing.robot", "card/selection.robot"], ["--device", SLOW_CARD, "--processes", "2"], 24),
 ])
 def test_recover_after_sigkill_mid_suite(tmp_path, moment, suites, options, total):
     proc = start("run", *suites, *options, "--outputdir", str(tmp_path))
@@ -243,7 +243,7 @@ def test_robot_options_pass_through_and_the_matrix_rebuilds(tmp_path):
                "--", "--test", "*Selectable By AID", "--loglevel", "DEBUG", env=env)
     assert proc.returncode == 0, proc.stdout[-2000:]
     result = ExecutionResult(str(tmp_path / "a" / "output.xml"))
-    assert 1 <= result.statistics.total.passed < 9
+    assert 1 <= result.statistics.total.passed < 12
     assert "dry run" in (tmp_path / "a" / "output.xml").read_text(encoding="utf-8").lower() or \
         all(not t.body or t.body[0].status == "NOT RUN" for t in result.suite.all_tests)
     rebuilt = hil("matrix", str(tmp_path / "a" / "output.xml"), "--outputdir", str(tmp_path / "m"))
@@ -263,5 +263,5 @@ def test_a_full_disk_while_writing_the_report_is_one_line_and_keeps_the_results(
     assert "rc=2" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("hil: error:")]
     assert errors and "No space left on device" in errors[0] and "Traceback" not in proc.stderr
-    assert "9 passed, 0 failed, 0 skipped, 0 not run" in proc.stdout
+    assert "12 passed, 0 failed, 0 skipped, 0 not run" in proc.stdout
     assert "Report:" not in proc.stdout.split("Output:")[-1]  # no report path is claimed
