@@ -326,6 +326,9 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
             outputs.append(output)
             rows += matrix.outcomes(output, options.device or "suite default")
             if is_plan:
+                problem = write_reports([output], part_dir, None)  # each part keeps its own log and report
+                if problem:
+                    print(f"hil: error: {label}: its report could not be written: {problem}", file=sys.stderr)
                 line = _part_line(output, part_dir, time.monotonic() - part_start)
                 done = time.monotonic() - started
                 left = len(parts) - index
