@@ -16,7 +16,7 @@ NOT_RUN_PREFIX = "not run: "
 # Exceptions that describe the set-up, never the card's answers (Robot prefixes the class name).
 SETUP_ERRORS = (
     "UnknownDevice", "BackendUnavailable", "NoReader", "NoCard", "CardRemoved", "DeviceGone",
-    "DeviceBusy", "MissingSecret", "InventoryError", "ProfileError", "UnknownHolder", "NotThisKind",
+    "DeviceBusy", "BadDeviceUri", "MissingSecret", "InventoryError", "ProfileError", "UnknownHolder", "NotThisKind",
     "DeviceError",
 )
 _SETUP = re.compile(r"(?:^|\n)(?:(?:Parent suite setup failed|Setup failed):\s*)*(" + "|".join(SETUP_ERRORS) + r"): ")

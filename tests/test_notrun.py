@@ -10,6 +10,7 @@ from harness.notrun import set_up_problem
 @pytest.mark.parametrize(("message", "reason"), [
     ("Parent suite setup failed:\nNoCard: no card in nfc:udp:127.0.0.1:9", "NoCard: no card in nfc:udp:127.0.0.1:9"),
     ("DeviceGone: the reader went away", "DeviceGone: the reader went away"),
+    ("Parent suite setup failed:\nBadDeviceUri: x: unknown option y", "BadDeviceUri: x: unknown option y"),
     ("MissingSecret: no auth PIN for bench", "MissingSecret: no auth PIN for bench"),
     ("Test execution stopped due to a fatal error.", "the run was interrupted"),
     ("Execution terminated by signal", "the run was interrupted"),

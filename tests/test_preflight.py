@@ -157,7 +157,7 @@ def test_a_missing_reader_is_not_run_never_failed(tmp_path):
     """Past the pre-flight (the device comes from a Robot variable): the suite set-up cannot open it."""
     port = free_udp_port()
     proc = hil("run", "card/selection.robot", "--outputdir", str(tmp_path), "--",
-               "--variable", f"DEVICE:nfc:udp:127.0.0.1:{port}?timeout=1")
+               "--variable", f"DEVICE:nfc:udp:127.0.0.1:{port}")
     assert proc.returncode == 3, proc.stdout[-2000:]
     assert proc.stdout.strip().splitlines()[-2] == "0 passed, 0 failed, 0 skipped, 12 not run"
     tests = list(ExecutionResult(str(tmp_path / "output.xml")).suite.all_tests)
