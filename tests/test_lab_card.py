@@ -55,14 +55,15 @@ def test_real_card_run_takes_pins_from_the_environment_and_keeps_them_out_of_rep
             assert pin.encode().hex(" ").upper() not in text.upper()
 
 
-def test_real_card_without_pins_fails_clearly_and_sends_no_verify(tmp_path, served_card):
+def test_real_card_without_pins_stops_in_pre_flight_and_sends_no_verify(tmp_path, served_card):
     server, reader = served_card
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DESK_", "HIL_"))}
     proc, out = hil_run(tmp_path, inventory(tmp_path, reader), env, "card/signing.robot")
-    assert proc.returncode != 0
-    result = ExecutionResult(str(out / "output.xml"))
-    messages = [t.message for t in result.suite.tests if t.status == "FAIL"]
-    assert any("no auth PIN for desk-card: set HIL_AUTH_PIN or give it in the lab inventory" in m for m in messages)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "hil: error: desk-card: the selected tests need the auth PIN: set DESK_AUTH (or use --ask-pins)"
+    ]
+    assert not (out / "output.xml").exists()  # nothing ran
     assert server.slot.card.pin("auth").tries_left == 3
 
 
