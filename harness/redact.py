@@ -303,6 +303,11 @@ class SecretRegistry:
     def __contains__(self, value: str) -> bool:
         return value in self._values
 
+    def values(self) -> list[str]:
+        """The values registered so far (for ``--anonymise``, which replaces them in recorded card data)."""
+        with self._lock:
+            return list(self._values)
+
     def _compiled(self) -> re.Pattern[str] | None:
         with self._lock:
             if self._pattern is None and self._values:

@@ -10,6 +10,7 @@ from robotlibcore import DynamicCore
 
 from harness.log_redaction import install_log_redaction
 from harness.redact import redact_text
+from harness.tracefile import CURRENT as CURRENT_TEST
 
 from . import privacy
 from .applets import AppletFileKeywords
@@ -87,7 +88,12 @@ class JPKILibrary(DynamicCore):
         if getattr(result, "args", None):
             result.args = tuple(redact_text(arg) if isinstance(arg, str) else arg for arg in result.args)
 
+    def start_test(self, data, result) -> None:
+        """The trace files name the test and its requirement ID on every exchange."""
+        CURRENT_TEST.begin(getattr(result, "full_name", "") or result.longname, [str(t) for t in data.tags])
+
     def end_test(self, data, result) -> None:
+        CURRENT_TEST.end()
         if result.message:
             result.message = redact_text(result.message)
 

@@ -17,7 +17,7 @@ from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
 from harness.notrun import NOT_RUN_PREFIX
 from harness.preflight import identify
 
-from . import privacy
+from . import privacy, trace_files
 from .context import LibraryComponent
 
 
@@ -36,6 +36,7 @@ class DeviceKeywords(LibraryComponent):
             self.close_device()
         uri, lab_device = lab.resolve(name)
         reader = open_device(uri)
+        writer = trace_files.begin(reader, name)  # traces/<device>.jsonl, or the recording of `hil record`
         try:
             reader.wait_for_card(float(timeout))
             atr = reader.power_on()
@@ -53,9 +54,11 @@ class DeviceKeywords(LibraryComponent):
             self.virtual_card = card
             self.ctx.facts = facts_for_virtual(card)
         else:
-            self.ctx.facts = lab_device.facts() if lab_device is not None else DeviceFacts()
+            self.ctx.facts = lab_device.facts() if lab_device is not None else (
+                trace_files.recorded_facts(reader) or DeviceFacts())
             self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
         privacy.protect(self.ctx)
+        trace_files.start(writer, self.ctx)
         logger.info(f"Opened {name}: {reader.capabilities}; ATR {to_hex(atr)}")
         return to_hex(atr)
 

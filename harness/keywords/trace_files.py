@@ -1,0 +1,99 @@
+"""Where the library writes a device's trace file, and the facts a ``replay:`` device brings.
+
+* In every Robot run: ``${OUTPUT DIR}/traces/<device>.jsonl`` (holder data masked, or shown for a
+  synthetic holder under ``--show-holder-data``).
+* Under ``hil record``: the file ``$HIL_RECORD_FILE`` instead, anonymised when ``$HIL_RECORD_ANONYMISE``
+  is ``1``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from devices.base import Reader
+from devices.virtual.profile import load_holder
+from harness.anonymise import Anonymiser
+from harness.apdu_names import placeholder
+from harness.credentials import DeviceFacts, expected_certificates
+from harness.redact import SECRETS
+from harness.tracefile import TraceWriter, attach, file_name, pin_shapes
+
+from . import privacy
+from .context import LibraryContext
+
+RECORD_FILE_ENV = "HIL_RECORD_FILE"
+RECORD_ANONYMISE_ENV = "HIL_RECORD_ANONYMISE"
+
+
+def trace_path(device: str) -> Path | None:
+    """The file this device's exchanges go to, or None outside a Robot run that names none."""
+    recording = os.environ.get(RECORD_FILE_ENV)
+    if recording:
+        return Path(recording)
+    try:
+        from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
+    except ImportError:  # pragma: no cover - Robot is a dependency
+        return None
+    try:
+        outputdir = BuiltIn().get_variable_value("${OUTPUT DIR}")
+    except RobotNotRunningError:
+        return None
+    return Path(outputdir) / "traces" / file_name(device) if outputdir else None
+
+
+def begin(reader: Reader, device: str) -> TraceWriter | None:
+    """Attaches a writer to a reader just opened (before its power-on, so the ATR is in the file)."""
+    path = trace_path(device)
+    if path is None:
+        return None
+    writer = TraceWriter(path, device)
+    attach(reader, writer)
+    return writer
+
+
+def facts_record(ctx: LibraryContext) -> dict[str, Any]:
+    """What a replay of this device needs to know, never a secret: kind, expendable, PIN shapes, holder record."""
+    facts = ctx.facts
+    holder = facts.holder
+    capabilities = ctx.reader.capabilities if ctx.reader is not None else None
+    shown = {} if capabilities is None else {
+        "extended_apdu": capabilities.extended_apdu, "max_command_data": capabilities.max_command_data,
+        "max_response": capabilities.max_response, "contactless": capabilities.contactless,
+        "pin_pad": capabilities.pin_pad}
+    return {"capabilities": shown, "kind": facts.kind, "expendable": facts.expendable, "virtual": facts.virtual,
+            "holder_record": holder.record if holder is not None and holder.synthetic else "",
+            "pins": pin_shapes(facts.pins)}
+
+
+def start(writer: TraceWriter | None, ctx: LibraryContext) -> None:
+    """Once the device's facts are known: decide what the file may show of the holder and write the header."""
+    if writer is None:
+        return
+    recording = bool(os.environ.get(RECORD_FILE_ENV))
+    if recording and os.environ.get(RECORD_ANONYMISE_ENV) == "1":
+        holder = ctx.facts.holder
+        known = privacy.holder_values(holder).values() if holder is not None else ()
+        writer.holder_data = "anonymised"
+        writer.anonymiser = Anonymiser(source=SECRETS.values).with_known(known)
+    else:
+        writer.holder_data = "shown" if ctx.trace.show_holder_data else "masked"
+    header = facts_record(ctx)
+    if writer.holder_data == "anonymised":
+        header["holder_record"] = ""  # the anonymous holder's, not the card's
+    writer.open(header)
+
+
+def recorded_facts(reader: Reader) -> DeviceFacts | None:
+    """The facts of a ``replay:`` device, from its recording's header; None for any other reader."""
+    header = getattr(reader, "recorded_header", None)
+    if not isinstance(header, dict):
+        return None
+    record = str(header.get("holder_record") or "")
+    holder = load_holder(record) if record else None
+    pins = {kind: placeholder(int(shape["length"]), str(shape["class"]))
+            for kind, shape in dict(header.get("pins") or {}).items()}
+    return DeviceFacts(kind=str(header.get("kind", "card")), expendable=bool(header.get("expendable")),
+                       virtual=False, holder=holder,
+                       expected_certificates=expected_certificates(record) if record else {}, pins=pins)
