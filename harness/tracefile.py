@@ -6,7 +6,7 @@ recording a lab may commit and ``replay:`` answers from. Lines (``type``):
 * ``header``: format, device, when, what the holder data are (``masked``, ``shown`` for a synthetic
   holder, ``anonymised``), the card's facts a replay needs: kind, expendable, the holder record of a
   virtual card, and each PIN's length and character class (never its value);
-* ``power_on`` (with the ATR) and ``power_off``;
+* ``power_on`` (with the ATR) and ``power_off``; ``card_replaced`` when a suite put a fresh virtual card in;
 * ``exchange``: test and requirement ID, ``by`` (``harness``, or ``reader`` for what a backend sent on its
   own: GET RESPONSE, a ``6Cxx`` re-send), ``command`` (hex; VERIFY/CHANGE data as ``****(4 digits)``),
   its ``name`` and ``applet``, ``response`` (hex, or the structure only for a masked personal file, then
@@ -115,6 +115,10 @@ class TraceWriter:
             record["atr"] = to_hex(atr)
         self.write(record)
 
+    def event(self, kind: str) -> None:
+        """A line for what happened to the card outside the APDUs (``card_replaced``: a fresh virtual card)."""
+        self.write({"type": kind, **self._test(), "sent": _now()})
+
     def response_fields(self, raw: bytes) -> dict[str, Any]:
         """The response as it may be written: personal file data shown, anonymised or masked."""
         pending = self.context.pending
@@ -185,6 +189,7 @@ def attach(reader: Reader, writer: TraceWriter) -> Reader:
         finally:
             writer.close()
 
+    reader.trace_writer = writer  # type: ignore[attr-defined]
     reader.transmit = transmit  # type: ignore[method-assign]
     reader.power_on = power_on  # type: ignore[method-assign]
     reader.power_off = power_off  # type: ignore[method-assign]

@@ -126,6 +126,7 @@ class DeviceKeywords(LibraryComponent):
         fresh = VirtualCard(card.profile)
         reader.slot.arm(FaultPlan())  # type: ignore[attr-defined]
         reader.slot.insert(fresh)  # type: ignore[attr-defined]
+        trace_files.card_replaced(reader)
         self.virtual_card = fresh
         self.ctx.facts = facts_for_virtual(fresh)
         privacy.protect(self.ctx)

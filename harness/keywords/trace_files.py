@@ -97,3 +97,10 @@ def recorded_facts(reader: Reader) -> DeviceFacts | None:
     return DeviceFacts(kind=str(header.get("kind", "card")), expendable=bool(header.get("expendable")),
                        virtual=False, holder=holder,
                        expected_certificates=expected_certificates(record) if record else {}, pins=pins)
+
+
+def card_replaced(reader: Reader) -> None:
+    """Notes in the trace that a fresh virtual card went in (``hil compare`` does the same on its device)."""
+    writer = getattr(reader, "trace_writer", None)
+    if isinstance(writer, TraceWriter):
+        writer.event("card_replaced")

@@ -1,0 +1,252 @@
+"""``hil compare``: send a recording's commands to another device and say where its answers differ.
+
+The recording's power-ons, power-offs and card replacements are replayed as they happened; every
+command the harness sent is sent again. PIN markers become the device's own PINs: a VERIFY that the
+recorded card accepted gets the right PIN, one it refused a wrong PIN of the same format (expendable
+cards only; on others it is not sent), a marker of another shape (a malformed PIN) a value of that shape.
+Each answer is compared with the recorded one, the first aspect that differs counts: status word, length,
+TLV structure, then data, except where answers differ by nature (challenges, signatures).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devices import DeviceError, open_device
+from devices.base import Reader
+from harness import lab, tlv
+from harness.apdu import parse_hex, to_hex
+from harness.apdu_names import MARKER, character_class, placeholder
+from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+from harness.redact import ApduContext
+from harness.safety import new_pin_like, wrong_pin_like
+from harness.tracefile import read_trace
+
+VARIES_BY_NATURE = {0x84: "challenge", 0x2A: "signature", 0x88: "signature"}
+LABEL_KINDS = {"auth PIN": "auth", "sign PIN": "sign", "text PIN": "text"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    number: int  # the command's number among the recording's commands
+    test: str
+    name: str
+    command: str
+    aspect: str  # "status word", "length", "TLV structure", "data", "error", "not sent"
+    recorded: str
+    actual: str
+
+    def line(self) -> str:
+        return (f"#{self.number} {self.name} [{self.test or 'no test'}]: {self.aspect} differs — "
+                f"recorded {self.recorded}, got {self.actual}")
+
+
+@dataclass
+class Comparison:
+    recording: Path
+    device: str
+    compared: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    not_sent: list[Difference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if not self.differences:
+            line = f"{self.device} answers like recording {self.recording.name} on all {self.compared} commands"
+        else:
+            by_aspect = Counter(d.aspect for d in self.differences)
+            parts = []
+            for aspect, count in by_aspect.most_common():
+                names = Counter(d.name for d in self.differences if d.aspect == aspect)
+                shown = ", ".join(f"{n} ×{c}" if c > 1 else n for n, c in names.most_common(3))
+                parts.append(f"{count} {aspect} ({shown})")
+            line = (f"{self.device} differs from recording {self.recording.name} on {len(self.differences)} "
+                    f"of {self.compared} commands: " + "; ".join(parts))
+        if self.not_sent:
+            line += f"; {len(self.not_sent)} not sent ({self.not_sent[0].recorded})"
+        return line
+
+    def as_json(self) -> dict[str, Any]:
+        return {"recording": str(self.recording), "device": self.device, "compared": self.compared,
+                "differences": [asdict(d) for d in self.differences],
+                "not_sent": [asdict(d) for d in self.not_sent], "notes": self.notes, "summary": self.summary()}
+
+
+def tlv_shape(data: bytes) -> list[Any] | None:
+    """Tags and lengths of ``data`` as TLV, children of constructed tags included; None unless it parses."""
+    try:
+        items = list(tlv.iter_tlv(data, stop_at_padding=True))
+    except tlv.TlvError:
+        return None
+    if not items:
+        return None
+    return [(item.tag, len(item.value), tlv_shape(item.value) if item.constructed else None) for item in items]
+
+
+def first_difference(ins: int, recorded: bytes, actual: bytes) -> tuple[str, str, str] | None:
+    """(aspect, recorded, actual) of the first way two responses differ, or None."""
+    rec_sw, act_sw = recorded[-2:], actual[-2:]
+    if rec_sw != act_sw:
+        return "status word", rec_sw.hex().upper(), act_sw.hex().upper()
+    rec, act = recorded[:-2], actual[:-2]
+    if len(rec) != len(act):
+        return "length", f"{len(rec)} bytes", f"{len(act)} bytes"
+    if ins in VARIES_BY_NATURE or rec == act:
+        return None
+    rec_shape, act_shape = tlv_shape(rec), tlv_shape(act)
+    if rec_shape != act_shape:
+        return "TLV structure", str(rec_shape)[:80], str(act_shape)[:80]
+    offset = next(i for i, (a, b) in enumerate(zip(rec, act, strict=True)) if a != b)
+    return "data", f"{rec[offset:offset + 8].hex().upper()} at byte {offset}", act[offset:offset + 8].hex().upper()
+
+
+@dataclass
+class SecretFiller:
+    """Turns a recorded marker back into a value the device accepts (or refuses) as the recorded card did."""
+
+    facts: DeviceFacts
+    context: ApduContext = field(default_factory=ApduContext)
+    changed: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def original(self, label: str) -> str | None:
+        if label in LABEL_KINDS:
+            return self.facts.pins.get(LABEL_KINDS[label])
+        holder = self.facts.holder
+        if holder is None:
+            return None
+        if label == "照合番号A":
+            return holder.my_number
+        from devices.virtual.applets import number_b
+
+        return number_b(holder) if label == "照合番号B" else None
+
+    def value(self, header: bytes, length: int, cls: str, recorded_sw: str) -> tuple[str | None, str]:
+        """(value to send or None, why not); ``header`` is CLA INS P1 P2 Lc of the recorded command."""
+        probe = header + b"0" * length
+        label = self.context.secret_note(probe).split(",")[0]
+        right = self.changed.get(label) or self.original(label)
+        if right is None:
+            return None, f"no {label} known for the device"
+        if (len(right), character_class(right.encode("utf-8"))) != (length, cls):
+            return placeholder(length, cls), ""  # a malformed value, as the recording sent
+        if header[1] == 0x20:
+            if recorded_sw == "9000":
+                return right, ""
+            return (wrong_pin_like(right), "") if self.facts.expendable else (None, "a wrong PIN, card not expendable")
+        if not self.facts.expendable:
+            return None, "a PIN change, card not expendable"
+        original = self.original(label) or right
+        if recorded_sw != "9000":
+            return new_pin_like(right), ""
+        new = original if right != original else new_pin_like(right)
+        self.changed[label] = new  # kept if the device accepts it (see compare)
+        return new, ""
+
+
+def _device_facts(reader: Reader, lab_device: Any) -> DeviceFacts:
+    card = virtual_card_of(reader)
+    if card is not None:
+        return facts_for_virtual(card)
+    if lab_device is not None:
+        return lab_device.facts()
+    from harness.keywords.trace_files import recorded_facts
+
+    return recorded_facts(reader) or DeviceFacts()
+
+
+def _replace_card(reader: Reader, comparison: Comparison, test: str) -> DeviceFacts | None:
+    slot, card = getattr(reader, "slot", None), virtual_card_of(reader)
+    if slot is None or card is None:
+        comparison.notes.append(f"the recording put a fresh card in at '{test}'; {comparison.device} keeps its state")
+        return None
+    from devices.virtual.card import VirtualCard
+    from devices.virtual.slot import FaultPlan
+
+    fresh = VirtualCard(card.profile)
+    slot.arm(FaultPlan())
+    slot.insert(fresh)
+    return facts_for_virtual(fresh)
+
+
+def compare(recording: Path, device: str, timeout: float = 5.0) -> Comparison:
+    """Sends the commands of ``recording`` to ``device`` and collects the differences."""
+    records = read_trace(recording)
+    uri, lab_device = lab.resolve(device)
+    comparison = Comparison(recording, device)
+    reader = open_device(uri)
+    try:
+        reader.wait_for_card(timeout)
+        filler = SecretFiller(_device_facts(reader, lab_device))
+        number = 0
+        for record in records:
+            kind = record["type"]
+            if kind == "power_on":
+                atr = reader.power_on()
+                recorded_atr = str(record.get("atr", ""))
+                if recorded_atr and to_hex(atr) != recorded_atr and not comparison.notes:
+                    comparison.notes.append(f"ATR differs: recorded {recorded_atr}, got {to_hex(atr)}")
+                filler.context = ApduContext()
+            elif kind == "power_off":
+                reader.power_off()
+            elif kind == "card_replaced":
+                facts = _replace_card(reader, comparison, str(record.get("test", "")))
+                if facts is not None:
+                    filler = SecretFiller(facts)
+            elif kind == "exchange" and record.get("by", "harness") == "harness":
+                number += 1
+                _compare_one(reader, record, number, filler, comparison)
+    finally:
+        reader.close()
+    return comparison
+
+
+def _compare_one(reader: Reader, record: dict[str, Any], number: int, filler: SecretFiller,
+                 comparison: Comparison) -> None:
+    command_text, test, name = str(record["command"]), str(record.get("test", "")), str(record.get("name", ""))
+    recorded_sw = str(record.get("sw", ""))
+    marker = MARKER.search(command_text)
+    if marker:
+        header = parse_hex(command_text[: marker.start()])
+        value, why = filler.value(header, int(marker.group(1)), marker.group(2), recorded_sw)
+        if value is None:
+            comparison.not_sent.append(Difference(number, test, name, command_text, "not sent", why, ""))
+            return
+        apdu = header + value.encode("utf-8")
+    else:
+        apdu = parse_hex(command_text)
+    filler.context.command(apdu)
+    comparison.compared += 1
+    try:
+        answer = reader.transmit(apdu)
+    except DeviceError as exc:
+        actual_error = f"{type(exc).__name__}: {exc}"
+        if not str(record.get("error", "")).startswith(type(exc).__name__):
+            comparison.differences.append(Difference(number, test, name, command_text, "error",
+                                                     record.get("error") or recorded_sw, actual_error))
+        return
+    if marker and apdu[1] == 0x24 and answer[-2:] != b"\x90\x00":
+        label = filler.context.secret_note(apdu).split(",")[0]
+        filler.changed.pop(label, None)  # the device kept its PIN
+    if record.get("error"):
+        comparison.differences.append(Difference(number, test, name, command_text, "error", str(record["error"]),
+                                                 f"answer {answer[-2:].hex().upper()}"))
+        return
+    if record.get("masked"):
+        if answer[-2:].hex().upper() != recorded_sw:  # a masked personal file: only its status word is known
+            comparison.differences.append(Difference(number, test, name, command_text, "status word",
+                                                     recorded_sw, answer[-2:].hex().upper()))
+        return
+    recorded = parse_hex(str(record.get("response", "")))
+    found = first_difference(apdu[1], recorded, answer)
+    if found:
+        comparison.differences.append(Difference(number, test, name, command_text, *found))
+
+
+def write_json(comparison: Comparison, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(comparison.as_json(), ensure_ascii=False, indent=1), encoding="utf-8")
+
