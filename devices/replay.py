@@ -152,14 +152,14 @@ class ReplayReader(Reader):
     def power_off(self) -> None:
         self.powered = False
 
-    def find(self, command: str) -> Recorded:
+    def find(self, command: str, apdu: bytes = b"") -> Recorded:
         """The recorded exchange that answers ``command`` in the state reached (see the module's doc)."""
         path_id = _path(self.path_id, command)
         entries = self.recording.by_path.get(path_id) or self.recording.by_selection.get(
             _selection(self.selection, command))
         if entries:
             return _after(entries, self.cursor)
-        name = command_name(bytes.fromhex("".join(command.split()[:4])))
+        name = command_name(apdu or bytes.fromhex("".join(command.split()[:4])))
         if command in self.recording.commands:
             raise ProtocolError(f"replay: {name} {command} was recorded, but not with applet "
                                 f"{self.selection[0] or 'none'} / EF {self.selection[1] or 'none'} selected")
@@ -169,7 +169,7 @@ class ReplayReader(Reader):
         if not self.powered:
             raise base.NoCard(f"{self.uri}: the card is not powered")
         command = command_hex(bytes(apdu))
-        entry = self.find(command)
+        entry = self.find(command, bytes(apdu))
         self.path_id = _path(self.path_id, command)
         self.selection = _select(self.selection, command)
         self.cursor = entry.position

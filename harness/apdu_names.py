@@ -57,8 +57,10 @@ def placeholder(length: int, cls: str) -> str:
     """A value of the given length and class (what a replay device asks a suite to send as a PIN)."""
     if cls == "digits":
         return "0" * length
-    if cls in ("A-Z0-9", "letters and digits"):
+    if cls == "A-Z0-9":
         return ("A" * (length - 1) + "1") if length > 1 else "A"
+    if cls == "letters and digits":
+        return "a" * length
     return "A" * length
 
 
