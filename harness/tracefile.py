@@ -72,6 +72,7 @@ class TraceWriter:
     path: Path
     device: str
     holder_data: str = "masked"  # "masked", "shown" (synthetic holder, asked for) or "anonymised"
+    # (until the header is written, "recording" marks the writer of a recording)
     anonymiser: Anonymiser | None = None
     context: ApduContext = field(default_factory=ApduContext)
     _file: IO[str] | None = field(default=None, repr=False)
@@ -189,7 +190,7 @@ def attach(reader: Reader, writer: TraceWriter) -> Reader:
         finally:
             writer.close()
 
-    reader.trace_writer = writer  # type: ignore[attr-defined]
+    reader.trace_writers = [*getattr(reader, "trace_writers", []), writer]  # type: ignore[attr-defined]
     reader.transmit = transmit  # type: ignore[method-assign]
     reader.power_on = power_on  # type: ignore[method-assign]
     reader.power_off = power_off  # type: ignore[method-assign]

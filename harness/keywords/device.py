@@ -36,7 +36,7 @@ class DeviceKeywords(LibraryComponent):
             self.close_device()
         uri, lab_device = lab.resolve(name)
         reader = open_device(uri)
-        writer = trace_files.begin(reader, name)  # traces/<device>.jsonl, or the recording of `hil record`
+        writers = trace_files.begin(reader, name)  # traces/<device>.jsonl, and the recording of `hil record`
         try:
             reader.wait_for_card(float(timeout))
             atr = reader.power_on()
@@ -58,7 +58,7 @@ class DeviceKeywords(LibraryComponent):
                 trace_files.recorded_facts(reader) or DeviceFacts())
             self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
         privacy.protect(self.ctx)
-        trace_files.start(writer, self.ctx)
+        trace_files.start(writers, self.ctx)
         logger.info(f"Opened {name}: {reader.capabilities}; ATR {to_hex(atr)}")
         return to_hex(atr)
 

@@ -2,7 +2,7 @@
 
 * In every Robot run: ``${OUTPUT DIR}/traces/<device>.jsonl`` (holder data masked, or shown for a
   synthetic holder under ``--show-holder-data``).
-* Under ``hil record``: the file ``$HIL_RECORD_FILE`` instead, anonymised when ``$HIL_RECORD_ANONYMISE``
+* Under ``hil record``: also the file ``$HIL_RECORD_FILE``, anonymised when ``$HIL_RECORD_ANONYMISE``
   is ``1``.
 """
 
@@ -28,10 +28,7 @@ RECORD_ANONYMISE_ENV = "HIL_RECORD_ANONYMISE"
 
 
 def trace_path(device: str) -> Path | None:
-    """The file this device's exchanges go to, or None outside a Robot run that names none."""
-    recording = os.environ.get(RECORD_FILE_ENV)
-    if recording:
-        return Path(recording)
+    """``${OUTPUT DIR}/traces/<device>.jsonl`` of the running Robot run, None outside one."""
     try:
         from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
     except ImportError:  # pragma: no cover - Robot is a dependency
@@ -43,14 +40,19 @@ def trace_path(device: str) -> Path | None:
     return Path(outputdir) / "traces" / file_name(device) if outputdir else None
 
 
-def begin(reader: Reader, device: str) -> TraceWriter | None:
-    """Attaches a writer to a reader just opened (before its power-on, so the ATR is in the file)."""
+def begin(reader: Reader, device: str) -> list[TraceWriter]:
+    """Attaches the writers to a reader just opened (before its power-on, so the ATR is in the files):
+    the run's trace file and, under ``hil record``, the recording."""
+    writers = []
     path = trace_path(device)
-    if path is None:
-        return None
-    writer = TraceWriter(path, device)
-    attach(reader, writer)
-    return writer
+    if path is not None:
+        writers.append(TraceWriter(path, device))
+    recording = os.environ.get(RECORD_FILE_ENV)
+    if recording:
+        writers.append(TraceWriter(Path(recording), device, holder_data="recording"))
+    for writer in writers:
+        attach(reader, writer)
+    return writers
 
 
 def facts_record(ctx: LibraryContext) -> dict[str, Any]:
@@ -67,22 +69,20 @@ def facts_record(ctx: LibraryContext) -> dict[str, Any]:
             "pins": pin_shapes(facts.pins)}
 
 
-def start(writer: TraceWriter | None, ctx: LibraryContext) -> None:
-    """Once the device's facts are known: decide what the file may show of the holder and write the header."""
-    if writer is None:
-        return
-    recording = bool(os.environ.get(RECORD_FILE_ENV))
-    if recording and os.environ.get(RECORD_ANONYMISE_ENV) == "1":
-        holder = ctx.facts.holder
-        known = privacy.holder_values(holder).values() if holder is not None else ()
-        writer.holder_data = "anonymised"
-        writer.anonymiser = Anonymiser(source=SECRETS.values).with_known(known)
-    else:
-        writer.holder_data = "shown" if ctx.trace.show_holder_data else "masked"
-    header = facts_record(ctx)
-    if writer.holder_data == "anonymised":
-        header["holder_record"] = ""  # the anonymous holder's, not the card's
-    writer.open(header)
+def start(writers: list[TraceWriter], ctx: LibraryContext) -> None:
+    """Once the device's facts are known: decide what each file may show of the holder, write the headers."""
+    for writer in writers:
+        if writer.holder_data == "recording" and os.environ.get(RECORD_ANONYMISE_ENV) == "1":
+            holder = ctx.facts.holder
+            known = privacy.holder_values(holder).values() if holder is not None else ()
+            writer.holder_data = "anonymised"
+            writer.anonymiser = Anonymiser(source=SECRETS.values).with_known(known)
+        else:
+            writer.holder_data = "shown" if ctx.trace.show_holder_data else "masked"
+        header = facts_record(ctx)
+        if writer.holder_data == "anonymised":
+            header["holder_record"] = ""  # the anonymous holder's, not the card's
+        writer.open(header)
 
 
 def recorded_facts(reader: Reader) -> DeviceFacts | None:
@@ -101,6 +101,5 @@ def recorded_facts(reader: Reader) -> DeviceFacts | None:
 
 def card_replaced(reader: Reader) -> None:
     """Notes in the trace that a fresh virtual card went in (``hil compare`` does the same on its device)."""
-    writer = getattr(reader, "trace_writer", None)
-    if isinstance(writer, TraceWriter):
+    for writer in getattr(reader, "trace_writers", []):
         writer.event("card_replaced")
