@@ -156,6 +156,32 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_with_summary(args: argparse.Namespace) -> int:
+    """``hil run``, then its figures: metrics.json and summary.html beside output.xml."""
+    from harness.summary import write_summary
+
+    code = cmd_run(args)
+    outputdir = Path(args.outputdir)
+    if (outputdir / "output.xml").exists():
+        _, page = write_summary(outputdir)
+        print(f"Summary: {page.resolve()}")
+    return code
+
+
+def cmd_trend(args: argparse.Namespace) -> int:
+    from harness.summary import render_trend, trend_series
+
+    series = trend_series([Path(d) for d in args.run_dirs])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_trend(series), encoding="utf-8")
+    for device, points in series.items():
+        shown = ", ".join(f"{run}: {rate}% / {median} ms" for run, rate, median in points)
+        print(f"{device}: {shown}")
+    print(f"Trend: {out.resolve()}")
+    return 0
+
+
 def ask_pins(device: str, lab_device) -> None:
     from harness.credentials import PIN_KINDS, prompt_for_pins
 
@@ -298,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="wait up to SECONDS for a reader another run holds (default: fail at once)")
     run.add_argument("--console", choices=("verbose", "dotted", "quiet"), help="Robot's console output")
-    run.set_defaults(func=cmd_run, robot_args=[])
+    run.set_defaults(func=cmd_run_with_summary, robot_args=[])
     run.epilog = "Robot's own options go after --, e.g. hil run card -- --dryrun --loglevel DEBUG"
 
     recover = sub.add_parser("recover", help="rebuild the report of a killed run from its results journal")
@@ -329,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--json", help="also write every difference to this JSON file")
     cmp_.add_argument("--limit", type=int, default=20, help="differences printed (default 20)")
     cmp_.set_defaults(func=cmd_compare)
+
+    trend = sub.add_parser("trend", help="pass rate and APDU latency per device across runs (trend.html)")
+    trend.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="output folders of hil run, oldest first")
+    trend.add_argument("--out", default="results/trend.html", help="the page to write")
+    trend.set_defaults(func=cmd_trend)
 
     docs = sub.add_parser("docs", help="write the keyword documentation (libdoc) of the Robot library")
     docs.add_argument("--out", default="results", help="folder for JPKILibrary.html")

@@ -11,6 +11,7 @@ import html
 from dataclasses import dataclass, field
 
 from harness.apdu import status_name, to_hex
+from harness.apdu_names import command_name
 from harness.redact import ApduContext, redact_apdu
 
 
@@ -21,6 +22,7 @@ class TraceEntry:
     sw: int | None = None
     elapsed_ms: float | None = None
     note: str = ""
+    name: str = ""  # the command's name (SELECT AID, VERIFY, …) on C-APDU entries
 
     @property
     def sw_name(self) -> str:
@@ -39,7 +41,8 @@ class ApduTrace:
     def command(self, apdu: bytes, note: str = "") -> None:
         self.context.command(apdu)
         note = note or self.context.secret_note(apdu)
-        self.entries.append(TraceEntry("C-APDU", redact_apdu(apdu), note=note))
+        self.entries.append(TraceEntry("C-APDU", redact_apdu(apdu), note=note,
+                                       name=command_name(apdu, self.context.applet)))
 
     def render_response(self, raw: bytes) -> str:
         """Hex of a response to the last command; holder data masked unless lifted for a synthetic holder."""
@@ -52,7 +55,8 @@ class ApduTrace:
     def reader_exchange(self, command: bytes, response: bytes) -> tuple[TraceEntry, TraceEntry]:
         """Entries for what the reader sent on its own (GET RESPONSE, a re-sent command) and its answer."""
         sw = int.from_bytes(response[-2:], "big") if len(response) >= 2 else None
-        return (TraceEntry("C-APDU", redact_apdu(command), note="sent by the reader"),
+        return (TraceEntry("C-APDU", redact_apdu(command), note="sent by the reader",
+                           name=command_name(command, self.context.applet)),
                 TraceEntry("R-APDU", self.render_response(response), sw, note="to the reader"))
 
     def failure(self, message: str, elapsed_ms: float) -> None:
@@ -68,6 +72,14 @@ class ApduTrace:
         count = (len(text) + 1) // 3
         return f"{text[: self.max_hex_chars]}… ({count} bytes)"
 
+    def _bytes_cell(self, entry: TraceEntry) -> str:
+        """The bytes, shortened; a long one opens (``<details>``) to show all of them."""
+        note = f" {entry.note}" if entry.note else ""
+        if len(entry.hex) <= self.max_hex_chars:
+            return f"<code>{html.escape(entry.hex + note)}</code>"
+        return (f"<details><summary><code>{html.escape(self._short(entry.hex) + note)}</code></summary>"
+                f"<code style='word-break:break-all'>{html.escape(entry.hex)}</code></details>")
+
     def as_text(self) -> str:
         lines = []
         for e in self.entries:
@@ -77,13 +89,12 @@ class ApduTrace:
 
     def as_html(self) -> str:
         rows = [
-            "<tr><th>#</th><th>direction</th><th>bytes</th><th>status word</th><th>ms</th></tr>"
+            "<tr><th>#</th><th>direction</th><th>command</th><th>bytes</th><th>status word</th><th>ms</th></tr>"
         ]
         for index, e in enumerate(self.entries, 1):
             timing = "" if e.elapsed_ms is None else f"{e.elapsed_ms:.2f}"
-            shown = html.escape(self._short(e.hex) + (f" {e.note}" if e.note else ""))
             rows.append(
-                f"<tr><td>{index}</td><td>{e.direction}</td><td><code>{shown}</code></td>"
+                f"<tr><td>{index}</td><td>{e.direction}</td><td>{html.escape(e.name)}</td><td>{self._bytes_cell(e)}</td>"
                 f"<td>{html.escape(e.sw_name)}</td><td style='text-align:right'>{timing}</td></tr>"
             )
         return "<table class='apdu-trace' border='1' style='border-collapse:collapse'>" + "".join(rows) + "</table>"

@@ -10,7 +10,8 @@ recording a lab may commit and ``replay:`` answers from. Lines (``type``):
 * ``exchange``: test and requirement ID, ``by`` (``harness``, or ``reader`` for what a backend sent on its
   own: GET RESPONSE, a ``6Cxx`` re-send), ``command`` (hex; VERIFY/CHANGE data as ``****(4 digits)``),
   its ``name`` and ``applet``, ``response`` (hex, or the structure only for a masked personal file, then
-  ``masked``), ``sw`` and ``sw_name``, ``sent`` (UTC) and ``ms``; an exchange that failed has ``error``.
+  ``masked``), ``sw``, ``sw_name`` and ``length`` (data bytes), ``sent`` (UTC) and ``ms``; an exchange
+  that failed has ``error``.
 
 Every line passes :func:`harness.redact.redact_text` last, as every other thing the harness writes.
 """
@@ -142,7 +143,7 @@ class TraceWriter:
             record.update(self.response_fields(response))
             if len(response) >= 2:
                 sw = int.from_bytes(response[-2:], "big")
-                record.update(sw=f"{sw:04X}", sw_name=status_name(sw))
+                record.update(sw=f"{sw:04X}", sw_name=status_name(sw), length=len(response) - 2)
         if error:
             record["error"] = error
         record.update(sent=sent, ms=round(ms, 3))

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything the harness needs on a fresh Debian machine (run as root, idempotent):
-# Debian packages for PC/SC (pcscd, vpcd, OpenSC, pyscard's build deps) and a venv in .venv.
+# Debian packages for PC/SC (pcscd, vpcd, OpenSC, pyscard's build deps), Chromium (the summary page is
+# opened headless in a test) and a venv in .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBIAN_PACKAGES=(pcscd libpcsclite-dev swig gcc python3-dev vsmartcard-vpcd opensc pcsc-tools gnutls-bin libopenjp2-tools)
+DEBIAN_PACKAGES=(pcscd libpcsclite-dev swig gcc python3-dev vsmartcard-vpcd opensc pcsc-tools gnutls-bin libopenjp2-tools
+                 chromium)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
