@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The tests: set up (idempotent: Debian packages, .venv), lint, import contracts, then pytest.
+# The tests: set up (idempotent: Debian packages, .venv), lint (ruff, robocop), import contracts, then pytest.
 # Integration tests start pcscd themselves (by PID) and stop it afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/ruff check --quiet . || { echo "ruff found problems (ruff check .)"; exit 1; }
+.venv/bin/robocop check --silent robot || { echo "robocop found problems in the suites (robocop check robot)"; exit 1; }
 .venv/bin/lint-imports --no-logo || { echo "import contracts broken (lint-imports, see pyproject.toml)"; exit 1; }
 exec .venv/bin/python -m pytest "$@"

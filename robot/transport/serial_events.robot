@@ -45,6 +45,7 @@ Power-On Without A Card Is NoCard
 
 *** Keywords ***
 Removal Should Be Notified
+    [Documentation]    Taking the card out of ``${reader}`` is notified by the module, without a poll from the host.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -53,6 +54,7 @@ Removal Should Be Notified
     Serial Statistic Should Be    frames_sent    0
 
 Insertion Should Be Notified
+    [Documentation]    Removal and insertion are both notified; the card then powers on with an ATR.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -64,6 +66,7 @@ Insertion Should Be Notified
     Should Start With    ${atr}    3B
 
 Card Pulled Mid APDU Should Be Reported
+    [Documentation]    A card pulled during an APDU fails it with CardRemoved and leaves the state absent.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -72,6 +75,7 @@ Card Pulled Mid APDU Should Be Reported
     Card State Should Be    absent
 
 Card Put Back Should Need Power On
+    [Documentation]    A card put back answers nothing until it is powered on again.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -84,6 +88,7 @@ Card Put Back Should Need Power On
     Should Be Equal    ${sw}    9000
 
 Power On Without Card Should Fail
+    [Documentation]    Powering on an empty ``${reader}`` fails with NoCard.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}

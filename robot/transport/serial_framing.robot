@@ -46,6 +46,7 @@ The Card State Is Reported Absent, Present And Powered
 
 *** Keywords ***
 Power On Should Return The Card's ATR
+    [Documentation]    The power-on on ``${reader}`` gives an ATR starting 3B; the module says the card is powered.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -54,6 +55,7 @@ Power On Should Return The Card's ATR
     Card State Should Be    powered
 
 Line Settings Should Follow The Protocol File
+    [Documentation]    Opens ``${reader}``: baud rate, parity and stop bits of the port are the protocol file's.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -61,6 +63,7 @@ Line Settings Should Follow The Protocol File
     Port Line Settings Should Match Protocol File
 
 APDU Should Take One Frame Each Way
+    [Documentation]    One SELECT on ``${reader}`` is one frame out and one back, with no retransmission.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -72,6 +75,7 @@ APDU Should Take One Frame Each Way
     Firmware Statistic Should Be    commands_run    1
 
 Certificate Should Read Within Reader Limits
+    [Documentation]    Reads the auth certificate on ``${reader}`` in as many APDUs as its maximum response allows.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -83,6 +87,7 @@ Certificate Should Read Within Reader Limits
     Should Be Equal As Integers    ${after - ${before}}    ${expected}
 
 Card State Should Follow The Card
+    [Documentation]    The module's card state on ``${reader}`` follows power cycles, removal and insertion.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}

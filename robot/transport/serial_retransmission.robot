@@ -83,6 +83,7 @@ Command Fault Should Be Recovered
     Firmware Statistic Should Be    commands_run    1
 
 Lost VERIFY Answer Should Cost One Try
+    [Documentation]    A wrong VERIFY whose answer is lost is replayed by the module, not run twice: one try is spent.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -99,6 +100,7 @@ Lost VERIFY Answer Should Cost One Try
     Should Be Equal As Integers    ${after}    ${before - 1}
 
 Persistent Bad Frames Should Raise ProtocolError
+    [Documentation]    Answers corrupted beyond the retries fail with ProtocolError; the next APDU works again.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}

@@ -57,9 +57,11 @@ A Card Pulled Over RFC 2217 Is Reported
 
 *** Keywords ***
 Begin Network Requirement
+    [Documentation]    Each requirement starts with an empty APDU trace and fresh serial statistics.
     Start APDU Trace
     Reset Serial Statistics
 
 End Network Requirement
+    [Documentation]    Logs the requirement's APDUs and puts the serial reader back as the suite opened it.
     Log APDU Trace
     Restore Serial Reader

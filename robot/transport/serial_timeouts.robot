@@ -31,6 +31,7 @@ A Stalled Module Ends With DeviceTimeout And The Link Recovers
 
 *** Keywords ***
 Slow Card Should Be Waited For
+    [Documentation]    A card slower than usual (0.4 s) is waited for on ``${reader}``, without a retransmission.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -41,6 +42,7 @@ Slow Card Should Be Waited For
     Serial Statistic Should Be    retransmissions    0
 
 Lost Answer Should Be Recovered
+    [Documentation]    A lost answer is recovered after the APDU timeout by one retransmission the module replays.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
@@ -55,6 +57,7 @@ Lost Answer Should Be Recovered
     Firmware Statistic Should Be    commands_run    1
 
 Stalled Module Should Time Out
+    [Documentation]    A module stalled beyond the timeouts fails with DeviceTimeout; its late answers are skipped.
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
