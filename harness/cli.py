@@ -169,12 +169,13 @@ def cmd_run_with_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
+    from harness.redact import redact_text
     from harness.summary import render_trend, trend_series
 
     series = trend_series([Path(d) for d in args.run_dirs])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_trend(series), encoding="utf-8")
+    out.write_text(redact_text(render_trend(series)), encoding="utf-8")
     for device, points in series.items():
         shown = ", ".join(f"{run}: {rate}% / {median} ms" for run, rate, median in points)
         print(f"{device}: {shown}")
@@ -247,6 +248,12 @@ def cmd_docs(args: argparse.Namespace) -> int:
     if libdoc("harness.keywords.JPKILibrary", str(target), quiet=True) != 0:
         raise UsageError("libdoc could not document harness.keywords.JPKILibrary")
     print(f"Keyword documentation: {target.resolve()}")
+    # the suites' shared keywords (Begin Requirement, Open Card Under Test…) are documented too
+    for resource in sorted(ROBOT_DIR.rglob("*.resource")):
+        page = out / f"{resource.stem}.resource.html"
+        if libdoc(str(resource), str(page), quiet=True) != 0:
+            raise UsageError(f"libdoc could not document {resource}")
+        print(f"Resource documentation: {page.resolve()}")
     return 0
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 from harness import metrics
+from harness.redact import redact_text
 
 INSTALL_HINT = "pip install 'jpki-hil[plots]'"
+MAX_ROWS = 40  # rows of a plot: a figure stays under 1000 pt high, so no coordinate has four integer digits
+LONG_DECIMALS = re.compile(r"(\d\.\d)\d+")
 STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #bbb;padding:.2em .6em;text-align:right}th{background:#eee}td:first-child{text-align:left}
 .failed{color:#b00}.passed{color:#070}.notrun{color:#777}figure{margin:1em 0}.hint{background:#ffd;padding:.5em}"""
@@ -29,6 +33,8 @@ def _pyplot() -> Any | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
+    plt.rcParams["svg.fonttype"] = "none"  # text as text (no glyph outlines full of numbers)
+    plt.rcParams["svg.hashsalt"] = "jpki-hil"  # the same ids from run to run
     return plt
 
 
@@ -37,12 +43,12 @@ def _svg(plt: Any, figure: Any, title: str) -> str:
     figure.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(figure)
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]  # the XML prologue and doctype cannot stand inside HTML
+    svg = LONG_DECIMALS.sub(r"\1", svg[svg.index("<svg"):])  # no prologue inside HTML; 0.1 pt is enough
     return f"<figure aria-label='{html.escape(title)}'>{svg}<figcaption>{html.escape(title)}</figcaption></figure>"
 
 
 def latency_plot(plt: Any, device: str, records: dict[str, Any]) -> str:
-    names = sorted(records)
+    names = sorted(records, key=lambda n: -records[n]["count"])[:MAX_ROWS]
     figure, axes = plt.subplots(figsize=(8, 0.35 * len(names) + 1.2))
     stats = [{"label": f"{n} ({records[n]['count']})", "med": records[n]["median"], "q1": records[n]["q1"],
               "q3": records[n]["q3"], "whislo": records[n]["min"], "whishi": records[n]["max"], "fliers": []}
@@ -67,14 +73,15 @@ def outcomes_plot(plt: Any, devices: dict[str, Any]) -> str:
 
 
 def timeline_plot(plt: Any, slowest: dict[str, Any]) -> str:
-    steps = slowest["exchanges"]
+    steps = slowest["exchanges"][:MAX_ROWS]
     figure, axes = plt.subplots(figsize=(8, 0.25 * len(steps) + 1.2))
     for row, step in enumerate(steps):
         axes.barh(row, max(step["ms"], 0.01), left=step["at_ms"], color="#69c")
     axes.set_yticks(range(len(steps)), [s["name"] for s in steps])
     axes.invert_yaxis()
     axes.set_xlabel("ms since the test's first APDU")
-    return _svg(plt, figure, f"Timeline of the slowest test: {slowest['test']} ({slowest['seconds']} s)")
+    shown = "" if len(steps) == len(slowest["exchanges"]) else f", first {len(steps)} of {len(slowest['exchanges'])}"
+    return _svg(plt, figure, f"Timeline of the slowest test: {slowest['test']} ({slowest['seconds']} s{shown})")
 
 
 def _table(devices: dict[str, Any]) -> str:
@@ -117,7 +124,7 @@ def write_summary(run_dir: Path) -> tuple[Path, Path]:
     figures = metrics.collect(run_dir)
     metrics_path = metrics.write(figures, run_dir)
     summary_path = run_dir / "summary.html"
-    summary_path.write_text(render(figures), encoding="utf-8")
+    summary_path.write_text(redact_text(render(figures)), encoding="utf-8")
     return metrics_path, summary_path
 
 

@@ -149,6 +149,29 @@ def _json_number(text: str, match: re.Match[str]) -> bool:
     return match.group(0).isdigit() and before in ("[", ",") and after in (",", "]")
 
 
+NUMBER_CHARS = set("0123456789.eE+-")
+
+
+def _json_figure(text: str, match: re.Match[str]) -> bool:
+    """A bare number in a JSON file (``"ms": 2580.1``): a figure the harness measured, not text.
+
+    Every text a trace, recording or metrics file holds (card data, names, markers) is a quoted string,
+    and strings are still searched; only the unquoted numbers of JSON are figures.
+    """
+    start, end = match.start(), match.end()
+    while start > 0 and text[start - 1] in NUMBER_CHARS:
+        start -= 1
+    while end < len(text) and text[end] in NUMBER_CHARS:
+        end += 1
+    try:
+        float(text[start:end])
+    except ValueError:
+        return False
+    before = text[:start].rstrip(" ")[-1:]
+    after = text[end:].lstrip(" ")[:1]
+    return before in (":", ",", "[") and after in (",", "}", "]", "\n", "")
+
+
 def scan_text(text: str, secrets: list[Secret]) -> list[tuple[Secret, str]]:
     """(secret, encoding) of every secret found in one text (a console log, say)."""
     return [(secret, encoding) for secret, encoding, needle, pattern in _compile(secrets)
@@ -165,10 +188,12 @@ def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, in
         for part, text in readable_parts(path):
             strings += part != "file"
             model = path.suffix == ".html" and part == "file"
+            figures = path.suffix in (".json", ".jsonl")
             for secret, encoding, needle, pattern in patterns:
                 if needle not in text:
                     continue
-                match = next((m for m in pattern.finditer(text) if not (model and _json_number(text, m))), None)
+                match = next((m for m in pattern.finditer(text) if not (model and _json_number(text, m))
+                              and not (figures and _json_figure(text, m))), None)
                 if match:
                     excerpt = text[max(0, match.start() - 40): match.end() + 40].replace("\n", " ")
                     findings.append(Finding(path, part, secret, encoding, excerpt))

@@ -104,3 +104,10 @@ def test_parallel_run_with_pabot_merges_the_suites(tmp_path):
     assert proc.stdout.strip().splitlines()[-2] == "24 passed, 0 failed, 0 skipped, 0 not run"
     result = ExecutionResult(str(tmp_path / "output.xml"))
     assert {suite.name for suite in result.suite.suites} == {"Selection", "Signing"}
+
+
+def test_hil_docs_also_documents_the_resource_files(tmp_path):
+    assert main(["docs", "--out", str(tmp_path)]) == 0
+    page = (tmp_path / "common.resource.html").read_text(encoding="utf-8")
+    assert "Begin Requirement" in page and "freshly powered card" in page  # the keyword and its documentation
+    assert {p.name for p in tmp_path.glob("*.resource.html")} >= {"card.resource.html", "terminal.resource.html"}

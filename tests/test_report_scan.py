@@ -188,3 +188,12 @@ def test_without_the_flag_the_mask_stays_even_if_the_environment_asks(workdir):
     proc = hil("run", str(REPO / "robot" / "card" / "text_ap.robot"), "--outputdir", str(workdir / "results"),
                cwd=workdir, env=env)
     assert_clean(workdir, proc)
+
+
+def test_in_json_files_a_quoted_pin_is_found_and_a_measured_figure_is_not(workdir):
+    pin = next(s for s in SECRETS if s.label == "My Number card (virtual): auth PIN")
+    (workdir / "figures.json").write_text(f'{{"ms": {pin.value}.125, "count": [{pin.value}, 3]}}\n', "utf-8")
+    assert not scan(workdir / "figures.json", [pin])[0]
+    lines = f'{{"ms": 1.5, "command": "{pin.value}"}}\n{{"x": "a {pin.value}"}}\n'
+    (workdir / "trace.jsonl").write_text(lines, "utf-8")
+    assert len(scan(workdir / "trace.jsonl", [pin])[0]) == 1  # the first line's string (one finding a file)

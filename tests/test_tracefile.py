@@ -137,3 +137,20 @@ def test_a_broken_trace_line_is_one_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"x.jsonl:2: not a JSON line"):
         read_trace(path)
     assert json.loads(path.read_text().splitlines()[0])["type"] == "header"
+
+
+def test_the_log_table_names_each_command_and_opens_long_bytes_in_full():
+    from harness.trace import ApduTrace
+
+    trace = ApduTrace()
+    trace.command(bytes.fromhex(SELECT_JPKI))
+    trace.response(b"\x90\x00", 0.1)
+    trace.command(bytes.fromhex("00A4020C02000A"))
+    trace.command(bytes.fromhex("00B0000000"))
+    trace.response(bytes(range(200)) + b"\x90\x00", 0.2)
+    table = trace.as_html()
+    assert "<th>command</th>" in table and "<td>SELECT AID</td>" in table and "<td>READ BINARY</td>" in table
+    full = " ".join(f"{b:02X}" for b in range(200)) + " 90 00"
+    assert f"<details><summary><code>{full[:96]}… (202 bytes)</code></summary>" in table
+    assert f"<code style='word-break:break-all'>{full}</code></details>" in table
+    assert "<details>" not in table.split("READ BINARY")[0]  # short ones stay one line
