@@ -164,7 +164,7 @@ def cmd_run_with_summary(args: argparse.Namespace) -> int:
     outputdir = Path(args.outputdir)
     if (outputdir / "output.xml").exists():
         _, page = write_summary(outputdir)
-        print(f"Summary: {page.resolve()}")
+        print(f"Summary: {page.resolve()}", file=sys.stderr)  # stdout ends with the report path (CI contract)
     return code
 
 

@@ -27,7 +27,8 @@ def runs(tmp_path_factory) -> list[Path]:
     for name in ("first", "second"):
         proc = hil("run", "card", *SUBSET, "--outputdir", name, cwd=work)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-        assert f"Summary: {work / name / 'summary.html'}" in proc.stdout
+        assert f"Summary: {work / name / 'summary.html'}" in proc.stderr
+        assert proc.stdout.strip().splitlines()[-1].startswith("Report: ")
         dirs.append(work / name)
     return dirs
 
