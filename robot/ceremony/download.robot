@@ -22,7 +22,7 @@ A Ceremony Provisions The Phone
     ${result}=    Run Phone Download Ceremony
     Ceremony Should Have Provisioned The Phone    ${result}
 
-The Provisioned Phone Passes The Phone Applet's Core Checks
+The Provisioned Phone Passes The Phone Applet's Core Checks    # robocop: off=LEN04,LEN06
     [Documentation]    The phone suite's core requirements on the phone the ceremony made: its token label, the auth
     ...                certificate behind the auth PIN, certificates in the JPKI profile chaining to the test CA, and
     ...                signatures by its own keys verifying under the issued certificates.

@@ -58,6 +58,7 @@ Authority Crashes Before Committing The Completion
 
 *** Keywords ***
 Card Pulled During A Command Is Recovered By A Retry
+    [Documentation]    The card leaves during ``${command}``: nothing is issued, no try is spent, a retry provisions.
     [Arguments]    ${command}
     Pull Card During Next App Command    ${command}
     ${result}=    Run Phone Download Ceremony
@@ -72,6 +73,7 @@ Card Pulled During A Command Is Recovered By A Retry
     Authority Should Hold    ceremonies=1    certificates=2    bindings=1
 
 Phone Lost During A Command Is Recovered By A Retry
+    [Documentation]    The phone's link drops at ``${command}``: the attempt ends at ``${step}``, a retry provisions.
     [Arguments]    ${command}    ${occurrence}    ${step}
     Lose Phone Link During Next App Command    ${command}    ${occurrence}
     ${result}=    Run Phone Download Ceremony
@@ -82,6 +84,7 @@ Phone Lost During A Command Is Recovered By A Retry
     Authority Should Hold    ceremonies=1    certificates=2    bindings=1
 
 Authority Crash Is Recovered By A Retry
+    [Documentation]    The authority crashes at ``${step}`` (``${point}``): unreachable, then provisioned after a restart.
     [Arguments]    ${step}    ${point}
     Crash Authority During    ${step}    ${point}
     ${result}=    Run Phone Download Ceremony

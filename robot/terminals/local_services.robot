@@ -71,6 +71,7 @@ No Ticket, No Entry; A Sold-Out Event Sells None
 
 *** Keywords ***
 Begin Local Service Requirement
+    [Documentation]    Each requirement: an empty trace, a fresh authority and the local services started.
     Start APDU Trace
     Start Fresh Authority
     Start Local Services
