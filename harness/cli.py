@@ -197,13 +197,13 @@ def ask_pins(device: str, lab_device) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     from harness.recording import RecordOptions, record
 
-    os.environ.pop(SHOW_HOLDER_DATA_ENV, None)
-    if args.show_holder_data:
-        os.environ[SHOW_HOLDER_DATA_ENV] = "1"
     if args.show_holder_data and args.anonymise:
         raise UsageError("give --anonymise or --show-holder-data, not both")
     if args.device:
         check_uri(resolve(args.device)[0])
+    os.environ.pop(SHOW_HOLDER_DATA_ENV, None)  # lifted only when asked for on this command line
+    if args.show_holder_data:
+        os.environ[SHOW_HOLDER_DATA_ENV] = "1"
     options = RecordOptions(resolve_suites(args.suites), Path(args.out), Path(args.outputdir), args.device,
                             args.anonymise, args.include or [], args.exclude or [])
     return record(options)

@@ -1,5 +1,6 @@
 """hil compare: which aspect of an answer differs, PIN markers refilled safely, one-line errors."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -87,4 +88,5 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["compare", str(broken), "--device", "nosuch:x"]) == 2
     assert main(["record", "card", "--out", str(tmp_path / "x.jsonl"), "--anonymise", "--show-holder-data"]) == 2
     assert "not both" in capsys.readouterr().err
+    assert "HIL_SHOW_HOLDER_DATA" not in os.environ  # refused before anything was lifted
     assert not Path(tmp_path / "x.jsonl").exists()
