@@ -14,6 +14,7 @@ from harness.tracefile import CURRENT as CURRENT_TEST
 
 from . import privacy
 from .applets import AppletFileKeywords
+from .byte_logging import readable_bytes
 from .card import CardKeywords
 from .ceremony import CeremonyKeywords
 from .certificates import CertificateKeywords
@@ -79,7 +80,7 @@ class JPKILibrary(DynamicCore):
     # -- listener: every message and status this library's suites write passes the redaction ---------
     def log_message(self, message) -> None:
         """Masks PINs, VERIFY data and holder data in a message before Robot writes it anywhere."""
-        message.message = redact_text(message.message)
+        message.message = redact_text(readable_bytes(message.message))
 
     def end_keyword(self, data, result) -> None:
         """Also the arguments as the suite wrote them (output.xml keeps them): hex VERIFY data, a pasted PIN."""
