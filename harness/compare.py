@@ -21,7 +21,7 @@ from devices.base import Reader
 from harness import lab, tlv
 from harness.apdu import parse_hex, to_hex
 from harness.apdu_names import MARKER, character_class, placeholder
-from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+from harness.credentials import DeviceFacts, facts_for_virtual, recorded_facts, virtual_card_of
 from harness.redact import ApduContext
 from harness.safety import new_pin_like, wrong_pin_like
 from harness.tracefile import read_trace
@@ -155,8 +155,6 @@ def _device_facts(reader: Reader, lab_device: Any) -> DeviceFacts:
         return facts_for_virtual(card)
     if lab_device is not None:
         return lab_device.facts()
-    from harness.keywords.trace_files import recorded_facts
-
     return recorded_facts(reader) or DeviceFacts()
 
 

@@ -58,6 +58,26 @@ def virtual_card_of(reader: Reader) -> VirtualCard | None:
     return getattr(slot, "card", None)
 
 
+def recorded_facts(reader: Reader) -> DeviceFacts | None:
+    """The facts of a ``replay:`` device, from its recording's header; None for any other reader.
+
+    PINs are values of the recorded length and class (the replay matches any such PIN), never a real one.
+    """
+    from devices.virtual.profile import load_holder
+    from harness.apdu_names import placeholder
+
+    header = getattr(reader, "recorded_header", None)
+    if not isinstance(header, dict):
+        return None
+    record = str(header.get("holder_record") or "")
+    holder = load_holder(record) if record else None
+    pins = {kind: placeholder(int(shape["length"]), str(shape["class"]))
+            for kind, shape in dict(header.get("pins") or {}).items()}
+    return DeviceFacts(kind=str(header.get("kind", "card")), expendable=bool(header.get("expendable")),
+                       virtual=False, holder=holder,
+                       expected_certificates=expected_certificates(record) if record else {}, pins=pins)
+
+
 def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
     profile = card.profile
     return DeviceFacts(

@@ -19,7 +19,7 @@ from devices.virtual.profile import ProfileError
 from harness import fixtures, lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
-from harness.credentials import DeviceFacts, MissingSecret, facts_for_virtual, virtual_card_of
+from harness.credentials import DeviceFacts, MissingSecret, facts_for_virtual, recorded_facts, virtual_card_of
 from harness.jpki import CardStatusError, JpkiClient
 from harness.trace import ApduTrace
 
@@ -131,6 +131,8 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
         card = virtual_card_of(reader)
         if card is not None:
             facts = facts_for_virtual(card)
+        elif lab_device is None:
+            facts = recorded_facts(reader) or facts  # a replay: device brings its recording's facts
         try:
             kind, label = identify(CardChannel(reader, ApduTrace()))
         except DeviceError as exc:

@@ -13,7 +13,7 @@ from devices.virtual.slot import FaultPlan
 from harness import lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
-from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+from harness.credentials import DeviceFacts, facts_for_virtual, recorded_facts, virtual_card_of
 from harness.notrun import NOT_RUN_PREFIX
 from harness.preflight import identify
 
@@ -55,7 +55,7 @@ class DeviceKeywords(LibraryComponent):
             self.ctx.facts = facts_for_virtual(card)
         else:
             self.ctx.facts = lab_device.facts() if lab_device is not None else (
-                trace_files.recorded_facts(reader) or DeviceFacts())
+                recorded_facts(reader) or DeviceFacts())
             self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
         privacy.protect(self.ctx)
         trace_files.start(writers, self.ctx)

@@ -13,10 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from devices.base import Reader
-from devices.virtual.profile import load_holder
 from harness.anonymise import Anonymiser
-from harness.apdu_names import placeholder
-from harness.credentials import DeviceFacts, expected_certificates
 from harness.redact import SECRETS
 from harness.tracefile import TraceWriter, attach, file_name, pin_shapes
 
@@ -83,20 +80,6 @@ def start(writers: list[TraceWriter], ctx: LibraryContext) -> None:
         if writer.holder_data == "anonymised":
             header["holder_record"] = ""  # the anonymous holder's, not the card's
         writer.open(header)
-
-
-def recorded_facts(reader: Reader) -> DeviceFacts | None:
-    """The facts of a ``replay:`` device, from its recording's header; None for any other reader."""
-    header = getattr(reader, "recorded_header", None)
-    if not isinstance(header, dict):
-        return None
-    record = str(header.get("holder_record") or "")
-    holder = load_holder(record) if record else None
-    pins = {kind: placeholder(int(shape["length"]), str(shape["class"]))
-            for kind, shape in dict(header.get("pins") or {}).items()}
-    return DeviceFacts(kind=str(header.get("kind", "card")), expendable=bool(header.get("expendable")),
-                       virtual=False, holder=holder,
-                       expected_certificates=expected_certificates(record) if record else {}, pins=pins)
 
 
 def card_replaced(reader: Reader) -> None:
