@@ -96,5 +96,5 @@ def test_suites_skip_destructive_requirements_on_guarded_cards(tmp_path):
 
     walk(result.suite)
     assert all("destructive" in t.tags for t in skipped)
-    assert len(skipped) == 4
+    assert len(skipped) == 6  # blocking (2), changing (2), CHANGE without VERIFY, malformed new PIN
     assert all("not marked expendable" in t.message for t in skipped)
