@@ -44,33 +44,53 @@ def preset_tries(card: VirtualCard, tries: dict[str, int]) -> None:
         card.pins()[name].tries_left = value
 
 
-def card_state(card: VirtualCard) -> dict[str, object]:
-    """The card's own account of its PINs (no values: counters only)."""
-    return {"pins": {name: {"tries_left": pin.tries_left, "max_tries": pin.max_tries,
-                            "wrong_verifies": pin.wrong_verifies, "changes": pin.changes}
-                     for name, pin in sorted(card.pins().items())}}
+class CardCounters:
+    """Watches a card's PINs from the card side: counters now, at the start, and the lowest they went."""
 
-
-class StateFile:
-    """Rewrites ``path`` with :func:`card_state` after every APDU the card answers (and once at the start)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self.apdus = 0
+        self.start: dict[str, int] = {}
+        self.lowest: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def attach(self, card: VirtualCard) -> None:
+        self.start = {name: pin.tries_left for name, pin in card.pins().items()}
+        self.lowest = dict(self.start)
         card.observers.append(self)
-        self.write(card)
 
     def __call__(self, card: VirtualCard) -> None:
         with self._lock:
             self.apdus += 1
+            for name, pin in card.pins().items():
+                self.lowest[name] = min(self.lowest.get(name, pin.tries_left), pin.tries_left)
+
+    def state(self, card: VirtualCard) -> dict[str, object]:
+        """The card's own account of its PINs (no values: counters only)."""
+        with self._lock:
+            return {"apdus": self.apdus, "pins": {
+                name: {"tries_left": pin.tries_left, "max_tries": pin.max_tries, "start": self.start.get(name),
+                       "lowest": self.lowest.get(name), "wrong_verifies": pin.wrong_verifies, "changes": pin.changes}
+                for name, pin in sorted(card.pins().items())}}
+
+
+class StateFile(CardCounters):
+    """Rewrites ``path`` with :meth:`CardCounters.state` after every APDU the card answers (and at the start)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def attach(self, card: VirtualCard) -> None:
+        super().attach(card)
+        self.write(card)
+
+    def __call__(self, card: VirtualCard) -> None:
+        super().__call__(card)
         self.write(card)
 
     def write(self, card: VirtualCard) -> None:
+        state = self.state(card)
         with self._lock:
-            state = {"apdus": self.apdus, **card_state(card)}
             temporary = self.path.with_name(self.path.name + ".tmp")
             temporary.write_text(json.dumps(state, sort_keys=True), encoding="utf-8")
             os.replace(temporary, self.path)
