@@ -198,7 +198,9 @@ class SerialLink:
                                                abort_on_removal=abort_on_removal)
                 if message is not None:
                     return message  # the ACK was lost but the response came: it acknowledges too
-                if outcome != _Outcome.ACK:
+                if outcome == _Outcome.TIMEOUT and not resend:
+                    pass  # a late or lost ACK: the frame is not sent again; its answer acknowledges it too
+                elif outcome != _Outcome.ACK:
                     failures += 1
                     last = self._describe_failure(outcome, "ACK", spec.timing.ack_timeout)
                     if failures > spec.timing.retries:
