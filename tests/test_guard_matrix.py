@@ -19,11 +19,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import re
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,20 +97,22 @@ class ServedCard:
                     "nfc": lambda: lines[0].rsplit("open ", 1)[1].strip()}.get(transport, lambda: lines[-1].strip())()
 
     def _lines(self, count: int, timeout: float) -> list[str]:
-        lines: list[str] = []
+        """The first ``count`` lines the server prints, waited for with a deadline (a reader thread feeds a
+        queue: a select() on a buffered pipe could miss a line already read into the buffer)."""
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True,
+                         name="served-card-stdout").start()
+        got: list[str] = []
         deadline = time.monotonic() + timeout
-        while len(lines) < count:
-            remaining = deadline - time.monotonic()
-            ready = select.select([self.proc.stdout], [], [], max(remaining, 0))[0] if remaining > 0 else []
-            if not ready:
-                self.stop()
-                raise AssertionError(f"the card server announced nothing within {timeout} s: "
-                                     f"{self.proc.stderr.read()[-2000:]}")
-            line = self.proc.stdout.readline()
-            if not line:
-                raise AssertionError(f"the card server ended: {self.proc.stderr.read()[-2000:]}")
-            lines.append(line)
-        return lines
+        while len(got) < count:
+            try:
+                got.append(lines.get(timeout=max(deadline - time.monotonic(), 0.01)))
+            except queue.Empty:
+                self.proc.kill()
+                _, err = self.proc.communicate(timeout=10)
+                raise AssertionError(f"the card server announced {len(got)} of {count} lines within {timeout} s: "
+                                     f"{err[-2000:]}") from None
+        return got
 
     def state(self) -> dict:
         return json.loads(self.state_file.read_text(encoding="utf-8"))["pins"]
@@ -122,8 +125,7 @@ class ServedCard:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            stream.close()
+        self.proc.stderr.close()
 
 
 class InProcessProbe:
