@@ -160,7 +160,7 @@ class PinGuard:
     """
 
     def __init__(self, client: JpkiClient, *, expendable: bool, reserve: Mapping[str, int] | None = None,
-                 device: str, configured: Callable[[str], str] | None = None, **_legacy: object) -> None:
+                 device: str, configured: Callable[[str], str] | None = None) -> None:
         self.client = client
         self.expendable = expendable
         self.reserve = {**DEFAULT_RESERVE, **(reserve or {})}
