@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from harness.apdu import CommandApdu, ResponseApdu
-from harness.jpki import AID_TEXT, CardStatusError, JpkiClient, PinKind, VerifyResult
+from harness.jpki import AID_TEXT, AID_VISUAL, CardStatusError, JpkiClient, PinKind, VerifyResult
 
-DEFAULT_RESERVE = {"auth": 2, "sign": 3, "text": 2, "number_a": 2, "number_b": 2}  # 照合番号: 3 tries
+DEFAULT_RESERVE = {"auth": 2, "sign": 3, "text": 2, "number_a": 2, "number_b": 2, "visual_a": 2,
+                   "visual_b": 2, "juki": 2}  # 3 tries each but sign (5)
 SECRET_COMMANDS = {0x20: "VERIFY", 0x21: "VERIFY", 0x24: "CHANGE REFERENCE DATA",
                    0x25: "CHANGE REFERENCE DATA", 0x2C: "RESET RETRY COUNTER"}
 PIN_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
@@ -35,8 +36,10 @@ PIN_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
     "number_a": (re.compile(r"[0-9]{12}"), "12 digits (the My Number)"),
     "number_b": (re.compile(r"[0-9]{14}"), "14 digits (birth date, expiry year, security code)"),
 }
+PIN_FORMATS["visual_a"], PIN_FORMATS["visual_b"] = PIN_FORMATS["number_a"], PIN_FORMATS["number_b"]
+PIN_FORMATS["juki"] = PIN_FORMATS["auth"]
 LABELS = {"auth": "auth PIN", "sign": "sign password", "text": "text PIN", "number_a": "照合番号A",
-          "number_b": "照合番号B"}
+          "number_b": "照合番号B", "visual_a": "券面 照合番号A", "visual_b": "券面 照合番号B", "juki": "住基 PIN"}
 HOW_TO_MARK = "set expendable = true for its card in the lab inventory"
 
 
@@ -135,15 +138,22 @@ def fresh_card(device: str) -> None:
 
 @dataclass(frozen=True)
 class PinTarget:
-    """A PIN object on the card: its name (``auth``, ``number_a``…), applet and EF."""
+    """A PIN object on the card: its name (``auth``, ``number_a``…), applet and EF.
+
+    ``p2`` ``80`` addresses the selected EF; ``80|SFI`` names the EF by its short identifier (no SELECT EF)."""
 
     name: str
     applet: str | bytes
     fid: int
+    p2: int = 0x80
 
     @classmethod
     def of(cls, kind: PinKind) -> PinTarget:
         return cls(kind.name.lower(), kind.applet, kind.fid)
+
+    @classmethod
+    def by_short_identifier(cls, kind: PinKind) -> PinTarget:
+        return cls(kind.name.lower(), kind.applet, kind.fid, 0x80 | (kind.fid & 0x1F))
 
     @property
     def label(self) -> str:
@@ -151,6 +161,8 @@ class PinTarget:
 
 
 COLLATION_NUMBERS = {"A": PinTarget("number_a", AID_TEXT, 0x0014), "B": PinTarget("number_b", AID_TEXT, 0x0015)}
+CARD_FACE_COLLATION_NUMBERS = {"A": PinTarget("visual_a", AID_VISUAL, 0x0013),
+                               "B": PinTarget("visual_b", AID_VISUAL, 0x0012)}
 
 
 class PinGuard:
@@ -188,13 +200,14 @@ class PinGuard:
     # -- queries --------------------------------------------------------------------------------
     def _select(self, target: PinTarget) -> None:
         self.client.select_applet(target.applet)
-        self.client.select_ef(target.fid)
+        if target.p2 == 0x80:  # else the short identifier in P2 names the EF
+            self.client.select_ef(target.fid)
 
     def query(self, target: PinTarget, *, select: bool = True) -> int:
         """Tries left from the empty VERIFY (never costs a try)."""
         if select:
             self._select(target)
-        response = self.client.channel.transmit(CommandApdu(0x00, 0x20, 0x00, 0x80), f"query {target.name} tries")
+        response = self.client.channel.transmit(CommandApdu(0x00, 0x20, 0x00, target.p2), f"query {target.name} tries")
         if response.sw & 0xFFF0 != 0x63C0:
             raise CardStatusError(f"query {target.label} tries", response)
         tries = response.sw2 & 0x0F
@@ -264,7 +277,7 @@ class PinGuard:
             self._admit(target, value, select)  # queries the counter; leaves the PIN EF selected
         elif select:
             self._select(target)
-        cmd = CommandApdu(0x00, 0x20, 0x00, 0x80, value.encode("utf-8"))
+        cmd = CommandApdu(0x00, 0x20, 0x00, target.p2, value.encode("utf-8"))
         try:
             response = self.client.channel.transmit(cmd, f"VERIFY {target.name}")
         except Exception:
@@ -308,6 +321,17 @@ class PinGuard:
         wrong = wrong_pin_like(self.configured(target.name))
         self.prove_configured(target)
         return self.verify_value(target, wrong, configured=False, select=select)
+
+    def probe_blocked(self, target: PinTarget, value: str = "0000") -> VerifyResult:
+        """VERIFYs ``value`` on an object the card reports blocked (query ``63C0``), where no try can be lost:
+        the answer should be ``6984``. Refused, with nothing sent but the query, when the object has tries."""
+        tries = self.query(target)
+        if tries != 0:
+            raise NeedsExpendableCard(f"{target.label} of {self.device} has {tries} tries: a VERIFY to show it "
+                                      "blocked would cost one; refused")
+        response = self.client.channel.transmit(CommandApdu(0x00, 0x20, 0x00, target.p2, value.encode("utf-8")),
+                                                f"VERIFY blocked {target.name}")
+        return VerifyResult(response.sw)
 
     # -- CHANGE REFERENCE DATA --------------------------------------------------------------------
     def _require_expendable(self, what: str) -> None:

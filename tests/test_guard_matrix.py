@@ -41,7 +41,7 @@ pytest_plugins = ["pcsc_support"]  # the session's pcscd (vpcd's reader)
 
 REPO = Path(__file__).resolve().parents[1]
 MATRIX_FILE = REPO / "results" / "guard-matrix.md"
-RESERVE = {"auth": 2, "sign": 3, "text": 2, "number_a": 3, "number_b": 3}
+RESERVE = {"auth": 2, "sign": 3, "text": 2, "number_a": 2, "number_b": 2}
 GOOD = {"card": {"auth": "2580", "sign": "TESTSIGN1", "text": "2580"},
         "phone": {"auth": "4321", "sign": "PHONESIGN2"}}
 WRONG = {"auth": "1111", "sign": "WRONGSIGN7", "text": "1111"}
