@@ -24,6 +24,7 @@ from harness.pin_guard import (
     PinFormatError,
     PinGuard,
     PinStateUnknown,
+    PinTarget,
     RawSecretRefused,
     knowledge_of,
     refuse_raw_secret,
@@ -219,3 +220,23 @@ def test_the_serial_link_never_resends_a_command_carrying_a_pin(protocol):
             guard.verify_wrong(PinKind.AUTH, select=False)
         assert firmware.stats.commands_run - before == 1 and reader.stats.retransmissions == 0
         assert card.pin("auth").wrong_verifies == 1 and card.pin("auth").tries_left == 2
+
+
+def test_a_verify_by_short_identifier_is_guarded_on_the_same_record():
+    guard, card, channel = guarded({"auth": "1111"})
+    target = PinTarget.by_short_identifier(PinKind.AUTH)
+    assert target.p2 == 0x80 | 0x18
+    assert guard.verify_value(target, "1111", configured=True).tries_left == 2
+    with pytest.raises(ConfiguredPinWrong):
+        guard.verify_configured(PinKind.AUTH)  # the same PIN by SELECT EF: known wrong already
+    assert card.pin("auth").wrong_verifies == 1
+    assert not any(e.hex.startswith("00 A4 02 0C 02 00 18") for e in channel.trace.entries)  # no SELECT EF
+
+
+def test_a_blocked_object_is_probed_only_when_the_card_says_it_is_blocked():
+    guard, card, _channel = guarded()
+    key = PinTarget("text key 0012", "text", 0x0012)
+    assert guard.probe_blocked(key).sw == 0x6984  # text AP key 0012 is blocked from the factory (§10)
+    with pytest.raises(NeedsExpendableCard, match="has 3 tries"):
+        guard.probe_blocked(PinTarget("text PIN", "text", 0x0011))
+    assert card.pin("text").wrong_verifies == 0 and card.pin("text").tries_left == 3
