@@ -40,7 +40,7 @@ from harness.jpki import (
     PinKind,
     VerifyResult,
 )
-from harness.safety import PinGuard, PinGuardRefusal
+from harness.pin_guard import PinGuard, PinGuardRefusal
 
 KEY_EFS = {"auth": 0x0017, "sign": 0x001A}
 PIN_EFS = {"auth": 0x0018, "sign": 0x001B}
@@ -59,14 +59,14 @@ class PinSource:
     expendable: bool
     reserve: dict[str, int]
     device: str
-    trusted: dict[str, str] = field(default_factory=dict, repr=False)
+    configured: Callable[[str], str] | None = field(default=None, repr=False)  # the device's PIN by name
 
 
 def verify_card_pin(client: JpkiClient, kind: PinKind, source: PinSource) -> VerifyResult:
     """The one place the app VERIFYs a card PIN: always through the PIN guard (tries queried first on a card that
     is not expendable). Kept small so the guard can be re-pointed in one place."""
     guard = PinGuard(client, expendable=source.expendable, reserve=source.reserve, device=source.device,
-                     trusted=source.trusted)
+                     configured=source.configured)
     return guard.verify(kind, source.value())
 
 

@@ -9,7 +9,8 @@ not marked expendable:
 - a configured PIN the card refuses once is wrong for the rest of the run on that card;
 - a PIN whose CHANGE got no clear answer is in "state unknown": no VERIFY with either value;
 - a value that cannot be a PIN of its kind (format) is never sent;
-- a PIN the card accepted is trusted only while the card's counter is where the guard last saw it.
+- a PIN the card accepted is trusted only while the card's counter is where the guard last saw it (a counter
+  the guard has not seen, or one that moved behind its back, means the value is proven again).
 
 What the guard learns lives per device name for the whole process (:func:`knowledge_of`), so it survives
 keyword calls, suites and a new ``Open Device`` of the same name.
@@ -105,7 +106,8 @@ class PinRecord:
     wrong: set[str] = field(default_factory=set, repr=False)  # configured values the card refused
     wrong_tries: int | None = None  # tries left when it refused one
     trusted: set[str] = field(default_factory=set, repr=False)  # values the card accepted
-    last_tries: int | None = None  # counter as last seen; None after a success (reset to its maximum)
+    last_tries: int | None = None  # the counter where the guard expects it now (None: not known)
+    most_tries: int | None = None  # the highest counter seen: where a success puts it
     unknown: bool = False  # a CHANGE got no clear answer
 
 
@@ -133,7 +135,7 @@ def fresh_card(device: str) -> None:
     for record in knowledge.pins.values():
         record.unknown = False
         record.trusted.clear()
-        record.last_tries = None
+        record.last_tries = record.most_tries = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,9 @@ class PinGuard:
         if response.sw & 0xFFF0 != 0x63C0:
             raise CardStatusError(f"query {target.label} tries", response)
         tries = response.sw2 & 0x0F
-        self.knowledge.pin(target.name).last_tries = tries
+        record = self.knowledge.pin(target.name)
+        record.last_tries = tries
+        record.most_tries = max(tries, record.most_tries or 0)
         return tries
 
     def query_tries(self, kind: PinKind, *, select: bool = True) -> int:
@@ -235,8 +239,8 @@ class PinGuard:
         tries = self.query(target, select=select)
         reserve = self.reserve.get(target.name, 3)
         digest = _digest(value)
-        if digest in record.trusted and previous is not None and previous != tries:
-            record.trusted.discard(digest)  # the counter moved behind the guard's back: prove the value again
+        if digest in record.trusted and (previous is None or previous != tries):
+            record.trusted.discard(digest)  # the counter is not where the guard left it: prove the value again
         if tries < reserve:
             raise NeedsExpendableCard(
                 f"the {target.label} of {self.device} has {tries} tries left, below the reserve of {reserve}: "
@@ -254,7 +258,7 @@ class PinGuard:
         if sw == 0x9000:
             record.trusted.add(digest)
             record.wrong.discard(digest)
-            record.last_tries = None
+            record.last_tries = record.most_tries  # a success resets the counter to its maximum
         elif sw & 0xFFF0 == 0x63C0:
             record.trusted.discard(digest)
             record.last_tries = sw & 0x0F
