@@ -42,6 +42,7 @@ PIN_FORMATS["juki"] = PIN_FORMATS["auth"]
 LABELS = {"auth": "auth PIN", "sign": "sign password", "text": "text PIN", "number_a": "照合番号A",
           "number_b": "照合番号B", "visual_a": "券面 照合番号A", "visual_b": "券面 照合番号B", "juki": "住基 PIN"}
 HOW_TO_MARK = "set expendable = true for its card in the lab inventory"
+SW_PIN_UNSET = 0x6A88  # UNCERTAIN (devices/virtual/provisioning.py): a phone PIN not set yet
 
 
 class PinGuardRefusal(AssertionError):
@@ -106,6 +107,7 @@ class PinRecord:
     wrong: set[str] = field(default_factory=set, repr=False)  # configured values the card refused
     wrong_tries: int | None = None  # tries left when it refused one
     trusted: set[str] = field(default_factory=set, repr=False)  # values the card accepted
+    unset: bool = False  # the last query said no PIN is set (a phone before provisioning)
     last_tries: int | None = None  # the counter where the guard expects it now (None: not known)
     most_tries: int | None = None  # the highest counter seen: where a success puts it
     unknown: bool = False  # a CHANGE got no clear answer
@@ -336,6 +338,30 @@ class PinGuard:
         response = self.client.channel.transmit(CommandApdu(0x00, 0x20, 0x00, target.p2, value.encode("utf-8")),
                                                 f"VERIFY blocked {target.name}")
         return VerifyResult(response.sw)
+
+    # -- first PINs (a phone's secure element, JPKI-FACTS §8) -----------------------------------------
+    def pin_is_unset(self, target: PinTarget) -> bool:
+        """The empty VERIFY on the selected PIN EF: ``6A88`` means no PIN is set yet (UNCERTAIN SW), ``63Cx`` or
+        ``9000`` a set one. What it says decides whether :meth:`set_initial_pin` may send."""
+        response = self.client.channel.transmit(CommandApdu(0x00, 0x20, 0x00, target.p2), f"query {target.name} PIN")
+        record = self.knowledge.pin(target.name)
+        record.unset = response.sw == SW_PIN_UNSET
+        if record.unset or response.sw & 0xFFF0 == 0x63C0 or response.ok:
+            return record.unset
+        raise CardStatusError(f"query {target.label}", response)
+
+    def set_initial_pin(self, target: PinTarget, value: str, *, p1: int = 0x01) -> ResponseApdu:
+        """CHANGE REFERENCE DATA with no old value on the selected PIN EF, only right after :meth:`pin_is_unset`
+        said it is unset: a PIN that is set is never replaced this way. The value's format is checked first.
+        A lost answer needs no "unknown" mark: the next query shows whether the one value sent was set."""
+        check_pin_format(target.name, value, configured=True, device=self.device)
+        record = self.knowledge.pin(target.name)
+        if not record.unset:
+            raise PinGuardRefusal(f"the {target.label} of {self.device} is not known to be unset: a first PIN is "
+                                  "sent only right after the query shows none")
+        record.unset = False
+        cmd = CommandApdu(0x00, 0x24, p1, target.p2, value.encode("utf-8"))
+        return self.client.channel.transmit(cmd, f"set {target.name} PIN")
 
     # -- CHANGE REFERENCE DATA --------------------------------------------------------------------
     def _require_expendable(self, what: str) -> None:

@@ -190,7 +190,7 @@ class CeremonyKeywords(CeremonyChecks):
 
         source = PinSource(typed, card.facts.expendable, card.facts.pin_reserve, card.name, configured=card.pin)
         secure_element = PhoneSecureElement(phone.channel, options.certificate_command if options else "update_binary",
-                                            options.first_pin_p1 if options else 0x01)
+                                            options.first_pin_p1 if options else 0x01, device=phone.name)
         return PhoneDownloadApp(card.channel, secure_element, self._client(), card_sign_password=source,
                                 phone_pins={"auth": phone.pin("auth"), "sign": phone.pin("sign")},
                                 phone_id=phone_id or f"phone-{len(state.results) + 1}")
