@@ -61,9 +61,8 @@ def test_real_card_without_pins_fails_clearly_and_sends_no_verify(tmp_path, serv
     env["HIL_AUTH_PIN"] = "2580"  # set, but not the variable the inventory names: no fallback to it
     proc, out = hil_run(tmp_path, inventory(tmp_path, reader), env, "card/signing.robot")
     assert proc.returncode == 2 and not (out / "output.xml").exists()
-    assert proc.stderr.strip().splitlines() == [
-        "hil: error: no auth PIN for desk-card: the lab inventory names $DESK_AUTH, which is not set "
-        "(no fallback to HIL_AUTH_PIN)"]
+    assert proc.stderr.strip().splitlines() == [  # pre-flight: HIL_AUTH_PIN does not stand in for DESK_AUTH
+        "hil: error: desk-card: the selected tests need the auth PIN: set DESK_AUTH (or use --ask-pins)"]
     assert server.slot.card.pin("auth").tries_left == 3 and server.slot.card.pin("auth").wrong_verifies == 0
 
 
