@@ -8,7 +8,8 @@ The flows are the terminal software of the planning document, run over the termi
 - kiosk: certificate issuance at a convenience store (text-AP basic four after the text PIN), hospital
   reception (insurance eligibility by the auth certificate serial, payment), shelter check-in/out.
 
-Rules every flow keeps: one VERIFY per PIN the person typed — a wrong PIN ends the flow and the display
+Rules every flow keeps: every PIN goes through the harness's PIN guard (``terminal.guard``); one VERIFY per
+PIN the person typed — a wrong PIN ends the flow and the display
 shows the tries left, the terminal never retries on its own; a card removed mid-flow aborts the
 open transaction at the relying party; PINs live in :class:`SecretPin` and never reach a log, a
 display or an exception.
@@ -28,6 +29,7 @@ from devices.uri import DeviceUri
 from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import CardStatusError, JpkiClient, PinKind
+from harness.pin_guard import PinGuard, PinGuardRefusal
 from harness.relying_party.client import RelyingPartyClient, RpError
 from harness.trace import ApduTrace
 
@@ -186,6 +188,10 @@ class ServiceTerminal(Terminal):
         self.display = Display()
         self.channel = CardChannel(reader, trace)
         self.card = JpkiClient(self.channel)
+        # Every PIN the keypad takes goes through the guard. Until the harness hands in the device's own
+        # (expendable or not, its reserve, what it already knows), the terminal treats the card as real.
+        self.guard_factory: Callable[[], PinGuard] | None = None
+        self._strict_guard = PinGuard(self.card, expendable=False, device=self.terminal_id)
         self.rp = RelyingPartyClient(relying_party, self.terminal_id, self.kind)
         self.pin_timeout = pin_timeout
         self.card_timeout = card_timeout
@@ -234,6 +240,10 @@ class ServiceTerminal(Terminal):
         with contextlib.suppress(RpError):
             self.rp.logout()
 
+    @property
+    def guard(self) -> PinGuard:
+        return self.guard_factory() if self.guard_factory is not None else self._strict_guard
+
     # -- steps shared by the flows -------------------------------------------------------------------
     def _card_ready(self) -> None:
         if self._powered:
@@ -244,8 +254,9 @@ class ServiceTerminal(Terminal):
         self._powered = True
 
     def _verify(self, kind: PinKind) -> None:
-        """One prompt, at most one VERIFY: a wrong PIN ends the flow (never retried here)."""
-        tries = self.card.query_tries(kind)
+        """One prompt, at most one VERIFY, through the guard: a wrong PIN ends the flow (never retried here)."""
+        guard = self.guard
+        tries = guard.query_tries(kind)
         if tries == 0:
             self.display.show("pin_blocked")
             raise _Stop("pin_blocked", 0)
@@ -255,7 +266,7 @@ class ServiceTerminal(Terminal):
             self.display.show("no_pin")
             raise _Stop("no_pin", tries)
         self.display.show("pin_typed")
-        result = self.card.verify(kind, pin.reveal(), select=False)
+        result = guard.verify(kind, pin.reveal(), select=False)
         del pin
         if result.ok:
             return
@@ -308,6 +319,11 @@ class ServiceTerminal(Terminal):
         outcome, tries, data = "ok", None, {}
         try:
             data = body(box)
+        except PinGuardRefusal:
+            self.keypad.clear()
+            self.display.show("refused", reason="PIN guard")
+            self._after_failure("guard_refused", box.get("tx", ""))
+            raise  # the requirement fails with the guard's one-line reason
         except _Stop as stop:
             outcome, tries = stop.outcome, stop.tries_left
         except CardRemoved:

@@ -97,7 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = load_plan(Path(args.plan))
         for part in plan.runs:
             if part.device:
-                check_uri(resolve(part.device)[0])
+                part_uri, part_lab_device = resolve(part.device)
+                check_uri(part_uri)
+                if part_lab_device is not None:  # its PINs set and possible before anything runs
+                    preflight_pins(part.device, part_lab_device)
         return run_plan(plan, Path(args.outputdir), wait=args.wait, check_only=args.check,
                         robot_args=args.robot_args, console=args.console,
                         guards=_guards([part.device for part in plan.runs if part.device]))
@@ -111,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                              f"{args.processes} processes at once; use --processes 1 with it")
         if args.ask_pins:
             ask_pins(args.device, lab_device)
+        if lab_device is not None:
+            preflight_pins(args.device, lab_device)
     options = RunOptions(
         suites=resolve_suites(args.suites),
         outputdir=Path(args.outputdir),
@@ -181,6 +186,22 @@ def cmd_trend(args: argparse.Namespace) -> int:
         print(f"{device}: {shown}")
     print(f"Trend: {out.resolve()}")
     return 0
+
+
+def preflight_pins(device: str, lab_device) -> None:
+    """Before anything runs: a PIN the inventory's variables hold that cannot be right (format) stops the run
+    with one line; the value is never shown or sent. (A variable the selected tests need but that is unset
+    stops in :mod:`harness.preflight`, with its name.)"""
+    from harness.pin_guard import PinFormatError, check_pin_format
+
+    for kind, variable in lab_device.pin_env.items():
+        value = os.environ.get(variable)
+        if not value:
+            continue
+        try:
+            check_pin_format(kind, value, configured=True, device=device)
+        except PinFormatError as exc:
+            raise UsageError(str(exc)) from None
 
 
 def ask_pins(device: str, lab_device) -> None:
@@ -286,22 +307,38 @@ def check_serve_arguments(args: argparse.Namespace) -> None:
                          "(or a .toml path)")
 
 
+def served_card(args: argparse.Namespace):
+    """The card to serve: its profile, counters pre-set by ``--tries``, reporting to ``--state-file``."""
+    from devices.virtual.card import VirtualCard
+    from devices.virtual.card_report import StateFile, TriesError, parse_tries, preset_tries
+
+    card = VirtualCard.from_profile(args.profile)
+    try:
+        preset_tries(card, parse_tries(args.tries, card))
+    except TriesError as exc:
+        raise UsageError(str(exc)) from None
+    if args.state_file:
+        StateFile(Path(args.state_file)).attach(card)
+    return card
+
+
 def cmd_virtual_serve(args: argparse.Namespace) -> int:
     check_serve_arguments(args)
+    if not (args.pcsc or args.nfc_udp is not None or args.serial):
+        raise UsageError("say how to serve the card: --pcsc, --nfc-udp PORT or --serial PROTOCOL")
+    card = served_card(args)
     if args.pcsc:
         from devices.virtual.vpcd import serve_forever as serve_pcsc
 
-        serve_pcsc(args.profile, port=args.port or 35963)
+        serve_pcsc(args.profile, port=args.port or 35963, card=card)
     elif args.nfc_udp is not None:
         from devices.virtual.nfc_udp import serve_forever as serve_nfc
 
-        serve_nfc(args.profile, port=args.nfc_udp)
-    elif args.serial:
+        serve_nfc(args.profile, port=args.nfc_udp, card=card)
+    else:
         from devices.virtual.serial_firmware import serve_forever as serve_serial
 
-        serve_serial(args.profile, args.serial, rfc2217_port=args.rfc2217)
-    else:
-        raise UsageError("say how to serve the card: --pcsc, --nfc-udp PORT or --serial PROTOCOL")
+        serve_serial(args.profile, args.serial, rfc2217_port=args.rfc2217, card=card)
     return 0
 
 
@@ -390,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="as a serial reader module on a pty (kiosk, stb, line or a protocol .toml)")
     serve.add_argument("--rfc2217", type=port_number(0), metavar="PORT",
                        help="with --serial: also as RFC 2217 on 127.0.0.1:PORT (0: any free port)")
+    serve.add_argument("--tries", action="append", metavar="PIN=N",
+                       help="start with PIN's retry counter at N (auth=1; repeatable or comma-separated)")
+    serve.add_argument("--state-file", metavar="PATH",
+                       help="rewrite PATH (JSON) after every APDU with the card's counters and wrong-VERIFY counts")
     serve.set_defaults(func=cmd_virtual_serve)
     return parser
 

@@ -21,7 +21,7 @@ from devices.base import Reader
 from harness import lab, tlv
 from harness.apdu import parse_hex, to_hex
 from harness.apdu_names import MARKER, character_class, placeholder
-from harness.credentials import DeviceFacts, facts_for_virtual, recorded_facts, virtual_card_of
+from harness.credentials import DeviceFacts, facts_for_device, facts_for_virtual, recorded_facts, virtual_card_of
 from harness.redact import ApduContext
 from harness.safety import new_pin_like, wrong_pin_like
 from harness.tracefile import read_trace
@@ -128,19 +128,17 @@ class SecretFiller:
         """(value to send or None, why not); ``header`` is CLA INS P1 P2 Lc of the recorded command."""
         probe = header + b"0" * length
         label = self.context.secret_note(probe).split(",")[0]
+        if not self.facts.expendable:
+            # the PIN guard's rule (harness/pin_guard.py): compare replays PIN commands only to expendable cards;
+            # a guarded card gets none, right or wrong, since compare has no counter check of its own
+            return None, f"{label}: card not expendable (compare sends PIN commands only to expendable cards)"
         right = self.changed.get(label) or self.original(label)
         if right is None:  # a key the harness has no value for (a blocked one, say): any value of the shape
-            if self.facts.expendable:
-                return placeholder(length, cls), ""
-            return None, f"no {label} known for the device, card not expendable"
+            return placeholder(length, cls), ""
         if (len(right), character_class(right.encode("utf-8"))) != (length, cls):
             return placeholder(length, cls), ""  # a malformed value, as the recording sent
         if header[1] == 0x20:
-            if recorded_sw == "9000":
-                return right, ""
-            return (wrong_pin_like(right), "") if self.facts.expendable else (None, "a wrong PIN, card not expendable")
-        if not self.facts.expendable:
-            return None, "a PIN change, card not expendable"
+            return (right if recorded_sw == "9000" else wrong_pin_like(right)), ""
         original = self.original(label) or right
         if recorded_sw != "9000":
             return new_pin_like(right), ""
@@ -151,11 +149,9 @@ class SecretFiller:
 
 def _device_facts(reader: Reader, lab_device: Any) -> DeviceFacts:
     card = virtual_card_of(reader)
-    if card is not None:
-        return facts_for_virtual(card)
-    if lab_device is not None:
-        return lab_device.facts()
-    return recorded_facts(reader) or DeviceFacts()
+    if card is None and lab_device is None:
+        return recorded_facts(reader) or DeviceFacts()
+    return facts_for_device(card, lab_device)  # the stricter of inventory and profile, as for a run
 
 
 def _replace_card(reader: Reader, comparison: Comparison, test: str) -> DeviceFacts | None:

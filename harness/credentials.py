@@ -1,8 +1,9 @@
 """Where PINs and card facts come from, so suites never hold secrets.
 
-Order: the profile of a virtual card (whose PINs are test values of a card that
-exists only in memory) or the environment variables the lab inventory names for
-the device, then ``HIL_AUTH_PIN``, ``HIL_SIGN_PIN``, ``HIL_TEXT_PIN``.
+Order: the environment variables the lab inventory names for the device (a named
+variable must be set: no fallback), else the profile of a virtual card (whose PINs
+are test values of a card that exists only in memory), else ``HIL_AUTH_PIN``,
+``HIL_SIGN_PIN``, ``HIL_TEXT_PIN``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from devices.base import Reader
 from devices.virtual.card import VirtualCard
@@ -31,8 +33,16 @@ class DeviceFacts:
     expected_certificates: dict[str, Path] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict, repr=False)
     pin_reserve: dict[str, int] = field(default_factory=lambda: {"auth": 2, "sign": 3, "text": 2})
+    pin_env: dict[str, str] = field(default_factory=dict)  # PIN kind → variable the lab inventory names
 
     def pin(self, kind: str, device: str) -> str:
+        if kind in self.pin_env:
+            variable = self.pin_env[kind]
+            value = os.environ.get(variable)
+            if not value:
+                raise MissingSecret(f"no {kind} PIN for {device}: the lab inventory names ${variable}, which is not "
+                                    f"set (no fallback to HIL_{kind.upper()}_PIN)")
+            return value
         if kind in self.pins:
             return self.pins[kind]
         env = os.environ.get(f"HIL_{kind.upper()}_PIN")
@@ -88,6 +98,28 @@ def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
         expected_certificates=expected_certificates(profile.holder_name),
         pins={name: spec.value for name, spec in profile.pins.items()},
     )
+
+
+def facts_for_device(card: VirtualCard | None, lab_device: Any | None) -> DeviceFacts:
+    """What the harness assumes of a device: the virtual card's profile and the lab inventory's entry together.
+
+    Where both speak, the stricter wins: the card is expendable only if both say so; PINs named by the
+    inventory come from its environment variables; the inventory's reserves apply."""
+    facts = DeviceFacts() if card is None else facts_for_virtual(card)
+    if lab_device is None:
+        return facts
+    facts.kind = lab_device.kind if card is None else facts.kind
+    facts.expendable = lab_device.expendable and (card is None or facts.expendable)
+    if lab_device.pin_env:
+        facts.pin_env = dict(lab_device.pin_env)
+        facts.pins = {}
+    if lab_device.pin_reserve:
+        facts.pin_reserve.update(lab_device.pin_reserve)
+    if lab_device.holder:
+        holder_facts = lab_device.facts()  # loads the holder record and its expected certificates
+        facts.holder = holder_facts.holder
+        facts.expected_certificates = holder_facts.expected_certificates
+    return facts
 
 
 PIN_KINDS = ("auth", "sign", "text")

@@ -92,7 +92,7 @@ class BasicFour:
 
 
 class JpkiClient:
-    """Select, read, verify, sign, change PIN: the operations a relying party's terminal performs."""
+    """Select, read, query tries, sign: the operations a relying party's terminal performs (PINs: ``PinGuard``)."""
 
     def __init__(self, channel: CardChannel, max_le: int | None = None) -> None:
         self.channel = channel
@@ -181,21 +181,8 @@ class JpkiClient:
             raise CardStatusError(f"query {kind.name} tries", response)
         return response.sw2 & 0x0F
 
-    def verify(self, kind: PinKind, pin: str, *, select: bool = True) -> VerifyResult:
-        """VERIFY ``pin`` (never raises on a wrong PIN: the caller decides what a wrong PIN means)."""
-        if select:
-            self._select_pin(kind)
-        cmd = CommandApdu(0x00, 0x20, 0x00, 0x80, pin.encode("ascii"))
-        return VerifyResult(self._send(cmd, f"VERIFY {kind.name}", check=False).sw)
-
-    def change_pin(self, kind: PinKind, old: str, new: str) -> ResponseApdu:
-        """VERIFY the old PIN, then CHANGE REFERENCE DATA (JPKI-FACTS §3)."""
-        result = self.verify(kind, old)
-        if not result.ok:
-            refused = ResponseApdu(b"", result.sw >> 8, result.sw & 0xFF)
-            raise CardStatusError(f"VERIFY {kind.name} before change", refused)
-        return self._send(CommandApdu(0x00, 0x24, 0x01, 0x80, new.encode("ascii")), f"CHANGE {kind.name}",
-                          check=False)
+    # VERIFY with a PIN and CHANGE REFERENCE DATA are built only by the guarded client
+    # (harness.pin_guard.PinGuard): a wrong PIN costs a real card a try it may not have.
 
     # -- signing --------------------------------------------------------------
     def sign(self, key: str, digest_info: bytes, *, check: bool = True) -> ResponseApdu:

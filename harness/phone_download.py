@@ -40,10 +40,11 @@ from harness.jpki import (
     PinKind,
     VerifyResult,
 )
-from harness.safety import PinGuard, PinGuardRefusal
+from harness.pin_guard import PinGuard, PinGuardRefusal, PinTarget
 
 KEY_EFS = {"auth": 0x0017, "sign": 0x001A}
 PIN_EFS = {"auth": 0x0018, "sign": 0x001B}
+PIN_TARGETS = {which: PinTarget(which, "jpki", fid) for which, fid in PIN_EFS.items()}
 SW_UNSET = 0x6A88  # UNCERTAIN (provisioning.py): an unset PIN or absent key
 
 
@@ -59,14 +60,14 @@ class PinSource:
     expendable: bool
     reserve: dict[str, int]
     device: str
-    trusted: dict[str, str] = field(default_factory=dict, repr=False)
+    configured: Callable[[str], str] | None = field(default=None, repr=False)  # the device's PIN by name
 
 
 def verify_card_pin(client: JpkiClient, kind: PinKind, source: PinSource) -> VerifyResult:
     """The one place the app VERIFYs a card PIN: always through the PIN guard (tries queried first on a card that
     is not expendable). Kept small so the guard can be re-pointed in one place."""
     guard = PinGuard(client, expendable=source.expendable, reserve=source.reserve, device=source.device,
-                     trusted=source.trusted)
+                     configured=source.configured)
     return guard.verify(kind, source.value())
 
 
@@ -74,11 +75,12 @@ class PhoneSecureElement:
     """Host side of the (UNCERTAIN) provisioning commands of ``devices/virtual/provisioning.py``."""
 
     def __init__(self, channel: CardChannel, certificate_command: str = "update_binary",
-                 first_pin_p1: int = 0x01) -> None:
+                 first_pin_p1: int = 0x01, device: str = "phone") -> None:
         self.jpki = JpkiClient(channel)
         self.channel = channel
         self.certificate_command = certificate_command
         self.first_pin_p1 = first_pin_p1
+        self.guard = PinGuard(self.jpki, expendable=False, device=device)
 
     def _send(self, cmd: CommandApdu, note: str) -> ResponseApdu:
         return self.channel.transmit(cmd, note)
@@ -111,20 +113,18 @@ class PhoneSecureElement:
     def pin_is_set(self, which: str) -> bool:
         self.jpki.select_jpki()
         self.jpki.select_ef(PIN_EFS[which])
-        response = self._send(CommandApdu(0x00, 0x20, 0x00, 0x80), f"query phone {which} PIN")
-        if response.sw == SW_UNSET:
-            return False
-        if response.sw & 0xFFF0 == 0x63C0 or response.ok:
-            return True
-        raise PhoneError(f"phone {which} PIN query answered {sw_hex(response.sw)}")
+        try:
+            return not self.guard.pin_is_unset(PIN_TARGETS[which])
+        except CardStatusError as exc:
+            raise PhoneError(f"phone {which} PIN query answered {sw_hex(exc.sw)}") from None
 
     def set_first_pin(self, which: str, value: str) -> None:
-        """CHANGE REFERENCE DATA with no old value: the one place the app builds a phone PIN command (the trace
-        masks its data like every INS 24)."""
+        """CHANGE REFERENCE DATA with no old value, built by the PIN guard: sent only when :meth:`pin_is_set` just
+        found the PIN unset (the trace masks its data like every INS 24)."""
         self.jpki.select_jpki()
         self.jpki.select_ef(PIN_EFS[which])
-        cmd = CommandApdu(0x00, 0x24, self.first_pin_p1, 0x80, value.encode("ascii"))
-        self._check(self._send(cmd, f"set phone {which} PIN"), f"setting the phone {which} PIN")
+        self._check(self.guard.set_initial_pin(PIN_TARGETS[which], value, p1=self.first_pin_p1),
+                    f"setting the phone {which} PIN")
 
     @staticmethod
     def _check(response: ResponseApdu, action: str) -> None:

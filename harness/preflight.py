@@ -19,7 +19,7 @@ from devices.virtual.profile import ProfileError
 from harness import fixtures, lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
-from harness.credentials import DeviceFacts, MissingSecret, facts_for_virtual, recorded_facts, virtual_card_of
+from harness.credentials import MissingSecret, facts_for_device, recorded_facts, virtual_card_of
 from harness.jpki import CardStatusError, JpkiClient
 from harness.trace import ApduTrace
 
@@ -115,7 +115,7 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
     try:
         uri, lab_device = lab.resolve(name)
         check_uri(uri)
-        facts = lab_device.facts() if lab_device is not None else DeviceFacts()
+        facts = facts_for_device(None, lab_device)  # PINs the inventory names: from those variables only
     except ProfileError as exc:
         raise PreflightError(f"{name}: {exc} (fix the holder in the lab inventory)") from None
     try:
@@ -130,7 +130,7 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
             raise PreflightError(f"{name}: no card in the reader after {timeout:g} s (insert the card)") from None
         card = virtual_card_of(reader)
         if card is not None:
-            facts = facts_for_virtual(card)
+            facts = facts_for_device(card, lab_device)
         elif lab_device is None:
             facts = recorded_facts(reader) or facts  # a replay: device brings its recording's facts
         try:

@@ -44,10 +44,14 @@ def test_markers_become_the_devices_pin_a_wrong_one_or_a_value_of_the_recorded_s
     assert filler(True).value(bytes.fromhex("0020008005"), 5, "A-Z0-9", "6A80") == ("AAAA1", "")
 
 
-def test_no_wrong_pin_and_no_pin_change_reach_a_card_that_is_not_expendable():
-    assert filler(False).value(bytes.fromhex("0020008004"), 4, "digits", "63C2") == (
-        None, "a wrong PIN, card not expendable")
-    assert filler(False).value(bytes.fromhex("0024018004"), 4, "digits", "9000")[0] is None
+def test_no_pin_command_at_all_reaches_a_card_that_is_not_expendable():
+    why = "auth PIN: card not expendable (compare sends PIN commands only to expendable cards)"
+    guarded = filler(False)
+    assert guarded.value(bytes.fromhex("0020008004"), 4, "digits", "63C2") == (None, why)  # a wrong PIN
+    assert guarded.value(bytes.fromhex("0020008004"), 4, "digits", "9000")[0] is None  # the right one: no counter check
+    assert guarded.value(bytes.fromhex("0020008005"), 5, "digits", "6A80")[0] is None  # a made-up malformed one
+    assert guarded.value(bytes.fromhex("0024018004"), 4, "digits", "9000")[0] is None  # a change
+    assert filler(True).value(bytes.fromhex("0020008004"), 4, "digits", "63C2")[0] is not None
 
 
 def record_wrong_pin(path: Path) -> None:
@@ -74,8 +78,9 @@ def test_the_expendable_virtual_card_gets_every_command_and_answers_alike(tmp_pa
 def test_a_card_not_marked_expendable_gets_no_wrong_pin(tmp_path):
     record_wrong_pin(tmp_path / "r.jsonl")  # its header: not expendable, so a replay of it is a guarded card
     result = compare(tmp_path / "r.jsonl", f"replay:{tmp_path / 'r.jsonl'}")
-    assert [d.recorded for d in result.not_sent] == ["a wrong PIN, card not expendable"]
-    assert result.compared == 3 and "1 not sent (a wrong PIN, card not expendable)" in result.summary()
+    why = "auth PIN: card not expendable (compare sends PIN commands only to expendable cards)"
+    assert [d.recorded for d in result.not_sent] == [why]
+    assert result.compared == 3 and f"1 not sent ({why})" in result.summary()
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

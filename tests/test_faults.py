@@ -13,6 +13,7 @@ from devices.virtual.slot import FaultPlan
 from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import JpkiClient, PinKind
+from harness.pin_guard import PinGuard
 
 BACKENDS = [*VIRTUAL_BACKENDS, "virtual:card?via=kiosk&transport=rfc2217"]
 CERT_READ_APDUS = 3  # SELECT AP, SELECT EF, one extended READ BINARY
@@ -40,7 +41,7 @@ def read_cert(client: JpkiClient) -> bytes:
 
 
 def sign(client: JpkiClient) -> bytes:
-    assert client.verify(PinKind.AUTH, "2580").ok
+    assert PinGuard(client, expendable=True, device=f"faults-{id(client)}").verify(PinKind.AUTH, "2580").ok
     return client.sign("auth", pki.digest_info(b"fault")).data
 
 

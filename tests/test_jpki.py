@@ -6,6 +6,12 @@ from devices import open_device
 from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import CardStatusError, JpkiClient, PinKind
+from harness.pin_guard import PinGuard
+
+
+def guarded(client: JpkiClient) -> PinGuard:
+    """VERIFY and CHANGE are built only by the guard; this virtual card is expendable."""
+    return PinGuard(client, expendable=True, device=f"jpki-test-{id(client)}")
 
 
 def client_for(uri: str) -> JpkiClient:
@@ -50,9 +56,9 @@ def test_pin_queries_verification_and_tries(card):
     assert card.query_tries(PinKind.AUTH) == 3
     assert card.query_tries(PinKind.SIGN) == 5
     assert card.query_tries(PinKind.TEXT) == 3
-    wrong = card.verify(PinKind.AUTH, "0000")
+    wrong = guarded(card).verify(PinKind.AUTH, "0000")
     assert not wrong.ok and wrong.tries_left == 2
-    assert card.verify(PinKind.AUTH, "2580").ok
+    assert guarded(card).verify(PinKind.AUTH, "2580").ok
     assert card.query_tries(PinKind.AUTH) == 3
 
 
@@ -60,18 +66,18 @@ def test_sign_and_change_pin(card):
     assert card.sign("auth", pki.digest_info(b"x"), check=False).sw == 0x6982
     with pytest.raises(CardStatusError, match="6982"):
         card.sign("auth", pki.digest_info(b"x"))
-    assert card.verify(PinKind.AUTH, "2580").ok
+    assert guarded(card).verify(PinKind.AUTH, "2580").ok
     signature = card.sign("auth", pki.digest_info(b"x")).data
     cert = pki.load_certificate(card.read_certificate("auth"))
     pki.verify_signature(cert, signature, data=b"x")
-    assert card.change_pin(PinKind.AUTH, "2580", "1357").ok
-    assert card.verify(PinKind.AUTH, "1357").ok
+    assert guarded(card).change(PinKind.AUTH, "2580", "1357").ok
+    assert guarded(card).verify(PinKind.AUTH, "1357").ok
     with pytest.raises(CardStatusError):
-        card.change_pin(PinKind.AUTH, "2580", "2468")
+        guarded(card).change(PinKind.AUTH, "2580", "2468")
 
 
 def test_text_ap_reads(card):
-    assert card.verify(PinKind.TEXT, "2580").ok
+    assert guarded(card).verify(PinKind.TEXT, "2580").ok
     assert card.read_my_number() == "123456789018"
     basic = card.read_basic_four()
     assert basic.name == "試験\u3000太郎" and basic.birth_date == "19800401" and basic.sex == "1"

@@ -66,7 +66,7 @@ def _client(uri: str):
 def test_guard_refuses_an_unproven_pin_near_the_reserve_and_trusts_a_proven_one():
     reader, client = _client("virtual:card?expendable=0")
     card = reader.slot.card
-    guard = PinGuard(client, expendable=False, reserve={"auth": 2}, device="lab card")
+    guard = PinGuard(client, expendable=False, reserve={"auth": 2}, device="lab card", configured={"auth": "2580"}.get)
     card.pin("auth").tries_left = 2  # one earlier failure
     with pytest.raises(PinGuardRefusal):
         guard.verify(PinKind.AUTH, "1111")
@@ -75,9 +75,12 @@ def test_guard_refuses_an_unproven_pin_near_the_reserve_and_trusts_a_proven_one(
         guard.verify(PinKind.AUTH, "2580")  # even the right PIN: it is not proven on this card yet
     card.pin("auth").tries_left = 3
     assert guard.verify(PinKind.AUTH, "2580").ok
-    card.pin("auth").tries_left = 2
-    assert guard.verify(PinKind.AUTH, "2580").ok  # trusted: the card accepted it this session
+    assert guard.verify_wrong(PinKind.AUTH).tries_left == 2  # the guard's own wrong try: it knows the counter
+    assert guard.verify(PinKind.AUTH, "2580").ok  # trusted: the card accepted it, the counter is where it was left
     assert card.pin("auth").tries_left == 3
+    card.pin("auth").tries_left = 2  # a try spent behind the guard's back: the trusted value is proven again
+    with pytest.raises(PinGuardRefusal):
+        guard.verify(PinKind.AUTH, "2580")
 
 
 def test_suites_skip_destructive_requirements_on_guarded_cards(tmp_path):
@@ -96,5 +99,5 @@ def test_suites_skip_destructive_requirements_on_guarded_cards(tmp_path):
 
     walk(result.suite)
     assert all("destructive" in t.tags for t in skipped)
-    assert len(skipped) == 4
+    assert len(skipped) == 6  # blocking (2), changing (2), CHANGE without VERIFY, malformed new PIN
     assert all("not marked expendable" in t.message for t in skipped)

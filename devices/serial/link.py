@@ -166,8 +166,12 @@ class SerialLink:
         return self._seq
 
     def request(self, command: str, data: bytes = b"", *, timeout: float | None = None,
-                abort_on_removal: bool = False) -> Message:
-        """Sends ``command`` and returns the reader's response message (any status)."""
+                abort_on_removal: bool = False, resend: bool = True) -> Message:
+        """Sends ``command`` and returns the reader's response message (any status).
+
+        ``resend=False`` (a command carrying a PIN): the command frame goes out once; when its answer is lost
+        the exchange fails with :class:`~devices.base.ProtocolError` instead of sending it again, since a
+        module without sequence numbers (or a lost ACK) would run a re-sent VERIFY twice."""
         spec = self.spec
         seq = self.next_seq()
         frame = spec.framing.encode(spec.codec.command(command, seq, data))
@@ -179,6 +183,10 @@ class SerialLink:
         send = True
         for _ in range(4 * (spec.timing.retries + 1) + 4):
             awaiting_ack = send and spec.framing.has_ack_nak
+            if send and failures and not resend:
+                self.resync()
+                raise ProtocolError(f"{self.name}: {spec.name} reader, {label}: {last}; a command carrying a PIN "
+                                    "is never sent twice, so the exchange fails (the card counted it at most once)")
             if send:
                 self.write(frame)
                 self.stats.frames_sent += 1
@@ -190,7 +198,9 @@ class SerialLink:
                                                abort_on_removal=abort_on_removal)
                 if message is not None:
                     return message  # the ACK was lost but the response came: it acknowledges too
-                if outcome != _Outcome.ACK:
+                if outcome == _Outcome.TIMEOUT and not resend:
+                    pass  # a late or lost ACK: the frame is not sent again; its answer acknowledges it too
+                elif outcome != _Outcome.ACK:
                     failures += 1
                     last = self._describe_failure(outcome, "ACK", spec.timing.ack_timeout)
                     if failures > spec.timing.retries:

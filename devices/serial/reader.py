@@ -217,12 +217,13 @@ class SerialReader(Reader):
             self._generation += 1
 
     def _request(self, command: str, data: bytes = b"", *, timeout: float | None = None,
-                 abort_on_removal: bool = False) -> Message:
+                 abort_on_removal: bool = False, resend: bool = True) -> Message:
         with self._lock:
             if self._closed:
                 raise DeviceError(f"{self.uri}: reader is closed")
             self.link.poll()
-            return self.link.request(command, data, timeout=timeout, abort_on_removal=abort_on_removal)
+            return self.link.request(command, data, timeout=timeout, abort_on_removal=abort_on_removal,
+                                     resend=resend)
 
     @property
     def present_by_events(self) -> bool | None:
@@ -309,7 +310,8 @@ class SerialReader(Reader):
         self.link.poll()
         if self._powered_generation is not None and self._generation != self._powered_generation:
             raise CardRemoved(f"{self.uri}: the card was removed since power on")
-        response = self._request("transmit", apdu, timeout=self.spec.timing.apdu_timeout, abort_on_removal=True)
+        response = self._request("transmit", apdu, timeout=self.spec.timing.apdu_timeout, abort_on_removal=True,
+                                 resend=not carries_pin(apdu))
         data = self._check(response, "transmit")
         if len(data) < 2:
             raise ProtocolError(f"{self.uri}: transmit answer of {len(data)} bytes has no status word")
@@ -321,6 +323,11 @@ class SerialReader(Reader):
         if response.status in ("no_card", "card_removed"):
             return
         self._check(response, "power_off")
+
+
+def carries_pin(apdu: bytes) -> bool:
+    """VERIFY, CHANGE REFERENCE DATA or RESET RETRY COUNTER with data (any class): never sent twice."""
+    return len(apdu) > 5 and apdu[1] in (0x20, 0x21, 0x24, 0x25, 0x2C)
 
 
 def open_serial(uri: str) -> SerialReader:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .applets import build_applets
 from .cardos import CardOS, PinObject
 from .profile import CardProfile, load_profile
@@ -19,6 +21,7 @@ class VirtualCard:
         self.profile = profile
         self.os = provisioning_os(profile) or CardOS(build_applets(profile), profile.options)  # blank phone
         self.powered = False
+        self.observers: list[Callable[[VirtualCard], None]] = []  # told after every APDU (state reports)
 
     @classmethod
     def from_profile(cls, name_or_path: str) -> VirtualCard:
@@ -39,7 +42,10 @@ class VirtualCard:
 
     def process(self, apdu: bytes) -> bytes:
         """One APDU in, one response out, at once; a card that is not powered still answers (readers gate that)."""
-        return self.os.process(apdu)
+        response = self.os.process(apdu)
+        for observer in self.observers:
+            observer(self)
+        return response
 
     def response_delay(self, apdu: bytes) -> float:
         """Seconds this card takes over ``apdu``.
@@ -59,6 +65,14 @@ class VirtualCard:
         if apdu[1:2] == b"\xb0":
             return self.os.expected_read_length(apdu) * BITS_PER_BYTE_ON_AIR / (timing.air_kbps * 1000)
         return 0.0
+
+    def pins(self) -> dict[str, PinObject]:
+        """Every PIN object of the card (``auth``, ``sign``, ``text``, ``number_a``…) by name."""
+        found: dict[str, PinObject] = {}
+        for applet in self.os.applets.values():
+            for name, pin in applet.pins().items():
+                found.setdefault(name, pin)
+        return found
 
     def pin(self, name: str) -> PinObject:
         """The PIN object named in the profile (``auth``, ``sign``, ``text``, ``juki``…), for tests and tooling."""

@@ -45,6 +45,8 @@ class PinObject:
     tries_left: int = -1
     verified: bool = False
     policy: Callable[[bytes], bool] = field(default=lambda value: True, repr=False)
+    wrong_verifies: int = 0  # the card's own count of refused VERIFYs (what a lab's guard must keep low)
+    changes: int = 0  # reference data replaced by CHANGE REFERENCE DATA
 
     def __post_init__(self) -> None:
         if self.tries_left < 0:
@@ -63,6 +65,7 @@ class PinObject:
             self.verified = True
             return 0x9000
         self.tries_left -= 1
+        self.wrong_verifies += 1
         self.verified = False
         return 0x63C0 | self.tries_left
 
@@ -368,6 +371,7 @@ class CardOS:
         if not pin.policy(cmd.data):
             return sw(0x6A80)
         pin.value = cmd.data
+        pin.changes += 1
         return SW_OK
 
     # -- signing ---------------------------------------------------------

@@ -622,10 +622,11 @@ def open_via_nfc(card: VirtualCard, uri: str, options: dict[str, str]) -> Reader
 
 
 def serve_forever(profile: str, port: int, host: str = "127.0.0.1", *, duration: float | None = None,
+                  card: VirtualCard | None = None,
                   announce: Callable[[str], None] | None = None) -> int:
     """``hil virtual serve <profile> --nfc-udp PORT``: serve until Ctrl-C (or ``duration`` seconds)."""
     try:
-        card = VirtualCard.from_profile(profile)
+        card = card if card is not None else VirtualCard.from_profile(profile)
     except ProfileError as exc:
         raise DeviceError(str(exc)) from None
     server = NfcUdpCard(CardSlot(card), host, port).start()

@@ -476,14 +476,15 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1") -> None:
+def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1", *,
+                  card: VirtualCard | None = None) -> None:
     """``hil virtual serve card --pcsc``: keep the card in a vpcd reader until Ctrl-C (or SIGTERM).
 
     Both signals are handled here: a process started in the background by a shell ignores SIGINT,
     and an unhandled SIGTERM would skip the atexit hook that stops a pcscd this process started.
     """
     try:
-        card = VirtualCard.from_profile(profile)
+        card = card if card is not None else VirtualCard.from_profile(profile)
     except ProfileError as exc:
         raise DeviceError(str(exc)) from None
     previous: dict[int, object] = {}

@@ -15,12 +15,9 @@ from devices.virtual.text_ap import number_b
 from harness import apfiles, pki, tlv
 from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
-from harness.safety import guard_wrong_attempt
+from harness.pin_guard import CARD_FACE_COLLATION_NUMBERS, PinTarget
 
 from .context import LibraryComponent
-
-COLLATION_EFS = {"A": 0x0013, "B": 0x0012}  # 券面事項確認AP (§10)
-COLLATION_TRIES_RESERVE = 2
 
 
 def _fid(value: str | int) -> int:
@@ -62,22 +59,15 @@ class AppletFileKeywords(LibraryComponent):
     def verify_pin_by_short_identifier(self, pin: str) -> None:
         """VERIFYs the configured ``auth``/``sign``/``text`` PIN with ``00 20 00 (80|SFI)``; fails unless 9000.
 
-        Guarded like every VERIFY: on a card that is not expendable the tries are queried (by SFI) first.
+        Through the PIN guard like every VERIFY: on a card that is not expendable the tries are queried (by SFI)
+        first, and a configured PIN the card refused is not sent again.
         """
         kind = PinKind.named(pin)
+        guard = self.ctx.guard()
         name = kind.name.lower()
-        value = self.ctx.pin(name)
-        self._select(kind.applet)
-        p2 = 0x80 | (kind.fid & 0x1F)
-        if self.ctx.trusted_pins.get(name) != value:
-            status = self._transmit(CommandApdu(0x00, 0x20, 0x00, p2)).sw
-            tries = status & 0x0F if status & 0xFFF0 == 0x63C0 else 0
-            guard_wrong_attempt(name, tries, self.ctx.facts.pin_reserve.get(name, 3), self.ctx.facts.expendable,
-                                self.ctx.device_name)
-        response = self._transmit(CommandApdu(0x00, 0x20, 0x00, p2, value.encode("ascii")))
-        if not response.ok:
-            raise AssertionError(f"VERIFY {name} by short identifier answered {sw_hex(response.sw)}, expected 9000")
-        self.ctx.trusted_pins[name] = value
+        result = guard.verify_value(PinTarget.by_short_identifier(kind), guard.configured(name), configured=True)
+        if not result.ok:
+            raise AssertionError(f"VERIFY {name} by short identifier answered {sw_hex(result.sw)}, expected 9000")
 
     # -- reading whole files ------------------------------------------------------------------
     def _read_tlv_file(self, applet: str, fid: int) -> bytes:
@@ -146,17 +136,13 @@ class AppletFileKeywords(LibraryComponent):
         holder = self.ctx.facts.holder
         if holder is None:
             raise AssertionError(f"the expected holder of {self.ctx.device_name} is unknown (lab inventory)")
-        which = which.upper()
+        which = which.strip().upper()
+        if which not in CARD_FACE_COLLATION_NUMBERS:
+            raise ValueError(f"unknown collation number {which!r}; known: A, B")
         value = holder.my_number if which == "A" else number_b(holder)
-        client = self._select("visual")
-        client.select_ef(COLLATION_EFS[which])
-        if not self.ctx.facts.expendable:
-            status = self._transmit(CommandApdu(0x00, 0x20, 0x00, 0x80)).sw
-            tries = status & 0x0F if status & 0xFFF0 == 0x63C0 else 0
-            guard_wrong_attempt(f"券面 照合番号{which}", tries, COLLATION_TRIES_RESERVE, False, self.ctx.device_name)
-        response = self._transmit(CommandApdu(0x00, 0x20, 0x00, 0x80, value.encode("ascii")))
-        if not response.ok:
-            raise AssertionError(f"VERIFY 券面 照合番号{which} answered {sw_hex(response.sw)}")
+        result = self.ctx.guard().verify_value(CARD_FACE_COLLATION_NUMBERS[which], value, configured=True)
+        if not result.ok:
+            raise AssertionError(f"VERIFY 券面 照合番号{which} answered {sw_hex(result.sw)}")
 
     @keyword
     def card_face_should_match_the_holder(self) -> None:
@@ -186,7 +172,8 @@ class AppletFileKeywords(LibraryComponent):
         status = self.query_pin_object(applet, fid)
         if status != "63C0":
             raise AssertionError(f"{applet} key {fid} answered the retry query with {status}, expected 63C0")
-        answer = sw_hex(self._transmit(CommandApdu(0x00, 0x20, 0x00, 0x80, b"0000")).sw)
+        target = PinTarget(f"{applet} key {_fid(fid):04X}", APPLETS[applet], _fid(fid))
+        answer = sw_hex(self.ctx.guard().probe_blocked(target).sw)
         if answer != "6984":
             raise AssertionError(f"VERIFY of blocked {applet} key {fid} answered {answer}, expected 6984")
 

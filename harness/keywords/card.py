@@ -9,7 +9,7 @@ from devices.virtual.profile import load_profile
 from harness import pki
 from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
-from harness.safety import PinGuard, new_pin_like, wrong_pin_like
+from harness.pin_guard import PinGuard, new_pin_like, refuse_raw_secret
 
 from . import privacy
 from .context import LibraryComponent
@@ -24,10 +24,9 @@ class CardKeywords(LibraryComponent):
     def client(self) -> JpkiClient:
         return JpkiClient(self.ctx.require_channel())
 
-    def guard(self, client: JpkiClient) -> PinGuard:
-        facts = self.ctx.facts
-        return PinGuard(client, expendable=facts.expendable, reserve=facts.pin_reserve, device=self.ctx.device_name,
-                        trusted=self.ctx.trusted_pins)
+    @property
+    def guard(self) -> PinGuard:
+        return self.ctx.guard()
 
     # -- raw exchanges ----------------------------------------------------------
     @keyword
@@ -35,8 +34,12 @@ class CardKeywords(LibraryComponent):
         """Sends a command APDU given as hex (``00 A4 04 0C 0A D3 92 …``) and returns the response.
 
         The bytes go as given, also with an Lc/Le that does not match (to test the card's ``6700``);
-        a command shorter than its 4-byte header is refused (``MalformedApdu``) before it is sent."""
-        return self.ctx.require_channel().transmit(parse_hex(apdu), wrong_length_ok=True)
+        a command shorter than its 4-byte header is refused (``MalformedApdu``) before it is sent.
+        VERIFY and CHANGE REFERENCE DATA with data are refused: Robot logs keyword arguments, so PINs go
+        through keywords that take the PIN's name. The empty VERIFY (retry query) is sent."""
+        command = parse_hex(apdu)
+        refuse_raw_secret(command)
+        return self.ctx.require_channel().transmit(command, wrong_length_ok=True)
 
     @keyword
     def status_word_should_be(self, response: ResponseApdu, expected: str) -> None:
@@ -108,7 +111,7 @@ class CardKeywords(LibraryComponent):
     @keyword
     def query_pin_tries(self, pin: str) -> int:
         """Tries left for ``auth``, ``sign`` or ``text``, from an empty VERIFY."""
-        return self.client.query_tries(PinKind.named(pin))
+        return self.guard.query_tries(PinKind.named(pin))
 
     @keyword
     def query_pin_status(self, pin: str, select: bool = True) -> str:
@@ -126,29 +129,27 @@ class CardKeywords(LibraryComponent):
         """VERIFYs the device's configured ``auth``/``sign``/``text`` PIN and fails unless 9000.
 
         The PIN comes from the environment, the lab inventory or the virtual profile, never a suite.
+        Guarded: on a card not marked expendable nothing is sent that could take the PIN below its reserve,
+        and a configured PIN the card refused once is not sent again.
         """
-        kind = PinKind.named(pin)
-        result = self.guard(self.client).verify(kind, self.ctx.pin(kind.name.lower()))
+        result = self.guard.verify_configured(PinKind.named(pin))
         if not result.ok:
-            raise AssertionError(f"VERIFY {pin} answered {sw_hex(result.sw)}, expected 9000")
+            left = f"; {result.tries_left} tries left" if result.tries_left is not None else ""
+            raise AssertionError(f"VERIFY {pin} answered {sw_hex(result.sw)}, expected 9000{left}")
 
     @keyword
     def verify_pin_status(self, pin: str) -> str:
-        """VERIFYs the configured PIN and returns the status word as hex without judging it."""
-        kind = PinKind.named(pin)
-        return sw_hex(self.guard(self.client).verify(kind, self.ctx.pin(kind.name.lower())).sw)
+        """VERIFYs the configured PIN (guarded) and returns the status word as hex without judging it."""
+        return sw_hex(self.guard.verify_configured(PinKind.named(pin)).sw)
 
     @keyword
     def verify_wrong_pin(self, pin: str) -> str:
         """VERIFYs a wrong PIN of the right format and returns the status word (``63Cx``/``6984``).
 
-        Guarded: on a card not marked expendable, it refuses when the failure would leave fewer tries
-        than the reserve (auth 2, sign 3).
+        Guarded: on a card not marked expendable, the configured PIN is proven first (so the counter can be
+        restored) and the wrong try is refused when it would leave fewer tries than the reserve (auth 2, sign 3).
         """
-        kind = PinKind.named(pin)
-        client = self.client
-        self.guard(client).check(kind)
-        return sw_hex(client.verify(kind, wrong_pin_like(self.ctx.pin(kind.name.lower())), select=False).sw)
+        return sw_hex(self.guard.verify_wrong(PinKind.named(pin)).sw)
 
     @keyword
     def verify_pin_of_another_profile(self, pin: str, profile: str) -> str:
@@ -158,43 +159,42 @@ class CardKeywords(LibraryComponent):
         """
         kind = PinKind.named(pin)
         other = load_profile(profile).pins[kind.name.lower()].value
-        client = self.client
-        self.guard(client).check(kind)
-        return sw_hex(client.verify(kind, other, select=False).sw)
+        return sw_hex(self.guard.verify_other(kind, other).sw)
 
     @keyword
     def change_pin_to_new_value(self, pin: str) -> str:
-        """VERIFYs the PIN, then CHANGE REFERENCE DATA to a new value of the same format.
+        """VERIFYs the PIN, then CHANGE REFERENCE DATA to a new value of the same format (expendable cards only).
 
         Returns the status word of the change. Later keywords use the new value until
         ``Restore Original PIN``.
         """
         kind = PinKind.named(pin)
         name = kind.name.lower()
-        current = self.ctx.pin(name)
+        guard = self.guard
+        current = guard.configured(name)
         new = new_pin_like(current)
-        response = self.client.change_pin(kind, current, new)
+        response = guard.change(kind, current, new)
         if response.ok:
             self.ctx.changed_pins[name] = new
         return sw_hex(response.sw)
 
     @keyword
     def change_pin_without_verify(self, pin: str) -> str:
-        """Sends CHANGE REFERENCE DATA without a prior VERIFY; returns the status word."""
+        """Sends CHANGE REFERENCE DATA without a prior VERIFY (expendable cards only); returns the status word."""
         kind = PinKind.named(pin)
-        client = self.client
-        client.select_applet(kind.applet)
-        client.select_ef(kind.fid)
-        new = new_pin_like(self.ctx.pin(kind.name.lower()))
-        response = self.ctx.require_channel().transmit(CommandApdu(0x00, 0x24, 0x01, 0x80, new.encode()))
-        return sw_hex(response.sw)
+        guard = self.guard
+        return sw_hex(guard.change_without_verify(kind, new_pin_like(guard.configured(kind.name.lower()))).sw)
 
     @keyword
     def change_pin_to_malformed_value(self, pin: str) -> str:
-        """VERIFYs the PIN, then tries a new value that breaks the PIN format; returns the status word."""
+        """VERIFYs the PIN, then tries a new value that breaks the PIN format (expendable cards only); returns
+        the status word. Should the card take it, the PIN is changed: destructive."""
         kind = PinKind.named(pin)
         malformed = "12AB" if kind is not PinKind.SIGN else "abc"
-        response = self.client.change_pin(kind, self.ctx.pin(kind.name.lower()), malformed)
+        guard = self.guard
+        response = guard.change(kind, guard.configured(kind.name.lower()), malformed)
+        if response.ok:
+            self.ctx.changed_pins[kind.name.lower()] = malformed
         return sw_hex(response.sw)
 
     @keyword
@@ -205,7 +205,12 @@ class CardKeywords(LibraryComponent):
         if name not in self.ctx.changed_pins:
             return
         current = self.ctx.changed_pins.pop(name)
-        response = self.client.change_pin(kind, current, self.ctx.pin(name))
+        guard = self.guard
+        try:
+            response = guard.change(kind, current, guard.configured(name))
+        except Exception:
+            self.ctx.changed_pins[name] = current
+            raise
         if not response.ok:
             self.ctx.changed_pins[name] = current
             raise AssertionError(f"restoring the {name} PIN answered {sw_hex(response.sw)}")

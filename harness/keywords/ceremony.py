@@ -24,9 +24,9 @@ from devices.virtual.provisioning import load_options
 from devices.virtual.slot import FaultPlan
 from harness import lab, pki
 from harness.authority import AuthorityConfig, AuthorityServer
-from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+from harness.credentials import facts_for_device, facts_for_virtual, virtual_card_of
 from harness.phone_download import CeremonyResult, PhoneDownloadApp, PhoneSecureElement, PinSource
-from harness.safety import wrong_pin_like
+from harness.pin_guard import fresh_card, wrong_pin_like
 
 from .ceremony_checks import CeremonyChecks
 from .ceremony_state import DeviceChannel, OpenDevice, slot_of
@@ -101,8 +101,9 @@ class CeremonyKeywords(CeremonyChecks):
             reader.close()
             raise
         card = virtual_card_of(reader)
-        facts = facts_for_virtual(card) if card is not None else (
-            lab_device.facts() if lab_device is not None else DeviceFacts(kind=role or "card"))
+        facts = facts_for_device(card, lab_device)  # the stricter of inventory and profile; named PIN variables
+        if card is None and lab_device is None:
+            facts.kind = role or "card"
         if (role and facts.kind != role) or facts.kind not in ("card", "phone"):
             reader.close()
             raise DeviceError(f"{name} holds a {facts.kind}, not a {role or 'card or phone'}")
@@ -114,7 +115,6 @@ class CeremonyKeywords(CeremonyChecks):
         """Opens the card the app reads (``virtual:card``, ``virtual:card?via=nfc``, a lab reader…)."""
         self._close("card")
         self.state.card = self._open(name, "card")
-        self.state.trusted.clear()
 
     @keyword
     def open_ceremony_phone(self, name: str = "virtual:blank-phone") -> None:
@@ -173,7 +173,6 @@ class CeremonyKeywords(CeremonyChecks):
         self.ctx.reader = device.reader
         self.ctx.channel = device.channel
         self.ctx.facts = device.facts
-        self.ctx.trusted_pins.clear()
         self.ctx.changed_pins.clear()
 
     # -- the ceremony --------------------------------------------------------------------------------------
@@ -189,9 +188,9 @@ class CeremonyKeywords(CeremonyChecks):
                 return wrong_pin_like(value)
             return value
 
-        source = PinSource(typed, card.facts.expendable, card.facts.pin_reserve, card.name, state.trusted)
+        source = PinSource(typed, card.facts.expendable, card.facts.pin_reserve, card.name, configured=card.pin)
         secure_element = PhoneSecureElement(phone.channel, options.certificate_command if options else "update_binary",
-                                            options.first_pin_p1 if options else 0x01)
+                                            options.first_pin_p1 if options else 0x01, device=phone.name)
         return PhoneDownloadApp(card.channel, secure_element, self._client(), card_sign_password=source,
                                 phone_pins={"auth": phone.pin("auth"), "sign": phone.pin("sign")},
                                 phone_id=phone_id or f"phone-{len(state.results) + 1}")
@@ -277,7 +276,7 @@ class CeremonyKeywords(CeremonyChecks):
             card.swapped_out = (card.card, card.facts)
         card.card, card.facts = other, facts_for_virtual(other)
         self._reinsert(card, other)
-        self.state.trusted.clear()
+        fresh_card(card.name)  # another card under the same name: what the PIN guard knew was of the old one
 
     @keyword
     def bring_phone_back(self) -> None:

@@ -53,7 +53,7 @@ class CeremonyChecks(CeremonyComponent):
     def _phone_pin_source(self, kind: str) -> PinSource:
         phone = self._device("phone")
         return PinSource(lambda: phone.pin(kind), phone.facts.expendable, phone.facts.pin_reserve, phone.name,
-                         self.ctx.trusted_pins)
+                         configured=phone.pin)
 
     @keyword
     def phone_should_hold_issued_certificate(self, result: CeremonyResult, which: str = "auth") -> None:

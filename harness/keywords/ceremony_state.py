@@ -76,7 +76,6 @@ class CeremonyState:
     app: PhoneDownloadApp | None = None
     results: list[CeremonyResult] = field(default_factory=list)
     wrong_password_next: bool = False
-    trusted: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 class CeremonyComponent(LibraryComponent):
@@ -107,7 +106,7 @@ class CeremonyComponent(LibraryComponent):
         client = JpkiClient(card.channel)
         client.select_jpki()
         source = PinSource(lambda: card.pin("auth"), card.facts.expendable, card.facts.pin_reserve, card.name,
-                           self.state.trusted)
+                           configured=card.pin)
         if not verify_card_pin(client, PinKind.AUTH, source).ok:
             raise AssertionError("the card refused its auth PIN")
         cert = client.read_certificate("auth")

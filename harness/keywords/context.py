@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from devices.base import DeviceError, Reader
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
+from harness.jpki import JpkiClient
+from harness.pin_guard import PinGuard
 from harness.trace import ApduTrace
 
 T = TypeVar("T")
@@ -23,7 +25,6 @@ class LibraryContext:
     trace: ApduTrace = field(default_factory=ApduTrace)
     facts: DeviceFacts = field(default_factory=DeviceFacts)
     changed_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs a test changed
-    trusted_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs this card accepted
     extensions: dict[str, Any] = field(default_factory=dict)  # per-concern state of keyword classes
 
     def extension(self, key: str, factory: Callable[[], T]) -> T:
@@ -35,6 +36,14 @@ class LibraryContext:
     def pin(self, kind: str) -> str:
         """The PIN in force for ``kind``: one a test changed, else the device's configured one."""
         return self.changed_pins.get(kind) or self.facts.pin(kind, self.device_name)
+
+    def guard(self, channel: CardChannel | None = None) -> PinGuard:
+        """The guarded client of the open card: the only way a keyword sends a PIN.
+
+        What it learns (refused PINs, unknown states, trusted values) is kept per device name for the run."""
+        facts = self.facts
+        return PinGuard(JpkiClient(channel or self.require_channel()), expendable=facts.expendable,
+                        reserve=facts.pin_reserve, device=self.device_name, configured=self.pin)
 
     def require_reader(self) -> Reader:
         if self.reader is None:

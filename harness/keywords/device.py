@@ -13,8 +13,9 @@ from devices.virtual.slot import FaultPlan
 from harness import lab
 from harness.apdu import to_hex
 from harness.channel import CardChannel
-from harness.credentials import DeviceFacts, facts_for_virtual, recorded_facts, virtual_card_of
+from harness.credentials import facts_for_device, recorded_facts, virtual_card_of
 from harness.notrun import NOT_RUN_PREFIX
+from harness.pin_guard import fresh_card
 from harness.preflight import identify
 
 from . import privacy, trace_files
@@ -25,6 +26,7 @@ class DeviceKeywords(LibraryComponent):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
         self.virtual_card: VirtualCard | None = None  # the card opened, kept should a fault pull it from the slot
+        self.lab_device: lab.LabDevice | None = None
 
     @keyword
     def open_device(self, name: str, timeout: float = 5.0) -> str:
@@ -44,18 +46,19 @@ class DeviceKeywords(LibraryComponent):
             reader.close()
             raise
         self.ctx.device_name = name
-        self.ctx.trusted_pins.clear()
         self.ctx.changed_pins.clear()
+        self.lab_device = lab_device
         self.ctx.reader = reader
         self.ctx.channel = CardChannel(reader, self.ctx.trace)
         self.ctx.atr = atr
         card = virtual_card_of(reader)
         if card is not None:
             self.virtual_card = card
-            self.ctx.facts = facts_for_virtual(card)
-        else:
-            self.ctx.facts = lab_device.facts() if lab_device is not None else (
-                recorded_facts(reader) or DeviceFacts())
+        # the stricter of the inventory and a virtual profile wins; the PIN guard's knowledge of this
+        # device name (refused PINs, unknown states) carries over from earlier opens in this run
+        replayed = recorded_facts(reader) if card is None and lab_device is None else None
+        self.ctx.facts = replayed or facts_for_device(card, lab_device)  # a replay: device brings its own facts
+        if card is None:
             self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
         privacy.protect(self.ctx)
         trace_files.start(writers, self.ctx)
@@ -128,7 +131,8 @@ class DeviceKeywords(LibraryComponent):
         reader.slot.insert(fresh)  # type: ignore[attr-defined]
         trace_files.card_replaced(reader)
         self.virtual_card = fresh
-        self.ctx.facts = facts_for_virtual(fresh)
+        self.ctx.facts = facts_for_device(fresh, self.lab_device)
+        fresh_card(self.ctx.device_name)
         privacy.protect(self.ctx)
         with contextlib.suppress(DeviceError):
             reader.power_off()

@@ -62,7 +62,7 @@ class MailboxKeywords(CeremonyComponent):
 
         def source(kind: str) -> PinSource:
             return PinSource(lambda: card.pin(kind), card.facts.expendable, card.facts.pin_reserve, card.name,
-                             self.state.trusted)
+                             configured=card.pin)
 
         return client, source("auth"), source("sign")
 

@@ -57,6 +57,10 @@ def register_facts(facts: DeviceFacts) -> None:
     """PINs (from the facts and the environment) and holder data of a device just opened."""
     for kind, pin in facts.pins.items():
         SECRETS.add(pin, f"{kind} PIN")
+    for kind, variable in facts.pin_env.items():  # PINs the lab inventory names by variable
+        value = os.environ.get(variable)
+        if value:
+            SECRETS.add(value, f"{kind} PIN (${variable})")
     for kind in PIN_KINDS:
         value = os.environ.get(f"HIL_{kind.upper()}_PIN")
         if value:

@@ -22,7 +22,7 @@ from devices.virtual.serial_firmware import ReaderFirmware, SerialFaultPlan
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness.apdu import parse_hex, sw_hex
 from harness.jpki import JpkiClient, PinKind
-from harness.safety import wrong_pin_like
+from harness.pin_guard import refuse_raw_secret
 
 from .context import LibraryComponent, LibraryContext
 
@@ -247,9 +247,11 @@ class SerialKeywords(LibraryComponent):
         if error not in ERROR_NAMES:
             raise ValueError(f"unknown error {error!r}; known: {', '.join(ERROR_NAMES)}")
         channel = self.ctx.require_channel()
+        command = parse_hex(apdu)
+        refuse_raw_secret(command, "Send APDU Expecting Error")
         start = time.monotonic()
         try:
-            response = channel.transmit(parse_hex(apdu))
+            response = channel.transmit(command)
         except DeviceError as exc:
             self.state.last_elapsed = time.monotonic() - start
             name = type(exc).__name__
@@ -267,8 +269,10 @@ class SerialKeywords(LibraryComponent):
     @keyword
     def send_apdu_timed(self, apdu: str) -> str:
         """Sends ``apdu`` (hex), returns the status word and remembers how long the exchange took."""
+        command = parse_hex(apdu)
+        refuse_raw_secret(command, "Send APDU Timed")
         start = time.monotonic()
-        response = self.ctx.require_channel().transmit(parse_hex(apdu))
+        response = self.ctx.require_channel().transmit(command)
         self.state.last_elapsed = time.monotonic() - start
         logger.info(f"answered {sw_hex(response.sw)} after {self.state.last_elapsed * 1000:.0f} ms")
         return sw_hex(response.sw)
@@ -297,13 +301,11 @@ class SerialKeywords(LibraryComponent):
 
     @keyword
     def send_wrong_pin(self, pin: str = "auth") -> str:
-        """VERIFYs a wrong PIN of the right format on the selected PIN EF, once; returns the status word.
-        Only on an expendable card: a real card's tries are not spent on transport requirements."""
+        """VERIFYs a wrong PIN of the right format on the selected PIN EF, once, through the PIN guard; returns
+        the status word. Only on an expendable card: a real card's tries are not spent on transport requirements."""
         if not self.ctx.facts.expendable:
             raise SkipExecution(f"{self.ctx.device_name} is not expendable: a wrong PIN would cost a real try")
-        kind = PinKind.named(pin)
-        wrong = wrong_pin_like(self.ctx.pin(kind.name.lower()))
-        return sw_hex(JpkiClient(self.ctx.require_channel()).verify(kind, wrong, select=False).sw)
+        return sw_hex(self.ctx.guard().verify_wrong(PinKind.named(pin), select=False).sw)
 
     # -- card events -------------------------------------------------------------------------------------
     @keyword

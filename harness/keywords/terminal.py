@@ -18,11 +18,11 @@ from devices.terminal import FlowResult, PinPrompt, ServiceTerminal, open_termin
 from devices.virtual.card import VirtualCard
 from devices.virtual.reader import parse_virtual_uri
 from devices.virtual.serial_firmware import SerialFaultPlan
-from harness import pki
-from harness.credentials import DeviceFacts, facts_for_virtual, virtual_card_of
+from harness import lab, pki
+from harness.credentials import facts_for_device, virtual_card_of
 from harness.jpki import JpkiClient
+from harness.pin_guard import fresh_card, wrong_pin_like
 from harness.relying_party import RelyingParty, RelyingPartyClient
-from harness.safety import wrong_pin_like
 
 from . import privacy
 from .context import LibraryComponent, LibraryContext
@@ -40,6 +40,7 @@ class TerminalState:
         self.terminal: ServiceTerminal | None = None
         self.snapshot: dict[str, Any] = {}
         self.last: FlowResult | None = None
+        self.lab_device: lab.LabDevice | None = None
 
 
 def terminal_state(ctx: LibraryContext) -> TerminalState:
@@ -170,16 +171,18 @@ class TerminalKeywords(_TerminalComponent):
         The card keywords (``Query PIN Tries``…) then work on the terminal's card, and a person who knows
         the card's PINs answers the terminal's PIN prompts unless a PIN was typed ahead."""
         self.close_terminal()
-        terminal = open_terminal(name, self.rp_url(), kind=kind, trace=self.ctx.trace)
+        uri, lab_device = lab.resolve(name)
+        terminal = open_terminal(uri, self.rp_url(), kind=kind, trace=self.ctx.trace)
         self.state.terminal = terminal
         ctx = self.ctx
         ctx.device_name = name
         ctx.reader = terminal.reader
         ctx.channel = terminal.channel
-        ctx.trusted_pins.clear()
-        card = virtual_card_of(terminal.reader)
-        ctx.facts = facts_for_virtual(card) if card is not None else DeviceFacts()
+        ctx.changed_pins.clear()
+        self.state.lab_device = lab_device
+        ctx.facts = facts_for_device(virtual_card_of(terminal.reader), lab_device)
         privacy.protect(ctx)
+        terminal.guard_factory = lambda: ctx.guard(terminal.channel)  # keypad entries are guarded too
         terminal.keypad.person = self._holder
         try:
             terminal.prepare_card()
@@ -377,7 +380,8 @@ class TerminalKeywords(_TerminalComponent):
         if firmware is not None:
             firmware.arm(SerialFaultPlan())
         slot.insert(fresh)
-        self.ctx.facts = facts_for_virtual(fresh)
+        self.ctx.facts = facts_for_device(fresh, self.state.lab_device)
+        fresh_card(self.ctx.device_name)
         privacy.protect(self.ctx)
         self.terminal().card_changed()
         self.terminal().prepare_card()

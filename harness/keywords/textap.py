@@ -7,16 +7,15 @@ from robotlibcore import keyword
 
 from devices.virtual.applets import number_b
 from harness import tlv
-from harness.apdu import CommandApdu, sw_hex
+from harness.apdu import sw_hex
 from harness.jpki import AID_TEXT, EF_BASIC_FOUR, EF_MY_NUMBER, BasicFour, JpkiClient, decode_basic_four
+from harness.pin_guard import COLLATION_NUMBERS
 from harness.redact import HolderValue, describe_my_number, my_number_check_digit_ok, revealed_value
-from harness.safety import guard_wrong_attempt
 
 from . import privacy
 from .context import LibraryComponent
 
 TEXT_FILES = {"my_number": EF_MY_NUMBER, "basic_four": EF_BASIC_FOUR}
-NUMBER_EFS = {"A": 0x0014, "B": 0x0015}
 
 
 class TextApKeywords(LibraryComponent):
@@ -58,21 +57,18 @@ class TextApKeywords(LibraryComponent):
 
     @keyword
     def verify_collation_number(self, which: str) -> None:
-        """VERIFYs 照合番号A (the My Number) or 照合番号B (birth date, expiry year, security code)."""
+        """VERIFYs 照合番号A (the My Number) or 照合番号B (birth date, expiry year, security code).
+
+        The value comes from the expected holder's record; the VERIFY is guarded like a PIN (a wrong
+        collation number costs the card a try too)."""
+        key = which.strip().upper()
+        if key not in COLLATION_NUMBERS:
+            raise ValueError(f"unknown collation number {which!r}; known: A, B")
         holder = self._holder()
-        value = holder.my_number if which.upper() == "A" else number_b(holder)
-        client = self.client
-        client.select_applet(AID_TEXT)
-        client.select_ef(NUMBER_EFS[which.upper()])
-        if not self.ctx.facts.expendable:  # a wrong collation number counts against the card too
-            status = self.ctx.require_channel().transmit(CommandApdu(0x00, 0x20, 0x00, 0x80)).sw
-            tries = status & 0x0F if status & 0xFFF0 == 0x63C0 else 0
-            # 3 tries like the auth PIN (JPKI-FACTS §10, profile number_tries): the same reserve of 2
-            guard_wrong_attempt(f"照合番号{which}", tries, 2, False, self.ctx.device_name)
-        cmd = CommandApdu(0x00, 0x20, 0x00, 0x80, value.encode("ascii"))
-        response = self.ctx.require_channel().transmit(cmd)
-        if not response.ok:
-            raise AssertionError(f"VERIFY 照合番号{which} answered {sw_hex(response.sw)}")
+        value = holder.my_number if key == "A" else number_b(holder)
+        result = self.ctx.guard().verify_value(COLLATION_NUMBERS[key], value, configured=True)
+        if not result.ok:
+            raise AssertionError(f"VERIFY 照合番号{key} answered {sw_hex(result.sw)}")
 
     @keyword
     def my_number_should_be_expected(self, number: HolderValue | str) -> None:

@@ -20,6 +20,7 @@ from devices.virtual.slot import CardSlot, FaultPlan
 from harness import tlv
 from harness.apdu import ResponseApdu, parse_hex, sw_hex, to_hex
 from harness.atr import Atr, parse_atr
+from harness.pin_guard import refuse_raw_secret
 from harness.redact import redact_apdu
 
 from .context import LibraryComponent
@@ -128,7 +129,9 @@ class TransportKeywords(LibraryComponent):
         The exchange is traced; what the reader sends on its own (GET RESPONSE after ``61xx``, a re-send
         after ``6Cxx``) is traced too, marked "sent by the reader".
         """
-        response = self.ctx.require_channel().transmit(parse_hex(apdu))
+        command = parse_hex(apdu)
+        refuse_raw_secret(command, "Send Raw APDU")
+        response = self.ctx.require_channel().transmit(command)
         self._record_auto_exchanges()
         return response
 
@@ -141,6 +144,7 @@ class TransportKeywords(LibraryComponent):
         """
         channel = self.ctx.require_channel()
         raw, wanted = parse_hex(apdu), int(expected_sw, 16)
+        refuse_raw_secret(raw, "Send Raw APDUs Back To Back")
         times = []
         for index in range(int(count)):
             start = time.perf_counter()
@@ -275,7 +279,9 @@ class TransportKeywords(LibraryComponent):
         channel = self.ctx.require_channel()
         start = time.monotonic()
         try:
-            response = channel.transmit(parse_hex(apdu))
+            command = parse_hex(apdu)
+            refuse_raw_secret(command, "Card Removal Should Be Reported")
+            response = channel.transmit(command)
         except (CardRemoved, NoCard) as exc:
             elapsed = time.monotonic() - start
             logger.info(f"reported after {elapsed * 1000:.0f} ms: {type(exc).__name__}: {exc}")

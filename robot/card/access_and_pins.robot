@@ -138,12 +138,18 @@ Sign Password Can Be Changed
     [Teardown]    End Destructive Requirement
 
 PIN Change Without VERIFY Is Refused With 6982
-    [Tags]    JPKI-PIN-012
+    [Documentation]    Sends CHANGE REFERENCE DATA: should a card take it, its PIN is changed. Destructive.
+    [Tags]    JPKI-PIN-012    destructive
+    [Setup]    Run Keywords    Begin Requirement    AND    Require Expendable Card    sending CHANGE REFERENCE DATA
     ${status}=    Change PIN Without Verify    auth
     Status Should Be    ${status}    6982
+    [Teardown]    End Destructive Requirement
 
 Malformed New PIN Is Refused With 6A80
-    [Documentation]    The auth PIN is 4 digits, the sign password 6-16 of A-Z0-9 (JPKI-FACTS §3).
-    [Tags]    JPKI-PIN-013    uncertain
+    [Documentation]    The auth PIN is 4 digits, the sign password 6-16 of A-Z0-9 (JPKI-FACTS §3). Sends
+    ...    CHANGE REFERENCE DATA: a card that takes the value keeps a PIN the harness does not know. Destructive.
+    [Tags]    JPKI-PIN-013    uncertain    destructive
+    [Setup]    Run Keywords    Begin Requirement    AND    Require Expendable Card    sending CHANGE REFERENCE DATA
     ${status}=    Change PIN To Malformed Value    auth
     Status Should Be    ${status}    6A80
+    [Teardown]    End Destructive Requirement

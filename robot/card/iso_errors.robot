@@ -45,3 +45,14 @@ VERIFY Without A PIN File Answers 6A88
     Select JPKI AP
     ${r}=    Send APDU    00 20 00 80
     Status Word Should Be    ${r}    6A88
+
+A Raw VERIFY Carrying Data Is Refused Before It Is Sent
+    [Documentation]    Robot logs keyword arguments, so PIN bytes never go through the raw keyword: it refuses
+    ...    VERIFY and CHANGE REFERENCE DATA with data in one line and sends nothing (the bytes here are no PIN).
+    [Tags]    HIL-GRD-001
+    Select JPKI AP
+    ${before}=    APDU Count
+    Run Keyword And Expect Error    *Send APDU refuses VERIFY with data*    Send APDU    00 20 00 80 04 00 00 00 00
+    Run Keyword And Expect Error    *refuses CHANGE REFERENCE DATA*    Send APDU    00 24 01 80 04 00 00 00 00
+    ${after}=    APDU Count
+    Should Be Equal As Integers    ${after}    ${before}

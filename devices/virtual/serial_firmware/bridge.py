@@ -81,6 +81,7 @@ def open_via_serial(card: VirtualCard, uri: str, options: Mapping[str, str]) -> 
 
 
 def serve_forever(profile: str, protocol: str, rfc2217_port: int | None = None, *,
+                  card: VirtualCard | None = None,
                   stop: threading.Event | None = None, out=None) -> None:
     """``hil virtual serve <profile> --serial <protocol> [--rfc2217 PORT]``: serve until Ctrl-C (or ``stop``).
 
@@ -89,7 +90,7 @@ def serve_forever(profile: str, protocol: str, rfc2217_port: int | None = None, 
     out = out or sys.stdout
     stop = stop or threading.Event()
     spec = load_protocol(protocol)
-    slot = CardSlot(VirtualCard.from_profile(profile))
+    slot = CardSlot(card if card is not None else VirtualCard.from_profile(profile))
     with contextlib.ExitStack() as stack:
         firmware = stack.enter_context(ReaderFirmware(slot, spec))
         print(f"serial:{firmware.device}?protocol={spec.name}", file=out, flush=True)
