@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import http.client
-import json
 import urllib.error
 import urllib.request
 from typing import Any
+
+from harness.http_json import UNREACHABLE, HttpJsonError, call_json
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -31,24 +32,12 @@ class AuthorityClient:
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(f"{self.url}{path}", data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return json.loads(answer.read().decode("utf-8"))
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read().decode("utf-8"))
-            except (ValueError, OSError):
-                detail = {}
-            raise AuthorityError(detail.get("error", "http_error"), detail.get("message", str(exc)), exc.code,
-                                 detail) from None
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            raise AuthorityError("unreachable", f"authority at {self.url} gave no answer: {exc}") from None
+            return call_json(f"{self.url}{path}", method, body, timeout=self.timeout)
+        except HttpJsonError as exc:
+            if exc.code == UNREACHABLE:
+                raise AuthorityError(UNREACHABLE, f"authority at {self.url} gave no answer: {exc}") from None
+            raise AuthorityError(exc.code, str(exc), exc.status, exc.body) from None
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.call("POST", path, body)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import base64
-import json
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import urlencode
+
+from harness.http_json import UNREACHABLE, HttpJsonError, call_json
 
 DEFAULT_TIMEOUT = 10.0
 
@@ -36,27 +35,17 @@ class RelyingPartyClient:
         self.session: str | None = None
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        headers = {"X-Terminal-Id": self.terminal_id, "Accept": "application/json"}
+        headers = {"X-Terminal-Id": self.terminal_id}
         if self.kind:
             headers["X-Terminal-Kind"] = self.kind
         if self.session:
             headers["Authorization"] = f"Bearer {self.session}"
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode("utf-8")
-            headers["Content-Type"] = "application/json"
-        request = urllib.request.Request(f"{self.url}{path}", data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
-                return json.loads(answer.read().decode("utf-8"))
-        except urllib.error.HTTPError as exc:
-            try:
-                detail = json.loads(exc.read().decode("utf-8"))
-            except (ValueError, OSError):
-                detail = {}
-            raise RpError(detail.get("error", "http_error"), detail.get("message", str(exc)), exc.code) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RpError("unreachable", f"relying party at {self.url} unreachable: {exc}") from None
+            return call_json(f"{self.url}{path}", method, body, headers=headers, timeout=self.timeout)
+        except HttpJsonError as exc:
+            if exc.code == UNREACHABLE:
+                raise RpError(UNREACHABLE, f"relying party at {self.url} unreachable: {exc}") from None
+            raise RpError(exc.code, str(exc), exc.status) from None
 
     # -- authentication ----------------------------------------------------------------------
     def challenge(self, service: str) -> tuple[str, bytes]:
