@@ -25,3 +25,14 @@ def no_thread_leak() -> Iterator[None]:
     while time.monotonic() < deadline and set(threading.enumerate()) - before:
         time.sleep(0.02)
     assert not set(threading.enumerate()) - before
+
+
+@pytest.fixture(autouse=True)
+def secrets_registered_per_test():
+    """The redaction registry is process-wide: what one test registers (a holder's data, a PIN) must not mask
+    what a later test shows on purpose (``--show-holder-data``, a trace in ``shown`` mode)."""
+    from harness.redact import SECRETS
+
+    before = set(SECRETS.values())
+    yield
+    SECRETS.discard(set(SECRETS.values()) - before)

@@ -181,7 +181,7 @@ def test_an_unreadable_inventory_variable_stops_the_run(tmp_path):
     env = dict(os.environ, HIL_INVENTORY=str(tmp_path / "missing.toml"))
     proc = hil("run", "card/selection.robot", "--outputdir", str(tmp_path), env=env)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == f"hil: error: {tmp_path / 'missing.toml'}: inventory file not found"
+    assert proc.stderr.strip() == f"hil: error: $HIL_INVENTORY: {tmp_path / 'missing.toml'}: inventory file not found"
 
 
 def test_a_reader_gone_mid_run_leaves_the_rest_not_run(tmp_path, served):

@@ -16,6 +16,7 @@ from harness.channel import CardChannel
 from harness.jpki import BasicFour, JpkiClient, PinKind
 from harness.keywords import privacy
 from harness.log_redaction import install_log_redaction
+from harness.pin_guard import PinGuard
 from harness.redact import (
     MASK,
     SECRETS,
@@ -91,12 +92,13 @@ def test_a_trace_of_the_text_ap_on_the_virtual_card_holds_no_holder_datum():
         reader.power_on()
         trace = ApduTrace()
         client = JpkiClient(CardChannel(reader, trace))
-        assert client.verify(PinKind.TEXT, "2580").ok
+        guard = PinGuard(client, expendable=True, device="test-redact-trace")
+        assert guard.verify(PinKind.TEXT, "2580").ok
         assert client.read_my_number() == HOLDER.my_number
         assert client.read_basic_four().name == HOLDER.name
         client.select_ef(0x0014)
         client.channel.transmit(b"\x00\x20\x00\x80\x0c" + HOLDER.my_number.encode())  # 照合番号A
-        assert client.verify(PinKind.SIGN, "TESTSIGN1").ok
+        assert guard.verify(PinKind.SIGN, "TESTSIGN1").ok
         client.read_certificate("sign")  # its SubjectAltName carries the basic four
         text, html = trace.as_text(), trace.as_html()
     finally:
@@ -108,7 +110,7 @@ def test_a_trace_of_the_text_ap_on_the_virtual_card_holds_no_holder_datum():
     assert "[My Number] FF 10 0C ****(12 bytes) FF FF 90 00" in text
     assert "[basic four] FF 20 62 {DF 21 08" in text
     assert "00 20 00 80 0C **** 照合番号A, 12 bytes masked" in html
-    assert "00 20 00 80 04 **** text PIN, 4 bytes masked" in html
+    assert "00 20 00 80 04 **** VERIFY text" in html  # the guard names its VERIFY; the data stay masked
     assert "[sign certificate (holder attributes)] 30 82" in text
 
 
@@ -243,7 +245,7 @@ def test_a_raw_read_of_a_personal_file_returns_a_response_that_prints_its_struct
         reader.power_on()
         channel = CardChannel(reader, ApduTrace())
         client = JpkiClient(channel)
-        assert client.verify(PinKind.TEXT, "2580").ok
+        assert PinGuard(client, expendable=True, device="test-redact-raw").verify(PinKind.TEXT, "2580").ok
         client.select_ef(0x0001)
         response = client.read_binary(0, 17)
         client.select_jpki()

@@ -23,12 +23,14 @@ def test_every_destructive_test_runs_after_every_other_test_of_the_run():
     assert sorted(before) == sorted(t.name for t in after)  # nothing lost, nothing doubled
     flags = ["destructive" in t.tags for t in after]
     first = flags.index(True)
-    assert first > 0 and all(flags[first:]) and flags.count(True) == 6
+    assert first > 0 and all(flags[first:]) and flags.count(True) == 8  # JPKI-PIN-008…013, phone PIN-008/009
 
 
 def test_pin_changes_come_before_the_pins_are_blocked():
     _, after, _ = scheduled(ROBOT / "card")
-    assert [t.name for t in after[-4:]] == ["Auth PIN Can Be Changed", "Sign Password Can Be Changed",
+    assert [t.name for t in after[-6:]] == ["Auth PIN Can Be Changed", "Sign Password Can Be Changed",
+                                         "PIN Change Without VERIFY Is Refused With 6982",
+                                         "Malformed New PIN Is Refused With 6A80",
                                          "Auth PIN Blocks After Three Wrong Tries For Good",
                                          "Sign Password Blocks After Five Wrong Tries"]
 
