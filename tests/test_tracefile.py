@@ -78,7 +78,23 @@ def test_every_exchange_is_a_line_with_test_requirement_name_sw_and_time(tmp_pat
     assert PROFILE_AUTH_PIN.encode().hex(" ").upper() not in path.read_text("utf-8")
 
 
-def test_holder_files_are_masked_unless_shown_or_anonymised(tmp_path):
+@pytest.fixture
+def holder_shown():
+    """What ``--show-holder-data`` does for the synthetic holder: its values leave the process-wide mask
+    (another test of this process may have put them there), and come back afterwards."""
+    from devices.virtual.profile import load_holder
+    from harness.keywords.privacy import holder_values
+    from harness.redact import SECRETS
+
+    values = list(holder_values(load_holder("card")).values())
+    masked = [value for value in values if value in SECRETS]
+    SECRETS.discard(values)
+    yield
+    for value in masked:
+        SECRETS.add(value, "holder card (restored after the test)")
+
+
+def test_holder_files_are_masked_unless_shown_or_anonymised(tmp_path, holder_shown):
     read_my_number = (SELECT_TEXT, "00A4020C020011", "0020008004" + PROFILE_AUTH_PIN.encode().hex(),
                       "00A4020C020001", "00B0000011")
     answers = {}
