@@ -46,9 +46,17 @@ def all_tests(suite):
         yield from all_tests(child)
 
 
+def failed_tests(output_xml: Path) -> str:
+    """Each failed test with its message: the tail of the console hides which one of 1,100 failed."""
+    if not output_xml.exists():
+        return "no output.xml"
+    failed = [t for t in all_tests(ExecutionResult(str(output_xml)).suite) if t.status == "FAIL"]
+    return "\n".join(f"FAIL {t.longname}: {t.message[:500]}" for t in failed)
+
+
 def test_every_requirement_passes_on_every_virtual_backend(virtual_plan_run):
     proc, out = virtual_plan_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, failed_tests(out / "output.xml") + "\n" + proc.stdout[-1500:] + proc.stderr[-1500:]
     result = ExecutionResult(str(out / "output.xml"))
     stats = result.statistics.total
     assert stats.failed == 0
