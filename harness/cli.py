@@ -252,7 +252,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # -- hil pki generate ----------------------------------------------------------------
 def cmd_pki_generate(args: argparse.Namespace) -> int:
-    from harness.pkigen import generate
+    from harness.pki.generate import generate
 
     written = generate(Path(args.out))
     print(f"wrote {len(written)} files to {args.out}")

@@ -29,7 +29,8 @@ from typing import Any
 
 from cryptography import x509
 
-from harness import fixtures, pki
+from harness import fixtures
+from harness.pki import checks, profile, revocation, testpki
 
 DATA_FILE = fixtures.relying_party_dir() / "platform.toml"
 OCSP_TIMEOUT = 5.0
@@ -111,7 +112,7 @@ class Transaction:
 class PlatformConfig:
     ocsp_url: str = ""  # base URL of the responder (``…/ocsp``); "" → the caller must set it before use
     data_file: Path = DATA_FILE
-    pki_dir: Path = pki.DEFAULT_PKI_DIR
+    pki_dir: Path = testpki.DEFAULT_PKI_DIR
     challenge_ttl: float = 60.0
     session_ttl: float = 900.0
     tx_ttl: float = 120.0
@@ -131,7 +132,7 @@ class Platform:
 
     def __init__(self, config: PlatformConfig | None = None) -> None:
         self.config = config or PlatformConfig()
-        self.pki = pki.load_test_pki(self.config.pki_dir)
+        self.pki = testpki.load_test_pki(self.config.pki_dir)
         data = tomllib.loads(self.config.data_file.read_text("utf-8"))
         self.services: dict[str, list[str]] = data.get("services", {})
         self.facilities: dict[str, dict[str, Any]] = data.get("facilities", {})
@@ -140,7 +141,7 @@ class Platform:
         self.watch_notify: str = data.get("watch", {}).get("notify", "")
         self.health_records: dict[str, list[dict[str, Any]]] = data.get("health_records", {})
         # registries keyed by what a card proves: the auth certificate's CN and serial
-        self.holder_by_cn = {pki.auth_identifier(h.auth_cert): name for name, h in self.pki.holders.items()}
+        self.holder_by_cn = {profile.auth_identifier(h.auth_cert): name for name, h in self.pki.holders.items()}
         self.insurance_by_serial = {
             self.pki.holder(name).auth_cert.serial_number: entry
             for name, entry in data.get("insurance", {}).items() if name in self.pki.holders
@@ -253,36 +254,36 @@ class Platform:
 
     def _verify_identity(self, certificate: bytes, signature: bytes, challenge: bytes) -> Identity:
         try:
-            cert = pki.load_certificate(certificate)
-        except pki.PkiError as exc:
+            cert = checks.load_certificate(certificate)
+        except checks.PkiError as exc:
             raise Refused("bad_certificate", str(exc), 400) from None
-        problems = pki.auth_profile_problems(cert)
+        problems = profile.auth_profile_problems(cert)
         if problems:
             raise Refused("not_auth_certificate", f"not a JPKI auth certificate: {problems[0]}")
         try:
-            root = pki.verify_chain(cert, [self.pki.auth_root])
-        except pki.PkiError as exc:
+            root = checks.verify_chain(cert, [self.pki.auth_root])
+        except checks.PkiError as exc:
             raise Refused("untrusted", str(exc)) from None
         try:
-            pki.verify_signature(cert, signature, data=challenge)
-        except pki.PkiError as exc:
+            checks.verify_signature(cert, signature, data=challenge)
+        except checks.PkiError as exc:
             raise Refused("bad_signature", str(exc), 401) from None
         ocsp_status = self._ocsp_status(cert, root)
-        crl_status = pki.check_crl(cert, self.pki.auth.crl, root) if self.config.check_crl else ocsp_status
-        if pki.RevocationStatus.REVOKED in (ocsp_status, crl_status):
+        crl_status = revocation.check_crl(cert, self.pki.auth.crl, root) if self.config.check_crl else ocsp_status
+        if revocation.RevocationStatus.REVOKED in (ocsp_status, crl_status):
             raise Refused("revoked", f"certificate {cert.serial_number:x} is revoked "
                                      f"(OCSP {ocsp_status.value}, CRL {crl_status.value})")
-        if ocsp_status is not pki.RevocationStatus.GOOD:
+        if ocsp_status is not revocation.RevocationStatus.GOOD:
             raise Refused("revocation_unknown", f"OCSP says {ocsp_status.value} for {cert.serial_number:x}")
-        cn = pki.auth_identifier(cert)
+        cn = profile.auth_identifier(cert)
         return Identity("", cn, cert.serial_number, self.holder_by_cn.get(cn, ""), cert)
 
-    def _ocsp_status(self, cert: x509.Certificate, issuer: x509.Certificate) -> pki.RevocationStatus:
+    def _ocsp_status(self, cert: x509.Certificate, issuer: x509.Certificate) -> revocation.RevocationStatus:
         if not self.config.ocsp_url:
             raise Refused("revocation_unavailable", "no OCSP responder configured", 503)
         nonce = os.urandom(16)
         request = urllib.request.Request(f"{self.config.ocsp_url}/auth",
-                                         data=pki.build_ocsp_request(cert, issuer, nonce=nonce),
+                                         data=revocation.build_ocsp_request(cert, issuer, nonce=nonce),
                                          headers={"Content-Type": "application/ocsp-request"})
         try:
             with urllib.request.urlopen(request, timeout=OCSP_TIMEOUT) as answer:
@@ -290,8 +291,8 @@ class Platform:
         except (urllib.error.URLError, OSError) as exc:
             raise Refused("revocation_unavailable", f"OCSP responder unreachable: {exc}", 503) from None
         try:
-            return pki.check_ocsp_response(der, cert, issuer, nonce=nonce)
-        except pki.PkiError as exc:
+            return revocation.check_ocsp_response(der, cert, issuer, nonce=nonce)
+        except checks.PkiError as exc:
             raise Refused("revocation_unavailable", f"OCSP answer rejected: {exc}", 503) from None
 
     def session(self, token: str, terminal: str) -> Session:
@@ -374,8 +375,8 @@ class Platform:
                 if session is None:
                     raise Refused("no_session", "the session ended before the commit", 401)
                 try:
-                    pki.verify_signature(session.identity.certificate, signature, data=tx.confirm)
-                except pki.PkiError as exc:
+                    checks.verify_signature(session.identity.certificate, signature, data=tx.confirm)
+                except checks.PkiError as exc:
                     raise Refused("bad_signature", f"confirmation signature: {exc}", 401) from None
                 check, _ = self._plan(tx.service)
                 check(session, tx.params)

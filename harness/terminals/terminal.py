@@ -1,154 +1,29 @@
-"""Kiosks and set-top boxes as devices: a reader, a keypad (or remote), a display and the service flows.
+"""The steps every service flow shares: card ready, one guarded VERIFY, auth signature, login, transaction.
 
-The flows are the terminal software of the planning document, run over the terminal's reader with
-:class:`~harness.jpki.JpkiClient` and over HTTP with the relying party:
-
-- set-top box (CATV): login with the auth certificate (platform ID), facility booking, health records,
-  elderly-watch (見守り) check-in;
-- kiosk: certificate issuance at a convenience store (text-AP basic four after the text PIN), hospital
-  reception (insurance eligibility by the auth certificate serial, payment), shelter check-in/out.
-
-Rules every flow keeps: every PIN goes through the harness's PIN guard (``terminal.guard``); one VERIFY per
-PIN the person typed — a wrong PIN ends the flow and the display
-shows the tries left, the terminal never retries on its own; a card removed mid-flow aborts the
-open transaction at the relying party; PINs live in :class:`SecretPin` and never reach a log, a
-display or an exception.
+A :class:`ServiceTerminal` is a :class:`~devices.base.Terminal`: its reader, keypad, display and the relying
+party. How a flow ended becomes a :class:`FlowResult` and a screen (:meth:`ServiceTerminal._run`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
-import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from devices.base import CardRemoved, DeviceError, NoCard, Reader, Terminal
-from devices.uri import DeviceUri
-from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import CardStatusError, JpkiClient, PinKind
 from harness.pin_guard import PinGuard, PinGuardRefusal
+from harness.pki import checks
 from harness.relying_party.client import RelyingPartyClient, RpError
 from harness.trace import ApduTrace
 
+from .ui import PIN_PROMPTS, Display, Keypad, PinPrompt
+
 SW_SECURITY_NOT_SATISFIED = 0x6982
 _ids = itertools.count(1)
-
-MESSAGES = {
-    "idle": "ようこそ。カードを置いてください",
-    "insert_card": "マイナンバーカードを置いてください",
-    "enter_auth": "利用者証明用電子証明書の暗証番号（数字4桁）を入力してください",
-    "enter_text": "券面事項入力補助用の暗証番号（数字4桁）を入力してください",
-    "enter_sign": "署名用電子証明書の暗証番号（英数字6〜16桁）を入力してください",
-    "pin_typed": "暗証番号: ****",
-    "wrong_pin": "暗証番号が違います。残り{tries}回です",
-    "pin_blocked": "暗証番号がロックされています。お住まいの市区町村の窓口でお手続きください",
-    "no_pin": "暗証番号の入力がありませんでした。手続きを中止しました",
-    "card_removed": "カードが取り外されました。手続きを中止しました",
-    "no_card": "カードが読み取れません。カードを置き直してください",
-    "device_error": "カードリーダーの通信エラーです。手続きを中止しました",
-    "card_error": "このカードではご利用になれません（{reason}）",
-    "revoked": "この電子証明書は失効しています。ご利用になれません",
-    "refused": "お手続きできませんでした（{reason}）",
-    "unavailable": "サービスに接続できません。しばらくしてからお試しください",
-    "logged_in": "ログインしました（利用者番号 {platform_id}）",
-    "logged_out": "ログアウトしました",
-    "confirm": "{summary}　よろしければ確定します",
-    "booked": "予約しました：{summary}",
-    "records": "健診結果 {count}件を表示しています",
-    "watch_done": "見守りチェックインを送信しました（通知先：{notified}）",
-    "basic_four": "氏名 {name}／住所 {address}",
-    "issued": "{document}を{copies}通交付しました（交付番号 {number}、手数料 {fee}円）",
-    "eligible": "資格確認済み：保険者番号 {insurer} 記号番号 {insured_number} 負担割合 {copay_pct}割",
-    "paid": "お支払いが完了しました（{amount}円、領収番号 {receipt}）",
-    "shelter_in": "{shelter}に入所を記録しました（現在 {occupants}名）",
-    "shelter_out": "{shelter}からの退所を記録しました（現在 {occupants}名）",
-}
-PIN_PROMPTS = {PinKind.AUTH: "enter_auth", PinKind.TEXT: "enter_text", PinKind.SIGN: "enter_sign"}
-
-
-class SecretPin:
-    """A typed PIN: masked in ``repr``/``str`` so it cannot leak into logs, tracebacks or reports."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        """The digits, for the one VERIFY they are typed for."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return "SecretPin(****)"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class PinPrompt:
-    """What the display asks for: the person reads it and types the matching PIN."""
-
-    kind: str  # "auth", "text", "sign"
-    text: str
-
-
-class Keypad:
-    """The kiosk's PIN pad or the set-top box's remote.
-
-    Entries typed ahead wait in a queue; when it is empty a flow asks :attr:`person` (if set), who
-    answers a :class:`PinPrompt` with a PIN or None. A flow that ends clears what is left, so an
-    entry is never used for a prompt it was not typed for after a failure.
-    """
-
-    def __init__(self) -> None:
-        self._entries: queue.SimpleQueue[SecretPin] = queue.SimpleQueue()
-        self.person: Callable[[PinPrompt], str | None] | None = None
-
-    def enter(self, pin: str) -> None:
-        self._entries.put(SecretPin(pin))
-
-    def take(self, prompt: PinPrompt, timeout: float) -> SecretPin | None:
-        try:
-            return self._entries.get_nowait()
-        except queue.Empty:
-            pass
-        if self.person is not None:
-            answer = self.person(prompt)
-            if answer is not None:
-                return SecretPin(answer)
-        try:
-            return self._entries.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def clear(self) -> None:
-        with contextlib.suppress(queue.Empty):
-            for _ in range(1000):
-                self._entries.get_nowait()
-
-    @property
-    def pending(self) -> int:
-        return self._entries.qsize()
-
-
-class Display:
-    """What the screen shows now, and the recent screens (bounded) for a test to look back at."""
-
-    def __init__(self, limit: int = 50) -> None:
-        self.text = MESSAGES["idle"]
-        self.key = "idle"
-        self.history: list[str] = [self.text]
-        self.limit = limit
-
-    def show(self, key: str, **params: Any) -> str:
-        self.key = key
-        self.text = MESSAGES[key].format(**params)
-        self.history.append(self.text)
-        del self.history[: -self.limit]
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -278,10 +153,10 @@ class ServiceTerminal(Terminal):
 
     def _sign_auth(self, data: bytes) -> bytes:
         """Signs with the auth key; asks for the auth PIN only when the card's security state was lost."""
-        response = self.card.sign("auth", pki.digest_info(data), check=False)
+        response = self.card.sign("auth", checks.digest_info(data), check=False)
         if response.sw == SW_SECURITY_NOT_SATISFIED:
             self._verify(PinKind.AUTH)
-            response = self.card.sign("auth", pki.digest_info(data), check=False)
+            response = self.card.sign("auth", checks.digest_info(data), check=False)
         if not response.ok:
             raise CardStatusError("SIGN with the auth key", response)
         return response.data
@@ -375,124 +250,3 @@ class ServiceTerminal(Terminal):
             return {}
 
         return self._run("logout", body)
-
-
-class SetTopBox(ServiceTerminal):
-    """A CATV set-top box with a card reader, used with the TV remote."""
-
-    kind = "stb"
-
-    def book_facility(self, facility: str, date: str, slot: str) -> FlowResult:
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._ensure_login("facility_booking")
-            result = self._transaction("facility_booking", {"facility": facility, "date": date, "slot": slot}, box)
-            self.display.show("booked", summary=result["summary"])
-            return result
-
-        return self._run("book_facility", body)
-
-    def view_health_records(self) -> FlowResult:
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._ensure_login("health_records")
-            records = self.rp.health_records()
-            self.display.show("records", count=len(records))
-            return {"records": records}
-
-        return self._run("view_health_records", body)
-
-    def watch_check_in(self, status: str = "元気") -> FlowResult:
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._ensure_login("watch_check_in")
-            result = self._transaction("watch_check_in", {"status": status}, box)
-            self.display.show("watch_done", notified=result["notified"])
-            return result
-
-        return self._run("watch_check_in", body)
-
-
-class Kiosk(ServiceTerminal):
-    """A multi-function kiosk (convenience store, hospital reception, shelter reception) with a PIN pad."""
-
-    kind = "kiosk"
-
-    def issue_certificate(self, document: str = "residence", copies: int = 1) -> FlowResult:
-        """コンビニ交付: basic four from the text AP (text PIN), login, then the issuance transaction."""
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._card_ready()
-            self._verify(PinKind.TEXT)
-            basic = self.card.read_basic_four()
-            self.display.show("basic_four", name=basic.name, address=basic.address)
-            self._login("certificate_issuance")
-            params = {"document": document, "copies": int(copies), "name": basic.name, "address": basic.address}
-            result = self._transaction("certificate_issuance", params, box)
-            self.display.show("issued", document=result["document"], copies=copies, number=result["number"],
-                              fee=result["fee"])
-            return result | {"name": basic.name, "address": basic.address}
-
-        return self._run("issue_certificate", body)
-
-    def check_eligibility(self) -> FlowResult:
-        """オンライン資格確認 at a hospital reception: the insurance linked to the auth certificate serial."""
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._ensure_login("eligibility")
-            result = self.rp.eligibility()
-            self.display.show("eligible", insurer=result["insurer"], insured_number=result["insured_number"],
-                              copay_pct=round(result["copay"] * 10))
-            return result
-
-        return self._run("check_eligibility", body)
-
-    def pay(self, amount: int, purpose: str = "外来診療費") -> FlowResult:
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._ensure_login("payment")
-            result = self._transaction("payment", {"amount": int(amount), "purpose": purpose}, box)
-            self.display.show("paid", amount=f"{result['amount']:,}", receipt=result["receipt"])
-            return result
-
-        return self._run("pay", body)
-
-    def shelter_check_in(self, shelter: str) -> FlowResult:
-        return self._shelter("shelter_check_in", shelter, "shelter_in")
-
-    def shelter_check_out(self, shelter: str) -> FlowResult:
-        return self._shelter("shelter_check_out", shelter, "shelter_out")
-
-    def _shelter(self, service: str, shelter: str, screen: str) -> FlowResult:
-        def body(box: dict[str, str]) -> dict[str, Any]:
-            self._ensure_login(service)
-            result = self._transaction(service, {"shelter": shelter}, box)
-            self.display.show(screen, shelter=result.get("name", shelter), occupants=result["occupants"])
-            return result
-
-        return self._run(service, body)
-
-
-TERMINAL_KINDS: dict[str, type[ServiceTerminal]] = {"stb": SetTopBox, "kiosk": Kiosk}
-
-
-def terminal_kind_of(uri: str, reader: Reader | None = None) -> str:
-    """The kind a device name implies: ``via=stb|kiosk``, ``terminal=…``, or the serial protocol's terminal."""
-    options = DeviceUri.parse(uri).options if ":" in uri else {}
-    for key in ("terminal", "via"):
-        value = options.get(key, "")
-        if value in TERMINAL_KINDS:
-            return value
-    spec = getattr(reader, "spec", None)
-    return getattr(spec, "terminal", "") if spec is not None else ""
-
-
-def open_terminal(uri: str, relying_party: str, *, kind: str = "", terminal_id: str = "",
-                  trace: ApduTrace | None = None, **options: Any) -> ServiceTerminal:
-    """Opens the reader ``uri`` and wraps it in a kiosk or set-top box talking to ``relying_party``."""
-    from devices import open_device
-
-    reader = open_device(uri)
-    try:
-        chosen = kind or terminal_kind_of(uri, reader)
-        if chosen not in TERMINAL_KINDS:
-            raise DeviceError(f"{uri}: say which terminal this reader is in: kind={'|'.join(TERMINAL_KINDS)}")
-        return TERMINAL_KINDS[chosen](reader, relying_party, terminal_id=terminal_id, trace=trace, uri=uri,
-                                      **options)
-    except BaseException:
-        reader.close()
-        raise
