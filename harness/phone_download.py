@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devices.base import DeviceError
-from harness import tlv
-from harness.apdu import CommandApdu, ResponseApdu, sw_hex
 from harness.authority import protocol
 from harness.authority.client import AuthorityClient, AuthorityError
 from harness.channel import CardChannel
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu, ResponseApdu, sw_hex
 from harness.jpki import (
     EF_AUTH_CA,
     EF_AUTH_CERT,

@@ -36,7 +36,7 @@ from devices.pcsc import PcscReader, discover, map_error, open_pcsc
 from devices.virtual.profile import REPO_ROOT as REPO
 from devices.virtual.slot import FaultPlan
 from devices.virtual.vpcd import free_vpcd_slot
-from harness import tlv
+from harness.iso import tlv
 from harness.pki import checks
 
 pytest_plugins = ["pcsc_support"]  # fixtures: pcscd, served_card, bridged, bridged_t0, no_leaked_threads

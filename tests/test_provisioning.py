@@ -16,8 +16,8 @@ from devices.virtual.card import VirtualCard
 from devices.virtual.cardos import CardOS
 from devices.virtual.profile import PROFILES_DIR, ProfileError, load_profile
 from devices.virtual.provisioning import ProvisioningOS, State, public_key_template, state_of
-from harness import tlv
-from harness.apdu import CommandApdu
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu
 from harness.pki import checks
 
 JPKI = bytes.fromhex("D392F000260100000001")

@@ -19,7 +19,8 @@ from devices.virtual.applets import basic_four_ef, my_number_ef, number_b, warek
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import PROFILES_DIR, ProfileError, load_profile
 from devices.virtual.slot import CardSlot, FaultPlan
-from harness import apfiles, tlv
+from harness import apfiles
+from harness.iso import tlv
 from harness.pki import checks
 
 SELECT_JPKI = "00A4040C0AD392F000260100000001"

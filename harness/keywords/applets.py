@@ -12,8 +12,9 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from devices.virtual.text_ap import number_b
-from harness import apfiles, tlv
-from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
+from harness import apfiles
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
 from harness.pin_guard import CARD_FACE_COLLATION_NUMBERS, PinTarget
 from harness.pki import checks

@@ -6,7 +6,7 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from devices.virtual.profile import load_profile
-from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
+from harness.iso.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
 from harness.pin_guard import PinGuard, new_pin_like, refuse_raw_secret
 from harness.pki import checks

@@ -12,10 +12,10 @@ from devices import DeviceError
 from devices.base import Reader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
-from harness.apdu import CommandApdu, ResponseApdu
 from harness.authority import AuthorityClient, AuthorityServer
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
+from harness.iso.apdu import CommandApdu, ResponseApdu
 from harness.jpki import JpkiClient, PinKind
 from harness.phone_download import CeremonyResult, PhoneDownloadApp, PinSource, verify_card_pin
 from harness.pki import checks

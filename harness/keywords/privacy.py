@@ -1,7 +1,7 @@
 """What is personal about the device under test, and whether this run may show it.
 
 The holder record decides: its My Number (= 照合番号A), 照合番号B, name, address and birth date are
-registered with :data:`harness.redact.SECRETS`, so every message Robot writes masks them, and the
+registered with :data:`harness.iso.redact.SECRETS`, so every message Robot writes masks them, and the
 trace masks the files that hold them. ``hil run --show-holder-data`` (``HIL_SHOW_HOLDER_DATA=1``)
 lifts the holder mask for holders whose record says ``synthetic = true``, never for others, and
 never for PINs.
@@ -16,9 +16,9 @@ from cryptography.x509.oid import NameOID
 from devices.virtual.applets import number_b
 from devices.virtual.profile import HolderData, available_profiles, load_profile
 from harness.credentials import PIN_KINDS, DeviceFacts
+from harness.iso.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
 from harness.jpki import BasicFour
 from harness.pki import checks, profile
-from harness.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
 
 from .context import LibraryContext
 
