@@ -14,7 +14,7 @@ import sys
 import time
 
 from devices.virtual.card import VirtualCard
-from harness.apdu import CommandApdu
+from harness.iso.apdu import CommandApdu
 
 SEEDS = [
     "00A4040C0AD392F000260100000001", "00A4020C02000A", "00B0000004", "00B00000000000", "00200080",

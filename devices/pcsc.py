@@ -43,9 +43,9 @@ from devices.base import (
 )
 from devices.uri import TERMINAL_OPTION, DeviceUri, Option, options_named
 from devices.uri import parse_flag as parse_flag  # the vpcd bridge parses its flags with it
-from harness.apdu import ApduError, CommandApdu
-from harness.atr import AtrError, parse_atr
-from harness.redact import redact_apdu
+from harness.iso.apdu import ApduError, CommandApdu
+from harness.iso.atr import AtrError, parse_atr
+from harness.iso.redact import redact_apdu
 
 START_HINT = "start it with `pcscd --foreground &` (not installed? apt-get install pcscd, or scripts/setup.sh)"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import fixtures
-from harness.apdu_names import command_hex, command_name
+from harness.iso.apdu_names import command_hex, command_name
 
 from . import base
 from .base import DeviceError, ProtocolError, Reader, ReaderCapabilities

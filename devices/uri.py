@@ -88,7 +88,7 @@ class Option:
         return f"{show(self.low)}..{show(self.high)}"
 
 
-# Read by devices.terminal: which service terminal a reader sits in; every backend accepts it.
+# Read by harness.terminals: which service terminal a reader sits in; every backend accepts it.
 TERMINAL_OPTION = Option("terminal", "choice", choices=("kiosk", "stb"))
 
 

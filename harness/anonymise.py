@@ -1,7 +1,7 @@
 """``hil record --anonymise``: the holder's data in a recording replaced by made-up values of the same shape.
 
 A recording a lab commits must not carry a person. What the card answers to a read of a personal file
-(:data:`harness.redact.PERSONAL_FILES`, every 券面 EF) is rewritten so that every length and the TLV
+(:data:`harness.iso.redact.PERSONAL_FILES`, every 券面 EF) is rewritten so that every length and the TLV
 structure stay as the card gave them (a replay parses it as the card's) while every value is the
 anonymous holder's: the My Number ``000000000000`` (valid check digit), the name 匿名　花子, …
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from harness import tlv
+from harness.iso import tlv
 
 ANONYMOUS = {"my_number": "000000000000", "name": "匿名\u3000花子", "address": "匿名県匿名市一丁目一番",
              "birth_date": "19000101", "sex": "9"}

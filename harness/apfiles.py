@@ -13,7 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from harness import tlv
+from harness.iso import tlv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  \r\n\x87\n"

@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable
 
 from devices.base import DeviceError, DeviceTimeout, Reader, ReaderCapabilities
-from harness.apdu import ApduError, CommandApdu, ResponseApdu
-from harness.redact import personal_response
+from harness.iso.apdu import ApduError, CommandApdu, ResponseApdu
+from harness.iso.redact import personal_response
 from harness.trace import ApduTrace
 
 # The deadline of a backend call when the test set none: far above any card's working time (slow signing,

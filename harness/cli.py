@@ -13,9 +13,9 @@ from devices import DeviceError
 from devices.registry import check_uri, discover
 from devices.virtual.profile import ProfileError
 from harness import fixtures
-from harness.apdu import to_hex
+from harness.iso.apdu import to_hex
+from harness.iso.redact import SHOW_HOLDER_DATA_ENV
 from harness.lab import INVENTORY_ENV, InventoryError, active_inventory, load_inventory, resolve
-from harness.redact import SHOW_HOLDER_DATA_ENV
 
 ROBOT_DIR = fixtures.suites_dir()
 NON_SUITE_DIRS = {"resources"}
@@ -174,7 +174,7 @@ def cmd_run_with_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_trend(args: argparse.Namespace) -> int:
-    from harness.redact import redact_text
+    from harness.iso.redact import redact_text
     from harness.summary import render_trend, trend_series
 
     series = trend_series([Path(d) for d in args.run_dirs])
@@ -252,7 +252,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 # -- hil pki generate ----------------------------------------------------------------
 def cmd_pki_generate(args: argparse.Namespace) -> int:
-    from harness.pkigen import generate
+    from harness.pki.generate import generate
 
     written = generate(Path(args.out))
     print(f"wrote {len(written)} files to {args.out}")

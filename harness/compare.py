@@ -18,11 +18,12 @@ from typing import Any
 
 from devices import DeviceError, open_device
 from devices.base import Reader
-from harness import lab, tlv
-from harness.apdu import parse_hex, to_hex
-from harness.apdu_names import MARKER, character_class, placeholder
+from harness import lab
 from harness.credentials import DeviceFacts, facts_for_device, facts_for_virtual, recorded_facts, virtual_card_of
-from harness.redact import ApduContext
+from harness.iso import tlv
+from harness.iso.apdu import parse_hex, to_hex
+from harness.iso.apdu_names import MARKER, character_class, placeholder
+from harness.iso.redact import ApduContext
 from harness.safety import new_pin_like, wrong_pin_like
 from harness.tracefile import read_trace
 

@@ -74,7 +74,7 @@ def recorded_facts(reader: Reader) -> DeviceFacts | None:
     PINs are values of the recorded length and class (the replay matches any such PIN), never a real one.
     """
     from devices.virtual.profile import load_holder
-    from harness.apdu_names import placeholder
+    from harness.iso.apdu_names import placeholder
 
     header = getattr(reader, "recorded_header", None)
     if not isinstance(header, dict):

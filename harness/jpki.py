@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from harness import tlv
-from harness.apdu import CommandApdu, ResponseApdu, sw_hex
 from harness.channel import CardChannel
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu, ResponseApdu, sw_hex
 
 AID_JPKI = bytes.fromhex("D392F000260100000001")
 AID_TEXT = bytes.fromhex("D3921000310001010408")

@@ -2,7 +2,7 @@
 
 nfcpy logs every ISO-DEP frame in hex (``>>> 0200200080043235…``) at DEBUG and below; with Robot at DEBUG
 or TRACE those records land in output.xml. :func:`install_log_redaction` rewrites every record's message
-through :func:`harness.redact.redact_text` before any handler sees it, at every level.
+through :func:`harness.iso.redact.redact_text` before any handler sees it, at every level.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from harness.redact import redact_text
+from harness.iso.redact import redact_text
 
 THIRD_PARTY_LOGGERS = ("nfc", "serial", "smartcard", "urllib3", "http.client", "RobotFramework")
 

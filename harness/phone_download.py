@@ -25,11 +25,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from devices.base import DeviceError
-from harness import pki, tlv
-from harness.apdu import CommandApdu, ResponseApdu, sw_hex
 from harness.authority import protocol
 from harness.authority.client import AuthorityClient, AuthorityError
 from harness.channel import CardChannel
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu, ResponseApdu, sw_hex
 from harness.jpki import (
     EF_AUTH_CA,
     EF_AUTH_CERT,
@@ -41,6 +41,7 @@ from harness.jpki import (
     VerifyResult,
 )
 from harness.pin_guard import PinGuard, PinGuardRefusal, PinTarget
+from harness.pki import checks
 
 KEY_EFS = {"auth": 0x0017, "sign": 0x001A}
 PIN_EFS = {"auth": 0x0018, "sign": 0x001B}
@@ -226,7 +227,7 @@ class PhoneDownloadApp:
 
     def _card_serial(self) -> str:
         cert = self.progress.card_cert
-        return f"{pki.load_certificate(cert).serial_number:x}" if cert else ""
+        return f"{checks.load_certificate(cert).serial_number:x}" if cert else ""
 
     # -- each step is safe to run again -------------------------------------------------------------------
     def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -278,7 +279,7 @@ class PhoneDownloadApp:
             if not result.ok:
                 raise _Stop("wrong_pin", f"wrong sign password ({result.tries_left} tries left)", result.tries_left)
             cert = self.card.read_certificate("sign")
-            response = self.card.sign("sign", pki.digest_info(data))
+            response = self.card.sign("sign", checks.digest_info(data))
             return cert, response.data
 
         try:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from harness.apdu import CommandApdu, ResponseApdu
+from harness.iso.apdu import CommandApdu, ResponseApdu
 from harness.jpki import AID_TEXT, AID_VISUAL, CardStatusError, JpkiClient, PinKind, VerifyResult
 
 DEFAULT_RESERVE = {"auth": 2, "sign": 3, "text": 2, "number_a": 2, "number_b": 2, "visual_a": 2,

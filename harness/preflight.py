@@ -17,9 +17,9 @@ from devices import DeviceError, NoCard, open_device
 from devices.registry import check_uri
 from devices.virtual.profile import ProfileError
 from harness import fixtures, lab
-from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import MissingSecret, facts_for_device, recorded_facts, virtual_card_of
+from harness.iso.apdu import to_hex
 from harness.jpki import CardStatusError, JpkiClient
 from harness.trace import ApduTrace
 

@@ -1,14 +1,14 @@
 """Old home of the PIN guard and the redaction: both moved, and are re-exported here for old imports.
 
-Secret redaction lives in :mod:`harness.redact`; the PIN guard in :mod:`harness.pin_guard`.
+Secret redaction lives in :mod:`harness.iso.redact`; the PIN guard in :mod:`harness.pin_guard`.
 """
 
 from __future__ import annotations
 
-from harness.redact import MASK as MASK
-from harness.redact import SECRET_INS as SECRET_INS
-from harness.redact import carries_secret as carries_secret
-from harness.redact import redact_apdu as redact_apdu
+from harness.iso.redact import MASK as MASK
+from harness.iso.redact import SECRET_INS as SECRET_INS
+from harness.iso.redact import carries_secret as carries_secret
+from harness.iso.redact import redact_apdu as redact_apdu
 
 _MOVED_TO_PIN_GUARD = ("PinGuard", "PinGuardRefusal", "guard_wrong_attempt", "wrong_pin_like", "new_pin_like")
 

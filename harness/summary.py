@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import metrics
-from harness.redact import redact_text
+from harness.iso.redact import redact_text
 
 INSTALL_HINT = "pip install 'jpki-hil[plots]'"
 MAX_ROWS = 40  # rows of a plot: a figure stays under 1000 pt high, so no coordinate has four integer digits

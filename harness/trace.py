@@ -1,6 +1,6 @@
 """The APDU trace: every exchange of a test with direction, bytes (PINs and holder data masked), SW name and time.
 
-The trace follows the SELECTs it records (:class:`~harness.redact.ApduContext`), so it knows when a
+The trace follows the SELECTs it records (:class:`~harness.iso.redact.ApduContext`), so it knows when a
 response carries the holder's data (the My Number, the basic four, 券面 data, the sign certificate)
 and shows its TLV structure and lengths instead.
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from harness.apdu import status_name, to_hex
-from harness.apdu_names import command_name
-from harness.redact import ApduContext, redact_apdu
+from harness.iso.apdu import status_name, to_hex
+from harness.iso.apdu_names import command_name
+from harness.iso.redact import ApduContext, redact_apdu
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ recording a lab may commit and ``replay:`` answers from. Lines (``type``):
   ``masked``), ``sw``, ``sw_name`` and ``length`` (data bytes), ``sent`` (UTC) and ``ms``; an exchange
   that failed has ``error``.
 
-Every line passes :func:`harness.redact.redact_text` last, as every other thing the harness writes.
+Every line passes :func:`harness.iso.redact.redact_text` last, as every other thing the harness writes.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from typing import IO, Any
 
 from devices.base import DeviceError, Reader
 from harness.anonymise import Anonymiser
-from harness.apdu import status_name, to_hex
-from harness.apdu_names import character_class, command_hex, command_name
-from harness.redact import ApduContext, redact_text
+from harness.iso.apdu import status_name, to_hex
+from harness.iso.apdu_names import character_class, command_hex, command_name
+from harness.iso.redact import ApduContext, redact_text
 
 FORMAT = "jpki-hil trace 1"
 REQUIREMENT_TAG = re.compile(r"^[A-Za-z]{3,7}-[A-Za-z0-9]{2,6}-\d{3}$")

@@ -31,7 +31,7 @@ def no_thread_leak() -> Iterator[None]:
 def secrets_registered_per_test():
     """The redaction registry is process-wide: what one test registers (a holder's data, a PIN) must not mask
     what a later test shows on purpose (``--show-holder-data``, a trace in ``shown`` mode)."""
-    from harness.redact import SECRETS
+    from harness.iso.redact import SECRETS
 
     before = set(SECRETS.values())
     yield

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.apdu import ApduError, CommandApdu, ResponseApdu, parse_hex, status_name
+from harness.iso.apdu import ApduError, CommandApdu, ResponseApdu, parse_hex, status_name
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.atr import AtrError, parse_atr
+from harness.iso.atr import AtrError, parse_atr
 
 
 def with_tck(hex_without_tck: str) -> str:

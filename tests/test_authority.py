@@ -24,17 +24,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
-from harness import pki
 from harness.authority import AuthorityClient, AuthorityConfig, AuthorityError, AuthorityServer, application_bytes
 from harness.authority.store import Store
+from harness.pki import checks, profile, revocation, testpki
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def test_pki() -> pki.TestPki:
-    return pki.load_test_pki()
+def test_pki() -> testpki.TestPki:
+    return testpki.load_test_pki()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def der(cert) -> bytes:
 class Phone:
     """The app's HTTP side of one ceremony, with the card key standing in for the card."""
 
-    def __init__(self, client: AuthorityClient, holder: pki.HolderPki, keys: list[bytes], phone_id: str) -> None:
+    def __init__(self, client: AuthorityClient, holder: testpki.HolderPki, keys: list[bytes], phone_id: str) -> None:
         self.client, self.holder, self.keys, self.phone_id = client, holder, keys, phone_id
         self.base = uuid.uuid4().hex
         self.ceremony = ""
@@ -94,11 +94,11 @@ class Phone:
         return issued
 
 
-def ocsp_status(client: AuthorityClient, cert_der: bytes, test_pki: pki.TestPki, kind: str, **kw) -> str:
-    cert = pki.load_certificate(cert_der)
+def ocsp_status(client: AuthorityClient, cert_der: bytes, test_pki: testpki.TestPki, kind: str, **kw) -> str:
+    cert = checks.load_certificate(cert_der)
     root = test_pki.auth.root if kind == "auth" else test_pki.sign.root
-    answer = client.ocsp(kind, pki.build_ocsp_request(cert, root, nonce=b"n1"))
-    return pki.check_ocsp_response(answer, cert, root, nonce=b"n1", **kw).value
+    answer = client.ocsp(kind, revocation.build_ocsp_request(cert, root, nonce=b"n1"))
+    return revocation.check_ocsp_response(answer, cert, root, nonce=b"n1", **kw).value
 
 
 def cert_of(issued: dict, key: str) -> bytes:
@@ -109,13 +109,13 @@ def cert_of(issued: dict, key: str) -> bytes:
 def test_a_ceremony_issues_profiled_certificates_that_chain_and_answer_good(server, test_pki, phone_keys) -> None:
     client = AuthorityClient(server.url)
     issued = Phone(client, test_pki.holder("card"), phone_keys[:2], "phone-1").run()
-    auth, sign = pki.load_certificate(cert_of(issued, "auth_certificate")), pki.load_certificate(
+    auth, sign = checks.load_certificate(cert_of(issued, "auth_certificate")), checks.load_certificate(
         cert_of(issued, "sign_certificate"))
-    assert pki.auth_profile_problems(auth) == []
-    assert pki.sign_profile_problems(sign) == []
-    assert pki.holder_attributes(sign) == pki.holder_attributes(test_pki.holder("card").sign_cert)
-    assert pki.verify_chain(auth, test_pki.roots) == test_pki.auth.root
-    assert pki.verify_chain(sign, test_pki.roots) == test_pki.sign.root
+    assert profile.auth_profile_problems(auth) == []
+    assert profile.sign_profile_problems(sign) == []
+    assert profile.holder_attributes(sign) == profile.holder_attributes(test_pki.holder("card").sign_cert)
+    assert checks.verify_chain(auth, test_pki.roots) == test_pki.auth.root
+    assert checks.verify_chain(sign, test_pki.roots) == test_pki.sign.root
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     assert auth.public_key().public_bytes(serialization.Encoding.DER, spki) == phone_keys[0]
     assert sign.not_valid_after_utc == test_pki.holder("card").sign_cert.not_valid_after_utc

@@ -9,8 +9,8 @@ import pytest
 from robot.api import ExecutionResult
 
 from devices.virtual.profile import REPO_ROOT
-from harness import pki
 from harness.cli import main
+from harness.pki import checks, testpki
 
 
 def hil(*args: str) -> subprocess.CompletedProcess:
@@ -91,11 +91,11 @@ def test_ctrl_c_mid_run_stops_with_a_partial_report(tmp_path):
 def test_pki_generate_rebuilds_a_hierarchy_that_chains(tmp_path, capsys):
     assert main(["pki", "generate", "--out", str(tmp_path)]) == 0
     assert "wrote" in capsys.readouterr().out
-    rebuilt = pki.load_test_pki(tmp_path)
+    rebuilt = testpki.load_test_pki(tmp_path)
     card = rebuilt.holder("card")
-    assert pki.verify_chain(card.auth_cert, [rebuilt.auth_root]) == rebuilt.auth_root
+    assert checks.verify_chain(card.auth_cert, [rebuilt.auth_root]) == rebuilt.auth_root
     # deterministic (seeded keys and serials, fixed issuance day): the rebuild is the committed hierarchy
-    assert card.auth_cert == pki.load_test_pki().holder("card").auth_cert
+    assert card.auth_cert == testpki.load_test_pki().holder("card").auth_cert
 
 
 def test_parallel_run_with_pabot_merges_the_suites(tmp_path):

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
-from harness import pki
 from harness.authority import AuthorityClient, AuthorityConfig, AuthorityServer
+from harness.pki import testpki
 from harness.relying_party.evacuation import EvacuationRefused, EvacuationService
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
@@ -32,7 +32,7 @@ def service(tmp_path: Path) -> Iterator[tuple[AuthorityServer, EvacuationService
         server.stop()
 
 
-def touch(evacuation: EvacuationService, holder: pki.HolderPki, shelter: str = "school"):
+def touch(evacuation: EvacuationService, holder: testpki.HolderPki, shelter: str = "school"):
     challenge_id, challenge = evacuation.challenge()
     signature = holder.auth_key().sign(challenge, PKCS1v15(), hashes.SHA256())
     return evacuation.check_in(shelter, challenge_id, holder.auth_cert.public_bytes(serialization.Encoding.DER),

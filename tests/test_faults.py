@@ -10,10 +10,10 @@ from conftest import VIRTUAL_BACKENDS
 from devices import CardRemoved, DeviceError, DeviceTimeout, NoCard, open_device
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
-from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import JpkiClient, PinKind
 from harness.pin_guard import PinGuard
+from harness.pki import checks
 
 BACKENDS = [*VIRTUAL_BACKENDS, "virtual:card?via=kiosk&transport=rfc2217"]
 CERT_READ_APDUS = 3  # SELECT AP, SELECT EF, one extended READ BINARY
@@ -42,7 +42,7 @@ def read_cert(client: JpkiClient) -> bytes:
 
 def sign(client: JpkiClient) -> bytes:
     assert PinGuard(client, expendable=True, device=f"faults-{id(client)}").verify(PinKind.AUTH, "2580").ok
-    return client.sign("auth", pki.digest_info(b"fault")).data
+    return client.sign("auth", checks.digest_info(b"fault")).data
 
 
 @pytest.mark.parametrize(("operation", "apdus"), [(read_cert, CERT_READ_APDUS), (sign, SIGN_APDUS)])

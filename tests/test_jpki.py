@@ -3,10 +3,10 @@
 import pytest
 
 from devices import open_device
-from harness import pki
 from harness.channel import CardChannel
 from harness.jpki import CardStatusError, JpkiClient, PinKind
 from harness.pin_guard import PinGuard
+from harness.pki import checks, testpki
 
 
 def guarded(client: JpkiClient) -> PinGuard:
@@ -30,7 +30,7 @@ def test_certificate_read_takes_one_read_binary_with_extended_apdus(card):
     before = card.channel.apdu_count
     der = card.read_certificate("auth")
     assert card.channel.apdu_count - before == 2  # SELECT EF + one extended READ BINARY
-    assert der == (pki.load_test_pki().holder("card").auth_cert_path.read_bytes())
+    assert der == (testpki.load_test_pki().holder("card").auth_cert_path.read_bytes())
 
 
 def test_certificate_read_in_256_byte_chunks_without_extended_apdus():
@@ -63,13 +63,13 @@ def test_pin_queries_verification_and_tries(card):
 
 
 def test_sign_and_change_pin(card):
-    assert card.sign("auth", pki.digest_info(b"x"), check=False).sw == 0x6982
+    assert card.sign("auth", checks.digest_info(b"x"), check=False).sw == 0x6982
     with pytest.raises(CardStatusError, match="6982"):
-        card.sign("auth", pki.digest_info(b"x"))
+        card.sign("auth", checks.digest_info(b"x"))
     assert guarded(card).verify(PinKind.AUTH, "2580").ok
-    signature = card.sign("auth", pki.digest_info(b"x")).data
-    cert = pki.load_certificate(card.read_certificate("auth"))
-    pki.verify_signature(cert, signature, data=b"x")
+    signature = card.sign("auth", checks.digest_info(b"x")).data
+    cert = checks.load_certificate(card.read_certificate("auth"))
+    checks.verify_signature(cert, signature, data=b"x")
     assert guarded(card).change(PinKind.AUTH, "2580", "1357").ok
     assert guarded(card).verify(PinKind.AUTH, "1357").ok
     with pytest.raises(CardStatusError):

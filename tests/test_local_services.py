@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
-from harness import pki
 from harness.authority import AuthorityConfig, AuthorityServer
+from harness.pki import testpki
 from harness.relying_party.card_login import CardRefused
 from harness.relying_party.health_handbook import HealthHandbook, HealthRecord
 from harness.relying_party.school_gate import SchoolGate
@@ -26,11 +26,11 @@ def authority(tmp_path: Path) -> Iterator[AuthorityServer]:
         yield server
 
 
-def der(holder: pki.HolderPki) -> bytes:
+def der(holder: testpki.HolderPki) -> bytes:
     return holder.auth_cert.public_bytes(serialization.Encoding.DER)
 
 
-def answer(service, holder: pki.HolderPki) -> tuple[str, bytes, bytes]:
+def answer(service, holder: testpki.HolderPki) -> tuple[str, bytes, bytes]:
     challenge_id, challenge = service.challenge()
     return challenge_id, der(holder), holder.auth_key().sign(challenge, PKCS1v15(), hashes.SHA256())
 

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 
-from harness import pki
 from harness.authority import AuthorityClient, AuthorityConfig, AuthorityServer
+from harness.pki import testpki
 from harness.relying_party.business import BusinessInbox
 from harness.relying_party.mailbox import Mailbox, MailboxRefused
 
@@ -35,16 +35,16 @@ def der(cert) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 
 
-def enrol(mailbox: Mailbox, holder: pki.HolderPki, businesses=("post", "insurer")):
+def enrol(mailbox: Mailbox, holder: testpki.HolderPki, businesses=("post", "insurer")):
     return mailbox.enrol("taro", der(holder.auth_cert), der(holder.sign_cert), list(businesses))
 
 
-def revoke(server: AuthorityServer, holder: pki.HolderPki, reason: str) -> None:
+def revoke(server: AuthorityServer, holder: testpki.HolderPki, reason: str) -> None:
     AuthorityClient(server.url).post("/api/cards/revoke", {"request_id": f"rv-{reason}", "reason": reason,
                                                            "serial": f"{holder.sign_cert.serial_number:x}"})
 
 
-def login(mailbox: Mailbox, holder: pki.HolderPki) -> str:
+def login(mailbox: Mailbox, holder: testpki.HolderPki) -> str:
     challenge_id, challenge = mailbox.challenge()
     signature = holder.auth_key().sign(challenge, PKCS1v15(), hashes.SHA256())
     return mailbox.login(challenge_id, der(holder.auth_cert), signature)

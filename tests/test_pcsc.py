@@ -36,7 +36,8 @@ from devices.pcsc import PcscReader, discover, map_error, open_pcsc
 from devices.virtual.profile import REPO_ROOT as REPO
 from devices.virtual.slot import FaultPlan
 from devices.virtual.vpcd import free_vpcd_slot
-from harness import pki, tlv
+from harness.iso import tlv
+from harness.pki import checks
 
 pytest_plugins = ["pcsc_support"]  # fixtures: pcscd, served_card, bridged, bridged_t0, no_leaked_threads
 
@@ -256,7 +257,7 @@ def test_case_4_signature_comes_back_through_get_response(bridged_t0):
     select(bridged_t0, SELECT_JPKI, bytes.fromhex("00A4020C020018"))
     assert bridged_t0.transmit(bytes.fromhex("00200080") + bytes((len(pin),)) + pin) == b"\x90\x00"
     message = b"signed through pcscd as a T=0 card"
-    digest_info = pki.digest_info(message)
+    digest_info = checks.digest_info(message)
     select(bridged_t0, bytes.fromhex("00A4020C020017"))
     response = bridged_t0.transmit(bytes.fromhex("802A0080") + bytes((len(digest_info),)) + digest_info + b"\x00")
     assert response[-2:] == b"\x90\x00" and len(response) == 258

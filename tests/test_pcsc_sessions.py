@@ -21,8 +21,8 @@ from devices.virtual import vpcd_sessions
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import CardSlot, FaultPlan
 from devices.virtual.vpcd import PARKED, BridgedPcscReader, VpcdCardServer, free_vpcd_slot
-from harness.apdu import CommandApdu
 from harness.channel import CardChannel, MalformedApdu
+from harness.iso.apdu import CommandApdu
 
 pytest_plugins = ["pcsc_support"]  # fixtures: pcscd, served_card, no_leaked_threads
 

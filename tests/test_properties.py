@@ -4,8 +4,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.virtual.card import VirtualCard
-from harness import tlv
-from harness.apdu import ApduError, CommandApdu, ResponseApdu
+from harness.iso import tlv
+from harness.iso.apdu import ApduError, CommandApdu, ResponseApdu
 
 commands = st.builds(
     CommandApdu,

@@ -16,8 +16,9 @@ from devices.virtual.card import VirtualCard
 from devices.virtual.cardos import CardOS
 from devices.virtual.profile import PROFILES_DIR, ProfileError, load_profile
 from devices.virtual.provisioning import ProvisioningOS, State, public_key_template, state_of
-from harness import pki, tlv
-from harness.apdu import CommandApdu
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu
+from harness.pki import checks
 
 JPKI = bytes.fromhex("D392F000260100000001")
 ISSUER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -93,7 +94,7 @@ def test_a_blank_phone_is_empty_with_unset_pins_and_no_keys() -> None:
     assert generate(card, 0x17, p1=0x81)[1] == 0x6A88  # no public key to read yet
     assert set_pin(card, 0x18, b"1234") == 0x6985  # no PIN before the certificates
     select(card, 0x17)
-    assert send(card, CommandApdu(0x80, 0x2A, 0x00, 0x80, pki.digest_info(b"x")))[1] == 0x6981  # no key
+    assert send(card, CommandApdu(0x80, 0x2A, 0x00, 0x80, checks.digest_info(b"x")))[1] == 0x6981  # no key
 
 
 def test_generated_keys_are_rsa_2048_and_readable_again() -> None:
@@ -146,7 +147,7 @@ def test_the_full_provisioning_order_reaches_pins_set_and_then_locks() -> None:
     data, status = send(card, CommandApdu(0x00, 0xB0, 0x00, 0x00, le=65536))
     assert status == 0x9000 and data.startswith(certs[0x0A])
     select(card, 0x17)
-    signature, status = send(card, CommandApdu(0x80, 0x2A, 0x00, 0x80, pki.digest_info(b"hello"), le=256))
+    signature, status = send(card, CommandApdu(0x80, 0x2A, 0x00, 0x80, checks.digest_info(b"hello"), le=256))
     assert status == 0x9000
     x509.load_der_x509_certificate(certs[0x0A]).public_key().verify(
         signature, b"hello", padding.PKCS1v15(), hashes.SHA256())

@@ -1,4 +1,4 @@
-"""harness.redact: holder data and PINs masked in traces, returned values, free text and log records."""
+"""harness.iso.redact: holder data and PINs masked in traces, returned values, free text and log records."""
 
 import http.client
 import http.server
@@ -13,11 +13,7 @@ from devices import open_device
 from devices.virtual.applets import basic_four_ef, my_number_ef, number_b
 from devices.virtual.profile import PKI_DIR, HolderData, load_holder
 from harness.channel import CardChannel
-from harness.jpki import BasicFour, JpkiClient, PinKind
-from harness.keywords import privacy
-from harness.log_redaction import install_log_redaction
-from harness.pin_guard import PinGuard
-from harness.redact import (
+from harness.iso.redact import (
     MASK,
     SECRETS,
     SHOW_HOLDER_DATA_ENV,
@@ -29,6 +25,10 @@ from harness.redact import (
     redact_text,
     render_personal,
 )
+from harness.jpki import BasicFour, JpkiClient, PinKind
+from harness.keywords import privacy
+from harness.log_redaction import install_log_redaction
+from harness.pin_guard import PinGuard
 from harness.trace import ApduTrace
 
 HOLDER = load_holder("card")

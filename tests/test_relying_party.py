@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from harness import pki
+from harness.pki import profile, revocation, testpki
 from harness.relying_party import OcspResponder, PlatformConfig, RelyingParty, RelyingPartyClient, RpError
 
 BOOKING = {"facility": "gym-a", "date": "2026-12-01", "slot": "09:00"}
@@ -26,8 +26,8 @@ pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def test_pki() -> pki.TestPki:
-    return pki.load_test_pki()
+def test_pki() -> testpki.TestPki:
+    return testpki.load_test_pki()
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def rp() -> Iterator[RelyingParty]:
         yield server
 
 
-def sign(holder: pki.HolderPki, data: bytes) -> bytes:
+def sign(holder: testpki.HolderPki, data: bytes) -> bytes:
     """What the card does: PKCS#1 v1.5 over SHA-256 with the auth key."""
     return holder.auth_key().sign(data, PKCS1v15(), hashes.SHA256())
 
@@ -45,7 +45,8 @@ def der(cert) -> bytes:
     return cert.public_bytes(Encoding.DER)
 
 
-def login(rp: RelyingParty, holder: pki.HolderPki, terminal: str = "STB-T1", kind: str = "stb") -> RelyingPartyClient:
+def login(rp: RelyingParty, holder: testpki.HolderPki, terminal: str = "STB-T1",
+          kind: str = "stb") -> RelyingPartyClient:
     client = RelyingPartyClient(rp.url, terminal, kind)
     challenge_id, challenge = client.challenge("portal")
     client.login(challenge_id, der(holder.auth_cert), sign(holder, challenge))
@@ -70,7 +71,7 @@ def test_login_links_the_cn_to_a_stable_platform_id(rp, test_pki) -> None:
     second = login(rp, card, terminal="KIOSK-T2", kind="kiosk")
     platform = rp.platform
     assert first.session and second.session and first.session != second.session
-    assert platform.links == {pki.auth_identifier(card.auth_cert): "PF-000001"}
+    assert platform.links == {profile.auth_identifier(card.auth_cert): "PF-000001"}
     logins = platform.audit(event="login")
     assert [r.detail.split(";")[0] for r in logins] == ["link created", "link existing"]
     assert [entry.status for entry in rp.ocsp.log] == ["good", "good"]
@@ -87,7 +88,7 @@ def test_a_revoked_certificate_is_refused_by_ocsp_and_crl(rp, test_pki) -> None:
 
 def test_ocsp_alone_can_revoke_a_certificate(rp, test_pki) -> None:
     card = test_pki.holder("card")
-    rp.ocsp.set_status(card.auth_cert.serial_number, pki.RevocationStatus.REVOKED)
+    rp.ocsp.set_status(card.auth_cert.serial_number, revocation.RevocationStatus.REVOKED)
     with pytest.raises(RpError, match=r"OCSP revoked, CRL good"):
         login(rp, card)
     rp.ocsp.set_status(card.auth_cert.serial_number, None)
@@ -138,18 +139,18 @@ def test_ocsp_responder_answers_post_and_get_with_nonce(test_pki) -> None:
     card = test_pki.holder("card").auth_cert
     root = test_pki.auth_root
     nonce = b"0123456789abcdef"
-    request = pki.build_ocsp_request(card, root, nonce=nonce)
+    request = revocation.build_ocsp_request(card, root, nonce=nonce)
     with OcspResponder(test_pki) as responder:
         posted = urllib.request.Request(f"{responder.url}/auth", data=request,
                                         headers={"Content-Type": "application/ocsp-request"})
         with urllib.request.urlopen(posted, timeout=5) as answer:
             assert answer.headers["Content-Type"] == "application/ocsp-response"
             body = answer.read()
-        assert pki.check_ocsp_response(body, card, root, nonce=nonce) is pki.RevocationStatus.GOOD
-        encoded = base64.b64encode(pki.build_ocsp_request(card, root)).decode()
+        assert revocation.check_ocsp_response(body, card, root, nonce=nonce) is revocation.RevocationStatus.GOOD
+        encoded = base64.b64encode(revocation.build_ocsp_request(card, root)).decode()
         with urllib.request.urlopen(f"{responder.url}/auth/{encoded}", timeout=5) as answer:
-            assert pki.check_ocsp_response(answer.read(), card, root) is pki.RevocationStatus.GOOD
-        unknown = pki.build_ocsp_request(test_pki.auth.ocsp_cert, root)  # a serial the responder did not issue
+            assert revocation.check_ocsp_response(answer.read(), card, root) is revocation.RevocationStatus.GOOD
+        unknown = revocation.build_ocsp_request(test_pki.auth.ocsp_cert, root)  # a serial the responder did not issue
         status = ocsp.load_der_ocsp_response(responder.answer("auth", unknown)).response_status
         assert status is ocsp.OCSPResponseStatus.UNAUTHORIZED
         malformed = ocsp.load_der_ocsp_response(responder.answer("auth", b"\x30\x00")).response_status

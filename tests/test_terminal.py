@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import pytest
 
 from devices.base import DeviceError
-from devices.terminal import Kiosk, SecretPin, SetTopBox, open_terminal
 from devices.virtual.card import VirtualCard
 from devices.virtual.serial_firmware import SerialFaultPlan
 from harness.relying_party import RelyingParty
+from harness.terminals.flows import Kiosk, SetTopBox, open_terminal
+from harness.terminals.ui import SecretPin
 from harness.trace import ApduTrace
 
 PIN = "2580"  # the virtual card profile's test PIN (fixtures/cards/card.toml)

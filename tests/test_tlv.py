@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness import tlv
+from harness.iso import tlv
 
 
 def test_round_trip_of_multi_byte_tags_and_long_lengths():

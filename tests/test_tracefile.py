@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from devices import open_device
-from harness import tlv
 from harness.anonymise import ANONYMOUS, Anonymiser, fitted
-from harness.apdu_names import character_class, command_hex, command_name, placeholder, secret_marker
+from harness.iso import tlv
+from harness.iso.apdu_names import character_class, command_hex, command_name, placeholder, secret_marker
 from harness.tracefile import CURRENT, TraceWriter, attach, file_name, read_trace
 
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
@@ -83,8 +83,8 @@ def holder_shown():
     """What ``--show-holder-data`` does for the synthetic holder: its values leave the process-wide mask
     (another test of this process may have put them there), and come back afterwards."""
     from devices.virtual.profile import load_holder
+    from harness.iso.redact import SECRETS
     from harness.keywords.privacy import holder_values
-    from harness.redact import SECRETS
 
     values = list(holder_values(load_holder("card")).values())
     masked = [value for value in values if value in SECRETS]

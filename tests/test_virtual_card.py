@@ -19,7 +19,9 @@ from devices.virtual.applets import basic_four_ef, my_number_ef, number_b, warek
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import PROFILES_DIR, ProfileError, load_profile
 from devices.virtual.slot import CardSlot, FaultPlan
-from harness import apfiles, pki, tlv
+from harness import apfiles
+from harness.iso import tlv
+from harness.pki import checks
 
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
 
@@ -70,13 +72,13 @@ def test_phone_has_no_text_ap(phone):
 
 def test_signature_from_the_card_verifies_under_its_certificate(card):
     pin = card.profile.pins["auth"].value.encode().hex()
-    digest_info = pki.digest_info(b"challenge")
+    digest_info = checks.digest_info(b"challenge")
     answer = run(card, SELECT_JPKI, "00A4020C020018", f"0020008004{pin}", "00A4020C020017",
                  f"802A0080{len(digest_info):02X}{digest_info.hex()}00")[-1]
     assert answer.endswith("9000")
-    cert = pki.load_certificate(card.profile.pki_file("auth.der").read_bytes())
+    cert = checks.load_certificate(card.profile.pki_file("auth.der").read_bytes())
     cert.public_key().verify(bytes.fromhex(answer[:-4]), b"challenge", padding.PKCS1v15(), hashes.SHA256())
-    cert.public_key().verify(bytes.fromhex(answer[:-4]), pki.digest_info(b"challenge")[19:], padding.PKCS1v15(),
+    cert.public_key().verify(bytes.fromhex(answer[:-4]), checks.digest_info(b"challenge")[19:], padding.PKCS1v15(),
                              utils.Prehashed(hashes.SHA256()))
 
 

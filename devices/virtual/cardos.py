@@ -14,7 +14,7 @@ from enum import Enum
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from harness.apdu import ApduError, CommandApdu
+from harness.iso.apdu import ApduError, CommandApdu
 
 from .signing import DIGEST_INFO_PREFIXES, max_input, pkcs1_type1_sign, split_digest_info
 

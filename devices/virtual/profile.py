@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import fixtures
-from harness.apdu import ApduError, parse_hex
+from harness.iso.apdu import ApduError, parse_hex
 
 from .cardos import CardOptions
 

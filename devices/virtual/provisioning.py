@@ -26,7 +26,7 @@ from enum import Enum
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness import tlv
+from harness.iso import tlv
 
 from .applets import (
     AID_JPKI,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 
-from harness.apdu import ApduError, CommandApdu
+from harness.iso.apdu import ApduError, CommandApdu
 
 from .slot import CardSlot
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from harness import tlv
+from harness.iso import tlv
 
 from .cardos import Applet, ElementaryFile, FileKind, PinObject
 from .pkifiles import digits, load_key, pin_object, stamp, zero_filled

@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from harness import tlv
+from harness.iso import tlv
 
 from .cardos import Applet, ElementaryFile, FileKind, PinObject
 from .images import jp2_stand_in, png_stand_in

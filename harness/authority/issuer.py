@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from harness import pki
-from harness.pkigen import AUTH, SIGN, HierarchySpec
+from harness.pki import profile, testpki
+from harness.pki.generate import AUTH, SIGN, HierarchySpec
 
 PHONE_CN_PREFIX = "JPKIPHONE"  # ASSUMPTION: our own identifier scheme for phone auth certificates
 
@@ -36,7 +36,7 @@ class PhoneCertificates:
 def phone_identifier(ceremony_id: str) -> str:
     """The phone auth certificate's CN: 23 characters like the card's (§6), unique per ceremony."""
     digest = hashlib.sha256(ceremony_id.encode("utf-8")).hexdigest().upper()
-    return (PHONE_CN_PREFIX + digest)[: pki.AUTH_CN_LENGTH]
+    return (PHONE_CN_PREFIX + digest)[: profile.AUTH_CN_LENGTH]
 
 
 def load_phone_key(der: bytes, which: str) -> rsa.RSAPublicKey:
@@ -47,7 +47,7 @@ def load_phone_key(der: bytes, which: str) -> rsa.RSAPublicKey:
         raise KeyRejected(f"{which} key is not a SubjectPublicKeyInfo: {exc}") from None
     if not isinstance(key, rsa.RSAPublicKey):
         raise KeyRejected(f"{which} key is {type(key).__name__}, not RSA")
-    if key.key_size != pki.RSA_BITS or key.public_numbers().e != pki.RSA_EXPONENT:
+    if key.key_size != profile.RSA_BITS or key.public_numbers().e != profile.RSA_EXPONENT:
         raise KeyRejected(f"{which} key is RSA-{key.key_size} e={key.public_numbers().e}, not RSA-2048 e=65537")
     return key
 
@@ -83,7 +83,7 @@ def _builder(spec: HierarchySpec, root: x509.Certificate, subject: x509.Name, ke
 class Issuer:
     """Signs with the two test roots' keys (loaded once)."""
 
-    def __init__(self, test_pki: pki.TestPki) -> None:
+    def __init__(self, test_pki: testpki.TestPki) -> None:
         self.pki = test_pki
         self._auth_key = test_pki.auth.key()
         self._sign_key = test_pki.sign.key()

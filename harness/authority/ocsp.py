@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from harness import pki
+from harness.pki import checks, revocation, testpki
 from harness.relying_party.ocsp import OcspResponder
 
 from .store import Store
@@ -34,7 +34,7 @@ class _KnownCertificates(dict):
 
 
 @dataclass(frozen=True)
-class _KeyedHierarchy(pki.Hierarchy):
+class _KeyedHierarchy(testpki.Hierarchy):
     """A hierarchy whose responder key is parsed once (every OCSP answer signs with it)."""
 
     def ocsp_key(self) -> rsa.RSAPrivateKey:
@@ -44,7 +44,7 @@ class _KeyedHierarchy(pki.Hierarchy):
 class AuthorityOcsp(OcspResponder):
     """Answers in-process (:meth:`answer`); the authority's HTTP server routes ``/ocsp/<auth|sign>`` here."""
 
-    def __init__(self, test_pki: pki.TestPki, store: Store) -> None:
+    def __init__(self, test_pki: testpki.TestPki, store: Store) -> None:
         super().__init__(test_pki)
         self.store = store
         for kind in ("auth", "sign"):
@@ -57,23 +57,24 @@ class AuthorityOcsp(OcspResponder):
             record = self.store.certificate(f"{serial:x}")
             if record is None or record.kind != kind:
                 return None
-            return pki.load_certificate(record.der)
+            return checks.load_certificate(record.der)
         return lookup
 
-    def status_of(self, authority: str, cert: x509.Certificate) -> pki.RevocationStatus:
+    def status_of(self, authority: str, cert: x509.Certificate) -> revocation.RevocationStatus:
         serial = f"{cert.serial_number:x}"
         issued = self.store.certificate(serial)
         if issued is not None:
-            return pki.RevocationStatus.GOOD if issued.revoked_at is None else pki.RevocationStatus.REVOKED
+            revoked = issued.revoked_at is not None
+            return revocation.RevocationStatus.REVOKED if revoked else revocation.RevocationStatus.GOOD
         if self.store.card_revocation(serial) is not None:
-            return pki.RevocationStatus.REVOKED
+            return revocation.RevocationStatus.REVOKED
         return super().status_of(authority, cert)
 
 
-def _keyed(hierarchy: pki.Hierarchy) -> _KeyedHierarchy:
+def _keyed(hierarchy: testpki.Hierarchy) -> _KeyedHierarchy:
     return _KeyedHierarchy(**{f.name: getattr(hierarchy, f.name) for f in fields(hierarchy)})
 
 
 @functools.lru_cache(maxsize=8)
 def _responder_key(path: Path) -> rsa.RSAPrivateKey:
-    return pki.load_private_key(path)
+    return checks.load_private_key(path)

@@ -22,7 +22,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from harness import fixtures, pki
+from harness import fixtures
+from harness.pki import checks, revocation, testpki
 
 from . import protocol
 from .issuer import Issuer, KeyRejected, load_phone_key
@@ -63,9 +64,9 @@ class AuthorityConfig:
 
 
 @functools.lru_cache(maxsize=4)
-def _hierarchy(pki_dir: Path) -> tuple[pki.TestPki, Issuer]:
+def _hierarchy(pki_dir: Path) -> tuple[testpki.TestPki, Issuer]:
     """The test PKI and its CA keys, parsed once per process: a restart of the authority re-reads only its records."""
-    test_pki = pki.load_test_pki(pki_dir)
+    test_pki = testpki.load_test_pki(pki_dir)
     return test_pki, Issuer(test_pki)
 
 
@@ -135,13 +136,13 @@ class Authority:
         if at < cert.not_valid_before_utc:
             raise Refused("not_yet_valid", "the card's sign certificate is not valid yet")
         try:
-            pki.verify_chain(cert, [self.pki.sign.root], at=at)
-        except pki.PkiError as exc:
+            checks.verify_chain(cert, [self.pki.sign.root], at=at)
+        except checks.PkiError as exc:
             raise Refused("untrusted", f"the card's sign certificate does not chain to the sign CA: {exc}") from None
-        by_crl = pki.check_crl(cert, self.pki.sign.crl, self.pki.sign.root, at=at)
-        request = pki.build_ocsp_request(cert, self.pki.sign.root)
-        by_ocsp = pki.check_ocsp_response(self.ocsp.answer("sign", request), cert, self.pki.sign.root, at=at)
-        if pki.RevocationStatus.REVOKED in (by_crl, by_ocsp):
+        by_crl = revocation.check_crl(cert, self.pki.sign.crl, self.pki.sign.root, at=at)
+        request = revocation.build_ocsp_request(cert, self.pki.sign.root)
+        by_ocsp = revocation.check_ocsp_response(self.ocsp.answer("sign", request), cert, self.pki.sign.root, at=at)
+        if revocation.RevocationStatus.REVOKED in (by_crl, by_ocsp):
             raise Refused("revoked", f"the card's sign certificate is revoked (CRL {by_crl.value}, "
                                      f"OCSP {by_ocsp.value})")
 
@@ -167,10 +168,10 @@ class Authority:
             if ceremony.status not in OPEN_STATES:
                 raise Refused("wrong_state", f"ceremony {ceremony_id} is {ceremony.status}", 409)
             try:
-                card_cert = pki.load_certificate(card_cert_der)
+                card_cert = checks.load_certificate(card_cert_der)
                 load_phone_key(auth_key_der, "auth")
                 load_phone_key(sign_key_der, "sign")
-            except (pki.PkiError, KeyRejected) as exc:
+            except (checks.PkiError, KeyRejected) as exc:
                 tx.set_status(ceremony_id, "refused", now, "bad_application")
                 raise Refused("bad_application", str(exc), 422, ceremony_id) from None
             try:
@@ -178,8 +179,8 @@ class Authority:
                 data = protocol.application_bytes(ceremony_id, ceremony.nonce, ceremony.phone_id, auth_key_der,
                                                   sign_key_der)
                 try:
-                    pki.verify_signature(card_cert, signature, data=data)
-                except pki.PkiError as exc:
+                    checks.verify_signature(card_cert, signature, data=data)
+                except checks.PkiError as exc:
                     raise Refused("bad_signature", f"the application's signature does not verify: {exc}") from None
             except Refused as refusal:
                 tx.set_status(ceremony_id, "refused", now, refusal.code)
@@ -202,7 +203,7 @@ class Authority:
             if ceremony.status != "applied":
                 raise Refused("wrong_state", f"ceremony {ceremony_id} is {ceremony.status}", 409)
             assert ceremony.card_cert and ceremony.auth_key and ceremony.sign_key and ceremony.card_serial
-            card_cert = pki.load_certificate(ceremony.card_cert)
+            card_cert = checks.load_certificate(ceremony.card_cert)
             try:
                 self._check_card(card_cert)  # revoked or expired since the application?
             except Refused as refusal:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from robotlibcore import DynamicCore
 
+from harness.iso.redact import redact_text
 from harness.log_redaction import install_log_redaction
-from harness.redact import redact_text
 from harness.tracefile import CURRENT as CURRENT_TEST
 
 from . import privacy
@@ -41,7 +41,7 @@ class JPKILibrary(DynamicCore):
     ``text``) and take its value from the environment, the lab inventory or the virtual profile.
     Every APDU is traced; ``Log APDU Trace`` writes the table into the log, with PINs as ``****`` and the
     holder's data as their structure and lengths; every message and status of the suites passes the same
-    mask (``harness.redact``).
+    mask (``harness.iso.redact``).
     """
 
     ROBOT_LIBRARY_SCOPE = "SUITE"

@@ -12,10 +12,12 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from devices.virtual.text_ap import number_b
-from harness import apfiles, pki, tlv
-from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
+from harness import apfiles
+from harness.iso import tlv
+from harness.iso.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
 from harness.pin_guard import CARD_FACE_COLLATION_NUMBERS, PinTarget
+from harness.pki import checks
 
 from .context import LibraryComponent
 
@@ -196,7 +198,7 @@ class AppletFileKeywords(LibraryComponent):
     @keyword
     def raw_signature_should_recover(self, signature: bytes, data_hex: str, certificate: bytes) -> None:
         """Fails unless ``signature`` opens under the certificate's key to PKCS#1 type 01 padding of ``data_hex``."""
-        key = pki.load_certificate(certificate).public_key()
+        key = checks.load_certificate(certificate).public_key()
         try:
             recovered = key.recover_data_from_signature(signature, padding.PKCS1v15(), None)
         except Exception as exc:  # InvalidSignature and the padding errors

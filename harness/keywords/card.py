@@ -6,10 +6,10 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from devices.virtual.profile import load_profile
-from harness import pki
-from harness.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
+from harness.iso.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
 from harness.pin_guard import PinGuard, new_pin_like, refuse_raw_secret
+from harness.pki import checks
 
 from . import privacy
 from .context import LibraryComponent
@@ -220,14 +220,14 @@ class CardKeywords(LibraryComponent):
     def sign_data(self, key: str, data: str | bytes, algorithm: str = "sha256") -> bytes:
         """Signs the DigestInfo of ``data`` with the ``auth`` or ``sign`` key; fails unless 9000."""
         raw = data.encode("utf-8") if isinstance(data, str) else data
-        response = self.client.sign(key, pki.digest_info(raw, algorithm))
+        response = self.client.sign(key, checks.digest_info(raw, algorithm))
         return response.data
 
     @keyword
     def sign_data_status(self, key: str, data: str | bytes = "challenge") -> str:
         """Attempts the signature and returns the status word as hex (e.g. ``6982`` without the PIN)."""
         raw = data.encode("utf-8") if isinstance(data, str) else data
-        return sw_hex(self.client.sign(key, pki.digest_info(raw), check=False).sw)
+        return sw_hex(self.client.sign(key, checks.digest_info(raw), check=False).sw)
 
     @keyword
     def sign_raw_data_field(self, key: str, data_hex: str) -> str:

@@ -22,11 +22,12 @@ from devices import DeviceError, open_device
 from devices.virtual.card import VirtualCard
 from devices.virtual.provisioning import load_options
 from devices.virtual.slot import FaultPlan
-from harness import lab, pki
+from harness import lab
 from harness.authority import AuthorityConfig, AuthorityServer
 from harness.credentials import facts_for_device, facts_for_virtual, virtual_card_of
 from harness.phone_download import CeremonyResult, PhoneDownloadApp, PhoneSecureElement, PinSource
 from harness.pin_guard import fresh_card, wrong_pin_like
+from harness.pki import checks
 
 from .ceremony_checks import CeremonyChecks
 from .ceremony_state import DeviceChannel, OpenDevice, slot_of
@@ -241,7 +242,7 @@ class CeremonyKeywords(CeremonyChecks):
     def get_ceremony_value(self, result: CeremonyResult, key: str) -> Any:
         """``tries_left``, ``ceremony``, ``step``, ``outcome``, ``card_serial``, ``auth_serial`` or ``sign_serial``."""
         if key in ("auth_serial", "sign_serial"):
-            return f"{pki.load_certificate(result.certificates[key[:4]]).serial_number:x}"
+            return f"{checks.load_certificate(result.certificates[key[:4]]).serial_number:x}"
         return getattr(result, key)
 
     # -- faults ---------------------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices.virtual.provisioning import state_of
-from harness import pki
 from harness.authority import AuthorityError
 from harness.jpki import JpkiClient, PinKind
 from harness.phone_download import CeremonyResult, PinSource, verify_card_pin
+from harness.pki import checks, revocation
 
 from .ceremony_state import CeremonyComponent
 
@@ -79,12 +79,12 @@ class CeremonyChecks(CeremonyComponent):
         client.select_jpki()
         if not verify_card_pin(client, kind, self._phone_pin_source(key)).ok:
             raise AssertionError(f"the phone refused its {key} PIN")
-        signature = client.sign(key, pki.digest_info(data.encode("utf-8"))).data
-        cert = pki.load_certificate(result.certificates[key])
-        pki.verify_signature(cert, signature, data=data.encode("utf-8"))
+        signature = client.sign(key, checks.digest_info(data.encode("utf-8"))).data
+        cert = checks.load_certificate(result.certificates[key])
+        checks.verify_signature(cert, signature, data=data.encode("utf-8"))
         authority = self._server().authority
         assert authority is not None
-        pki.verify_chain(cert, authority.pki.roots)
+        checks.verify_chain(cert, authority.pki.roots)
 
     # -- what the authority says ------------------------------------------------------------------------------------
     @keyword
@@ -107,7 +107,7 @@ class CeremonyChecks(CeremonyComponent):
     def issued_certificate_status_should_be(self, result: CeremonyResult, which: str, status: str) -> None:
         """Asks the authority's OCSP responder over HTTP about the issued ``auth``/``sign`` certificate and checks
         the signed answer (responder, freshness) before comparing ``good``/``revoked``."""
-        cert = pki.load_certificate(result.certificates[which])
+        cert = checks.load_certificate(result.certificates[which])
         self._ocsp_should_say(cert, which, status)
 
     @keyword
@@ -116,15 +116,15 @@ class CeremonyChecks(CeremonyComponent):
         app = self.state.app
         if app is None or not app.progress.card_cert:
             raise AssertionError("no ceremony has read the card's sign certificate yet")
-        self._ocsp_should_say(pki.load_certificate(app.progress.card_cert), "sign", status)
+        self._ocsp_should_say(checks.load_certificate(app.progress.card_cert), "sign", status)
 
     def _ocsp_should_say(self, cert, which: str, status: str) -> None:
         authority = self._server().authority
         assert authority is not None
         root = authority.pki.auth.root if which == "auth" else authority.pki.sign.root
         nonce = b"ceremony-check"
-        der = self._client().ocsp(which, pki.build_ocsp_request(cert, root, nonce=nonce))
-        found = pki.check_ocsp_response(der, cert, root, at=authority.now(), nonce=nonce)
+        der = self._client().ocsp(which, revocation.build_ocsp_request(cert, root, nonce=nonce))
+        found = revocation.check_ocsp_response(der, cert, root, at=authority.now(), nonce=nonce)
         if found.value != status:
             raise AssertionError(f"OCSP says {found.value} for serial {cert.serial_number:x}, expected {status}")
 

@@ -12,13 +12,13 @@ from devices import DeviceError
 from devices.base import Reader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
-from harness import pki
-from harness.apdu import CommandApdu, ResponseApdu
 from harness.authority import AuthorityClient, AuthorityServer
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
+from harness.iso.apdu import CommandApdu, ResponseApdu
 from harness.jpki import JpkiClient, PinKind
 from harness.phone_download import CeremonyResult, PhoneDownloadApp, PinSource, verify_card_pin
+from harness.pki import checks
 from harness.trace import ApduTrace
 
 from .context import LibraryComponent
@@ -110,7 +110,7 @@ class CeremonyComponent(LibraryComponent):
         if not verify_card_pin(client, PinKind.AUTH, source).ok:
             raise AssertionError("the card refused its auth PIN")
         cert = client.read_certificate("auth")
-        return cert, client.sign("auth", pki.digest_info(challenge)).data
+        return cert, client.sign("auth", checks.digest_info(challenge)).data
 
     def _card_auth_certificate(self) -> bytes:
         """The ceremony card's auth certificate, read without a PIN (free on the card, JPKI-FACTS §2)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 from cryptography import x509
 from robotlibcore import keyword
 
-from harness import fixtures, pki
+from harness import fixtures
+from harness.pki import checks, profile, testpki
 
 from .context import LibraryComponent
 
@@ -36,15 +37,15 @@ class CertificateKeywords(LibraryComponent):
     @keyword
     def certificate_should_chain_to_test_root(self, der: bytes, hierarchy: str) -> None:
         """Fails unless the certificate chains to the test ``auth`` or ``sign`` root (chosen by key id)."""
-        roots = pki.load_test_pki()
+        roots = testpki.load_test_pki()
         root = roots.auth_root if hierarchy == "auth" else roots.sign_root
-        pki.verify_chain(pki.load_certificate(der), [root])
+        checks.verify_chain(checks.load_certificate(der), [root])
 
     @keyword
     def auth_certificate_should_follow_jpki_profile(self, der: bytes) -> None:
         """Subject only C=JP and a 23-character CN; KU, EKU, policy, CRL DP, AIA and 14:59:59Z end."""
-        cert = pki.load_certificate(der)
-        problems = pki.auth_profile_problems(cert)
+        cert = checks.load_certificate(der)
+        problems = profile.auth_profile_problems(cert)
         if problems:
             raise AssertionError("; ".join(problems))
 
@@ -54,7 +55,7 @@ class CertificateKeywords(LibraryComponent):
         holder = self.ctx.facts.holder
         if holder is None:
             raise AssertionError(f"the expected holder of {self.ctx.device_name} is unknown")
-        attributes = pki.holder_attributes(pki.load_certificate(der))
+        attributes = profile.holder_attributes(checks.load_certificate(der))
         expected = {"name": holder.name, "address": holder.address, "birth_date": holder.birth_date,
                     "sex": holder.sex}
         differing = [k for k, v in expected.items() if attributes.get(k) != v]
@@ -66,22 +67,22 @@ class CertificateKeywords(LibraryComponent):
                                 algorithm: str = "sha256") -> None:
         """Fails unless ``signature`` is a valid RSASSA-PKCS1-v1_5 signature of ``data`` under the certificate."""
         raw = data.encode("utf-8") if isinstance(data, str) else data
-        pki.verify_signature(pki.load_certificate(certificate), signature, data=raw, hash_alg=algorithm)
+        checks.verify_signature(checks.load_certificate(certificate), signature, data=raw, hash_alg=algorithm)
 
     @keyword
     def signature_should_not_verify(self, signature: bytes, data: str | bytes, certificate: bytes) -> None:
         """Fails if ``signature`` verifies over ``data`` under the certificate."""
         raw = data.encode("utf-8") if isinstance(data, str) else data
         try:
-            pki.verify_signature(pki.load_certificate(certificate), signature, data=raw)
-        except pki.PkiError:
+            checks.verify_signature(checks.load_certificate(certificate), signature, data=raw)
+        except checks.PkiError:
             return
         raise AssertionError("the signature verified, but it was expected not to")
 
     @keyword
     def certificate_key_should_be_rsa_2048(self, der: bytes) -> None:
         """Fails unless the certificate's public key is RSA-2048 with e = 65537."""
-        cert: x509.Certificate = pki.load_certificate(der)
+        cert: x509.Certificate = checks.load_certificate(der)
         numbers = cert.public_key().public_numbers()  # type: ignore[union-attr]
         if numbers.n.bit_length() != 2048 or numbers.e != 65537:
             raise AssertionError(f"key is {numbers.n.bit_length()} bits, e={numbers.e}")

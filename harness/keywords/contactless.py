@@ -17,7 +17,7 @@ from devices.base import DeviceError
 from devices.nfc import atr_from_atqb
 from devices.virtual.nfc_udp import ExchangeRecord, NfcUdpCard
 from devices.virtual.slot import FaultPlan
-from harness.apdu import parse_hex, to_hex
+from harness.iso.apdu import parse_hex, to_hex
 
 from .context import LibraryComponent
 

@@ -11,9 +11,9 @@ from devices import DeviceError, open_device
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
 from harness import lab
-from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import facts_for_device, recorded_facts, virtual_card_of
+from harness.iso.apdu import to_hex
 from harness.notrun import NOT_RUN_PREFIX
 from harness.pin_guard import fresh_card
 from harness.preflight import identify

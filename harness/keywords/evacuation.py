@@ -7,8 +7,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from robotlibcore import keyword
 
 from devices import DeviceError
-from harness import pki
 from harness.jpki import JpkiClient
+from harness.pki import checks
 from harness.relying_party.evacuation import EvacuationRefused, EvacuationService
 
 from .ceremony_state import CeremonyComponent
@@ -45,7 +45,7 @@ class EvacuationKeywords(CeremonyComponent):
         """The authority revokes the auth certificate of the card in the reader (e.g. reported lost)."""
         client = JpkiClient(self._device("card").channel)
         client.select_jpki()
-        serial = f"{pki.load_certificate(client.read_certificate('auth')).serial_number:x}"
+        serial = f"{checks.load_certificate(client.read_certificate('auth')).serial_number:x}"
         self._client().post("/api/cards/revoke", {"request_id": f"evac-{serial}-{reason}", "serial": serial,
                                                   "reason": reason})
 

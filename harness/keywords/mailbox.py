@@ -11,9 +11,9 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from devices import DeviceError
-from harness import pki
 from harness.jpki import JpkiClient, PinKind
 from harness.phone_download import PinSource, verify_card_pin
+from harness.pki import checks
 from harness.relying_party.business import BusinessInbox
 from harness.relying_party.mailbox import Delivery, Mailbox, MailboxRefused, Member
 
@@ -124,7 +124,7 @@ class MailboxKeywords(CeremonyComponent):
         if not verify_card_pin(client, PinKind.AUTH, auth).ok:
             raise AssertionError("the card refused its auth PIN")
         cert = client.read_certificate("auth")
-        signature = client.sign("auth", pki.digest_info(challenge)).data
+        signature = client.sign("auth", checks.digest_info(challenge)).data
         try:
             self.mailbox_state.session = mailbox.login(challenge_id, cert, signature)
         except MailboxRefused as exc:

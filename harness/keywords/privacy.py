@@ -1,7 +1,7 @@
 """What is personal about the device under test, and whether this run may show it.
 
 The holder record decides: its My Number (= 照合番号A), 照合番号B, name, address and birth date are
-registered with :data:`harness.redact.SECRETS`, so every message Robot writes masks them, and the
+registered with :data:`harness.iso.redact.SECRETS`, so every message Robot writes masks them, and the
 trace masks the files that hold them. ``hil run --show-holder-data`` (``HIL_SHOW_HOLDER_DATA=1``)
 lifts the holder mask for holders whose record says ``synthetic = true``, never for others, and
 never for PINs.
@@ -15,10 +15,10 @@ from cryptography.x509.oid import NameOID
 
 from devices.virtual.applets import number_b
 from devices.virtual.profile import HolderData, available_profiles, load_profile
-from harness import pki
 from harness.credentials import PIN_KINDS, DeviceFacts
+from harness.iso.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
 from harness.jpki import BasicFour
-from harness.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
+from harness.pki import checks, profile
 
 from .context import LibraryContext
 
@@ -118,10 +118,10 @@ def register_certificate_holder(der: bytes, holder: HolderData | None) -> None:
     if may_show(holder):
         return
     try:
-        cert = pki.load_certificate(der)
-        attributes = pki.holder_attributes(cert)
+        cert = checks.load_certificate(der)
+        attributes = profile.holder_attributes(cert)
         names = [a.value for a in cert.subject if isinstance(a.value, str) and a.oid != NameOID.COUNTRY_NAME]
-    except (pki.PkiError, ValueError):
+    except (checks.PkiError, ValueError):
         return
     for label, value in attributes.items():
         if label != "sex":

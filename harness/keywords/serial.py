@@ -20,7 +20,7 @@ from devices.virtual.card import VirtualCard
 from devices.virtual.reader import parse_virtual_uri
 from devices.virtual.serial_firmware import ReaderFirmware, SerialFaultPlan
 from devices.virtual.slot import CardSlot, FaultPlan
-from harness.apdu import parse_hex, sw_hex
+from harness.iso.apdu import parse_hex, sw_hex
 from harness.jpki import JpkiClient, PinKind
 from harness.pin_guard import refuse_raw_secret
 

@@ -14,15 +14,18 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices.base import DeviceError
-from devices.terminal import FlowResult, PinPrompt, ServiceTerminal, open_terminal
 from devices.virtual.card import VirtualCard
 from devices.virtual.reader import parse_virtual_uri
 from devices.virtual.serial_firmware import SerialFaultPlan
-from harness import lab, pki
+from harness import lab
 from harness.credentials import facts_for_device, virtual_card_of
 from harness.jpki import JpkiClient
 from harness.pin_guard import fresh_card, wrong_pin_like
+from harness.pki import checks, profile
 from harness.relying_party import RelyingParty, RelyingPartyClient
+from harness.terminals.flows import open_terminal
+from harness.terminals.terminal import FlowResult, ServiceTerminal
+from harness.terminals.ui import PinPrompt
 
 from . import privacy
 from .context import LibraryComponent, LibraryContext
@@ -326,7 +329,7 @@ class TerminalKeywords(_TerminalComponent):
         terminal = self.terminal()
         client = JpkiClient(terminal.channel)
         client.select_jpki()
-        cn = pki.auth_identifier(pki.load_certificate(client.read_certificate("auth")))
+        cn = profile.auth_identifier(checks.load_certificate(client.read_certificate("auth")))
         if self.state.rp is None:
             raise SkipExecution("the link is checked in the emulator's records; the platform is external")
         linked = self.state.rp.require_platform().links.get(cn)
@@ -341,7 +344,7 @@ class TerminalKeywords(_TerminalComponent):
         terminal = self.terminal()
         client = JpkiClient(terminal.channel)
         client.select_jpki()
-        cert = pki.load_certificate(client.read_certificate("auth"))
+        cert = checks.load_certificate(client.read_certificate("auth"))
         if result.data.get("serial") != f"{cert.serial_number:x}":
             raise AssertionError(f"eligibility answered for serial {result.data.get('serial')}, "
                                  f"the card's is {cert.serial_number:x}")

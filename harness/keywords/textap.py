@@ -6,11 +6,11 @@ from robot.api import logger
 from robotlibcore import keyword
 
 from devices.virtual.applets import number_b
-from harness import tlv
-from harness.apdu import sw_hex
+from harness.iso import tlv
+from harness.iso.apdu import sw_hex
+from harness.iso.redact import HolderValue, describe_my_number, my_number_check_digit_ok, revealed_value
 from harness.jpki import AID_TEXT, EF_BASIC_FOUR, EF_MY_NUMBER, BasicFour, JpkiClient, decode_basic_four
 from harness.pin_guard import COLLATION_NUMBERS
-from harness.redact import HolderValue, describe_my_number, my_number_check_digit_ok, revealed_value
 
 from . import privacy
 from .context import LibraryComponent

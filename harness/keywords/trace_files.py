@@ -14,7 +14,7 @@ from typing import Any
 
 from devices.base import Reader
 from harness.anonymise import Anonymiser
-from harness.redact import SECRETS
+from harness.iso.redact import SECRETS
 from harness.tracefile import TraceWriter, attach, file_name, pin_shapes
 
 from . import privacy

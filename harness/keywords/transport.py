@@ -17,11 +17,11 @@ from robotlibcore import keyword
 from devices.base import CardRemoved, DeviceError, NoCard, Reader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import CardSlot, FaultPlan
-from harness import tlv
-from harness.apdu import ResponseApdu, parse_hex, sw_hex, to_hex
-from harness.atr import Atr, parse_atr
+from harness.iso import tlv
+from harness.iso.apdu import ResponseApdu, parse_hex, sw_hex, to_hex
+from harness.iso.atr import Atr, parse_atr
+from harness.iso.redact import redact_apdu
 from harness.pin_guard import refuse_raw_secret
-from harness.redact import redact_apdu
 
 from .context import LibraryComponent
 

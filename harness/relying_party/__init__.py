@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from .client import RelyingPartyClient, RpError
 from .ocsp import OcspResponder
-from .platform import AuditRecord, Platform, PlatformConfig, Refused, Transaction
+from .platform import Platform, PlatformConfig
+from .records import AuditRecord, Refused, Transaction
 from .server import RelyingParty
 
 __all__ = [

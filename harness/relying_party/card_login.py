@@ -9,8 +9,8 @@ import threading
 
 from cryptography import x509
 
-from harness import pki
 from harness.authority.client import AuthorityClient, AuthorityError
+from harness.pki import checks, revocation, testpki
 
 
 class CardRefused(Exception):
@@ -22,7 +22,7 @@ class CardRefused(Exception):
 
 
 class CardVerifier:
-    def __init__(self, authority_url: str, test_pki: pki.TestPki) -> None:
+    def __init__(self, authority_url: str, test_pki: testpki.TestPki) -> None:
         self.authority = AuthorityClient(authority_url)
         self.pki = test_pki
         self._challenges: dict[str, bytes] = {}
@@ -34,15 +34,15 @@ class CardVerifier:
             self._challenges[challenge_id] = value
         return challenge_id, value
 
-    def status(self, cert: x509.Certificate, kind: str = "auth") -> pki.RevocationStatus:
+    def status(self, cert: x509.Certificate, kind: str = "auth") -> revocation.RevocationStatus:
         """Chain to the CA of ``kind`` and OCSP at the authority (nonce checked)."""
         root = self.pki.auth.root if kind == "auth" else self.pki.sign.root
         try:
-            pki.verify_chain(cert, [root])
+            checks.verify_chain(cert, [root])
             nonce = secrets.token_bytes(8)
-            answer = self.authority.ocsp(kind, pki.build_ocsp_request(cert, root, nonce=nonce))
-            return pki.check_ocsp_response(answer, cert, root, nonce=nonce)
-        except pki.PkiError as exc:
+            answer = self.authority.ocsp(kind, revocation.build_ocsp_request(cert, root, nonce=nonce))
+            return revocation.check_ocsp_response(answer, cert, root, nonce=nonce)
+        except checks.PkiError as exc:
             raise CardRefused("bad_card", str(exc)) from None
         except AuthorityError as exc:
             raise CardRefused("unreachable", str(exc)) from None
@@ -50,10 +50,10 @@ class CardVerifier:
     def good_certificate(self, cert_der: bytes, kind: str = "auth") -> x509.Certificate:
         """The certificate, if it chains and OCSP says good (a card read without its PIN: identification only)."""
         try:
-            cert = pki.load_certificate(cert_der)
-        except pki.PkiError as exc:
+            cert = checks.load_certificate(cert_der)
+        except checks.PkiError as exc:
             raise CardRefused("bad_card", str(exc)) from None
-        if self.status(cert, kind) is not pki.RevocationStatus.GOOD:
+        if self.status(cert, kind) is not revocation.RevocationStatus.GOOD:
             raise CardRefused("revoked", f"the card's {kind} certificate is not good")
         return cert
 
@@ -64,10 +64,10 @@ class CardVerifier:
         if value is None:
             raise CardRefused("no_challenge", "unknown or used challenge")
         try:
-            cert = pki.load_certificate(auth_cert_der)
-            pki.verify_signature(cert, signature, data=value)
-        except pki.PkiError as exc:
+            cert = checks.load_certificate(auth_cert_der)
+            checks.verify_signature(cert, signature, data=value)
+        except checks.PkiError as exc:
             raise CardRefused("bad_card", str(exc)) from None
-        if self.status(cert) is not pki.RevocationStatus.GOOD:
+        if self.status(cert) is not revocation.RevocationStatus.GOOD:
             raise CardRefused("revoked", "the card's auth certificate is not good")
         return cert

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from harness import pki
+from harness.pki import checks, testpki
 
 from .card_login import CardRefused, CardVerifier
 
@@ -38,7 +38,7 @@ class Order:
 
 
 class EvacuationService:
-    def __init__(self, authority_url: str, test_pki: pki.TestPki) -> None:
+    def __init__(self, authority_url: str, test_pki: testpki.TestPki) -> None:
         self.cards = CardVerifier(authority_url, test_pki)
         self.residents: dict[str, Resident] = {}
         self.orders: dict[str, Order] = {}
@@ -46,7 +46,7 @@ class EvacuationService:
         self._lock = threading.RLock()
 
     def register(self, resident: str, name: str, area: str, set_top_box: str, auth_cert_der: bytes) -> Resident:
-        cert = pki.load_certificate(auth_cert_der)
+        cert = checks.load_certificate(auth_cert_der)
         entry = Resident(resident, name, area, set_top_box, cert.serial_number)
         with self._lock:
             self.residents[resident] = entry

@@ -7,7 +7,7 @@ import secrets
 import threading
 from dataclasses import dataclass, field
 
-from harness import pki
+from harness.pki import checks, testpki
 
 from .card_login import CardRefused, CardVerifier
 
@@ -23,7 +23,7 @@ class HealthRecord:
 @dataclass
 class HealthHandbook:
     authority_url: str
-    test_pki: pki.TestPki
+    test_pki: testpki.TestPki
     parents: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # auth serial → (parent, children)
     records: list[HealthRecord] = field(default_factory=list)
     audit: list[tuple[str, str]] = field(default_factory=list)  # (parent, child) per view
@@ -34,7 +34,7 @@ class HealthHandbook:
         self._lock = threading.Lock()
 
     def register_parent(self, parent: str, auth_cert_der: bytes, children: list[str]) -> None:
-        serial = pki.load_certificate(auth_cert_der).serial_number
+        serial = checks.load_certificate(auth_cert_der).serial_number
         with self._lock:
             self.parents[serial] = (parent, tuple(children))
 

@@ -17,8 +17,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
-from harness import pki
 from harness.authority.client import AuthorityError
+from harness.pki import checks, revocation, testpki
 
 from .card_login import CardRefused, CardVerifier
 
@@ -64,7 +64,7 @@ class _State:
 
 
 class Mailbox:
-    def __init__(self, authority_url: str, test_pki: pki.TestPki, inboxes: dict[str, str]) -> None:
+    def __init__(self, authority_url: str, test_pki: testpki.TestPki, inboxes: dict[str, str]) -> None:
         self.cards = CardVerifier(authority_url, test_pki)
         self.inboxes = dict(inboxes)
         self._state = _State()
@@ -76,9 +76,9 @@ class Mailbox:
         unknown = [b for b in businesses if b not in self.inboxes]
         if unknown:
             raise MailboxRefused("unknown_business", f"no business {', '.join(unknown)}")
-        auth, sign = pki.load_certificate(auth_cert_der), pki.load_certificate(sign_cert_der)
+        auth, sign = checks.load_certificate(auth_cert_der), checks.load_certificate(sign_cert_der)
         for cert, kind in ((auth, "auth"), (sign, "sign")):
-            if self.cards.status(cert, kind) is not pki.RevocationStatus.GOOD:
+            if self.cards.status(cert, kind) is not revocation.RevocationStatus.GOOD:
                 raise MailboxRefused("revoked", f"the card's {kind} certificate is not good")
         member = Member(user, auth.serial_number, sign.serial_number, tuple(businesses))
         with self._lock:

@@ -9,121 +9,43 @@ Every state change is a transaction: ``begin`` validates and holds it pending, t
 card sign the transaction's confirmation text, and ``commit`` checks everything again and applies
 all its effects under one lock — or none. A card pulled mid-flow means no commit: the terminal
 aborts, or the pending transaction expires. Either way the audit log says so.
+
+The certificate checks are :mod:`.identity`, the per-service rules and their effects :mod:`.services`,
+the records kept :mod:`.records`; this module holds them together under one lock.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import os
 import threading
 import time
 import tomllib
-import urllib.error
-import urllib.request
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
+from harness import fixtures
+from harness.pki import profile, testpki
+from harness.pki.checks import PkiError, verify_signature
 
-from harness import fixtures, pki
+from .identity import verify_identity
+from .records import AuditRecord, Challenge, Refused, Session, Transaction, b64, now_iso
+from .services import ServiceRules
 
 DATA_FILE = fixtures.relying_party_dir() / "platform.toml"
-OCSP_TIMEOUT = 5.0
-
-
-class Refused(Exception):
-    """A request the platform turns down; ``code`` is stable for tests, the message one line."""
-
-    def __init__(self, code: str, message: str, http_status: int = 403) -> None:
-        super().__init__(message)
-        self.code = code
-        self.http_status = http_status
-
-
-@dataclass(frozen=True)
-class AuditRecord:
-    seq: int
-    at: str
-    terminal: str
-    event: str
-    outcome: str
-    service: str = ""
-    platform_id: str = ""
-    tx: str = ""
-    detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Identity:
-    platform_id: str
-    cn: str
-    serial: int
-    holder: str
-    certificate: x509.Certificate = field(repr=False)
-
-
-@dataclass
-class Session:
-    token: str
-    terminal: str
-    identity: Identity
-    expires: float
-
-
-@dataclass
-class Challenge:
-    id: str
-    terminal: str
-    service: str
-    value: bytes
-    expires: float
-
-
-@dataclass
-class Transaction:
-    id: str
-    terminal: str
-    service: str
-    params: dict[str, Any]
-    session: str
-    platform_id: str
-    summary: str
-    confirm: bytes
-    expires: float
-    status: str = "pending"  # pending → committed | aborted | expired | refused
-    reason: str = ""
-    result: dict[str, Any] = field(default_factory=dict)
-
-    def public(self) -> dict[str, Any]:
-        return {"id": self.id, "terminal": self.terminal, "service": self.service, "params": self.params,
-                "platform_id": self.platform_id, "summary": self.summary, "status": self.status,
-                "reason": self.reason, "result": self.result}
 
 
 @dataclass
 class PlatformConfig:
     ocsp_url: str = ""  # base URL of the responder (``…/ocsp``); "" → the caller must set it before use
     data_file: Path = DATA_FILE
-    pki_dir: Path = pki.DEFAULT_PKI_DIR
+    pki_dir: Path = testpki.DEFAULT_PKI_DIR
     challenge_ttl: float = 60.0
     session_ttl: float = 900.0
     tx_ttl: float = 120.0
     check_crl: bool = True
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Platform:
@@ -131,16 +53,13 @@ class Platform:
 
     def __init__(self, config: PlatformConfig | None = None) -> None:
         self.config = config or PlatformConfig()
-        self.pki = pki.load_test_pki(self.config.pki_dir)
+        self.pki = testpki.load_test_pki(self.config.pki_dir)
         data = tomllib.loads(self.config.data_file.read_text("utf-8"))
-        self.services: dict[str, list[str]] = data.get("services", {})
-        self.facilities: dict[str, dict[str, Any]] = data.get("facilities", {})
-        self.documents: dict[str, dict[str, Any]] = data.get("documents", {})
-        self.shelters: dict[str, dict[str, Any]] = data.get("shelters", {})
-        self.watch_notify: str = data.get("watch", {}).get("notify", "")
+        self.services: dict[str, list[str]] = data.get("services", {})  # terminal kind → services it may use
+        self.rules = ServiceRules(data, self.pki)
         self.health_records: dict[str, list[dict[str, Any]]] = data.get("health_records", {})
         # registries keyed by what a card proves: the auth certificate's CN and serial
-        self.holder_by_cn = {pki.auth_identifier(h.auth_cert): name for name, h in self.pki.holders.items()}
+        self.holder_by_cn = {profile.auth_identifier(h.auth_cert): name for name, h in self.pki.holders.items()}
         self.insurance_by_serial = {
             self.pki.holder(name).auth_cert.serial_number: entry
             for name, entry in data.get("insurance", {}).items() if name in self.pki.holders
@@ -153,17 +72,32 @@ class Platform:
         self._challenges: dict[str, Challenge] = {}
         self._sessions: dict[str, Session] = {}
         self.transactions: dict[str, Transaction] = {}
-        # committed effects: what a half-done transaction must never leave behind
-        self.bookings: dict[str, str] = {}  # "facility/date/slot" → platform ID
-        self.payments: list[dict[str, Any]] = []
-        self.issued: list[dict[str, Any]] = []
-        self.watch_log: list[dict[str, Any]] = []
-        self.occupancy: dict[str, list[str]] = {name: [] for name in self.shelters}
+
+    # committed effects (kept by the service rules), read by tests comparing before and after a flow
+    @property
+    def bookings(self) -> dict[str, str]:
+        return self.rules.bookings
+
+    @property
+    def payments(self) -> list[dict[str, Any]]:
+        return self.rules.payments
+
+    @property
+    def issued(self) -> list[dict[str, Any]]:
+        return self.rules.issued
+
+    @property
+    def watch_log(self) -> list[dict[str, Any]]:
+        return self.rules.watch_log
+
+    @property
+    def occupancy(self) -> dict[str, list[str]]:
+        return self.rules.occupancy
 
     # -- audit ------------------------------------------------------------------------------
     def record(self, terminal: str, event: str, outcome: str, **details: str) -> AuditRecord:
         with self._lock:
-            entry = AuditRecord(len(self._audit) + 1, _now_iso(), terminal, event, outcome, **details)
+            entry = AuditRecord(len(self._audit) + 1, now_iso(), terminal, event, outcome, **details)
             self._audit.append(entry)
             return entry
 
@@ -184,11 +118,7 @@ class Platform:
         with self._lock:
             return {
                 "links": dict(self.links),
-                "bookings": dict(self.bookings),
-                "payments": [dict(p) for p in self.payments],
-                "issued": [dict(i) for i in self.issued],
-                "watch_log": [dict(w) for w in self.watch_log],
-                "occupancy": {k: list(v) for k, v in self.occupancy.items()},
+                **self.rules.effects(),
                 "pending": sorted(t.id for t in self.transactions.values() if t.status == "pending"),
             }
 
@@ -235,7 +165,9 @@ class Platform:
             self.record(terminal, "login", "refused", detail="unknown or used challenge")
             raise Refused("bad_challenge", "unknown, expired or already used challenge", 400)
         try:
-            identity = self._verify_identity(certificate, signature, challenge.value)
+            identity = verify_identity(self.pki, certificate, signature, challenge.value,
+                                       ocsp_url=self.config.ocsp_url, check_crl=self.config.check_crl,
+                                       holder_by_cn=self.holder_by_cn)
         except Refused as exc:
             self.record(terminal, "login", "refused", service=challenge.service, detail=f"{exc.code}: {exc}")
             raise
@@ -245,54 +177,11 @@ class Platform:
                 self.links[identity.cn] = f"PF-{len(self.links) + 1:06d}"
             identity.platform_id = self.links[identity.cn]
             self.serials[identity.platform_id] = identity.serial
-            session = Session(_b64(os.urandom(24)), terminal, identity, time.monotonic() + self.config.session_ttl)
+            session = Session(b64(os.urandom(24)), terminal, identity, time.monotonic() + self.config.session_ttl)
             self._sessions[session.token] = session
         self.record(terminal, "login", "ok", service=challenge.service, platform_id=identity.platform_id,
                     detail=f"link {'created' if created else 'existing'}; serial {identity.serial:x}")
         return session
-
-    def _verify_identity(self, certificate: bytes, signature: bytes, challenge: bytes) -> Identity:
-        try:
-            cert = pki.load_certificate(certificate)
-        except pki.PkiError as exc:
-            raise Refused("bad_certificate", str(exc), 400) from None
-        problems = pki.auth_profile_problems(cert)
-        if problems:
-            raise Refused("not_auth_certificate", f"not a JPKI auth certificate: {problems[0]}")
-        try:
-            root = pki.verify_chain(cert, [self.pki.auth_root])
-        except pki.PkiError as exc:
-            raise Refused("untrusted", str(exc)) from None
-        try:
-            pki.verify_signature(cert, signature, data=challenge)
-        except pki.PkiError as exc:
-            raise Refused("bad_signature", str(exc), 401) from None
-        ocsp_status = self._ocsp_status(cert, root)
-        crl_status = pki.check_crl(cert, self.pki.auth.crl, root) if self.config.check_crl else ocsp_status
-        if pki.RevocationStatus.REVOKED in (ocsp_status, crl_status):
-            raise Refused("revoked", f"certificate {cert.serial_number:x} is revoked "
-                                     f"(OCSP {ocsp_status.value}, CRL {crl_status.value})")
-        if ocsp_status is not pki.RevocationStatus.GOOD:
-            raise Refused("revocation_unknown", f"OCSP says {ocsp_status.value} for {cert.serial_number:x}")
-        cn = pki.auth_identifier(cert)
-        return Identity("", cn, cert.serial_number, self.holder_by_cn.get(cn, ""), cert)
-
-    def _ocsp_status(self, cert: x509.Certificate, issuer: x509.Certificate) -> pki.RevocationStatus:
-        if not self.config.ocsp_url:
-            raise Refused("revocation_unavailable", "no OCSP responder configured", 503)
-        nonce = os.urandom(16)
-        request = urllib.request.Request(f"{self.config.ocsp_url}/auth",
-                                         data=pki.build_ocsp_request(cert, issuer, nonce=nonce),
-                                         headers={"Content-Type": "application/ocsp-request"})
-        try:
-            with urllib.request.urlopen(request, timeout=OCSP_TIMEOUT) as answer:
-                der = answer.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise Refused("revocation_unavailable", f"OCSP responder unreachable: {exc}", 503) from None
-        try:
-            return pki.check_ocsp_response(der, cert, issuer, nonce=nonce)
-        except pki.PkiError as exc:
-            raise Refused("revocation_unavailable", f"OCSP answer rejected: {exc}", 503) from None
 
     def session(self, token: str, terminal: str) -> Session:
         self.expire()
@@ -338,7 +227,7 @@ class Platform:
         try:
             if kind:
                 self._service_allowed(kind, service)
-            check, summary = self._plan(service)
+            check, summary = self.rules.plan(service)
             with self._lock:
                 check(session, params)
             text = summary(session, params)
@@ -374,17 +263,17 @@ class Platform:
                 if session is None:
                     raise Refused("no_session", "the session ended before the commit", 401)
                 try:
-                    pki.verify_signature(session.identity.certificate, signature, data=tx.confirm)
-                except pki.PkiError as exc:
+                    verify_signature(session.identity.certificate, signature, data=tx.confirm)
+                except PkiError as exc:
                     raise Refused("bad_signature", f"confirmation signature: {exc}", 401) from None
-                check, _ = self._plan(tx.service)
+                check, _ = self.rules.plan(tx.service)
                 check(session, tx.params)
             except Refused as exc:
                 tx.status, tx.reason = "refused", exc.code
                 self.record(terminal, "tx_commit", "refused", service=tx.service, platform_id=tx.platform_id,
                             tx=tx.id, detail=f"{exc.code}: {exc}")
                 raise
-            tx.result = self._apply(tx, session)
+            tx.result = self.rules.apply(tx)
             tx.status = "committed"
         self.record(terminal, "tx_commit", "committed", service=tx.service, platform_id=tx.platform_id, tx=tx.id,
                     detail=tx.summary)
@@ -397,106 +286,3 @@ class Platform:
         self.record(terminal, "tx_abort", "aborted", service=tx.service, platform_id=tx.platform_id, tx=tx.id,
                     detail=tx.reason)
         return tx
-
-    # -- per-service rules: (check, summary); effects in _apply ---------------------------------------
-    def _plan(self, service: str) -> tuple[Callable[[Session, dict], None], Callable[[Session, dict], str]]:
-        plans = {
-            "facility_booking": (self._check_booking, self._summary_booking),
-            "watch_check_in": (lambda s, p: None, lambda s, p: f"見守りチェックイン: {p.get('status', '元気')}"),
-            "certificate_issuance": (self._check_issuance, self._summary_issuance),
-            "payment": (self._check_payment, lambda s, p: f"お支払い {int(p['amount']):,}円 ({p.get('purpose', '')})"),
-            "shelter_check_in": (self._check_shelter_in, lambda s, p: f"入所: {self.shelters[p['shelter']]['name']}"),
-            "shelter_check_out": (self._check_shelter_out, lambda s, p: f"退所: {self.shelters[p['shelter']]['name']}"),
-        }
-        if service not in plans:
-            raise Refused("unknown_service", f"unknown service {service!r}", 400)
-        return plans[service]
-
-    def _param(self, params: dict, key: str, table: dict | None = None) -> Any:
-        if key not in params:
-            raise Refused("bad_request", f"missing parameter {key!r}", 400)
-        value = params[key]
-        if table is not None and value not in table:
-            raise Refused("bad_request", f"unknown {key} {value!r}; known: {', '.join(table)}", 400)
-        return value
-
-    def _check_booking(self, session: Session, params: dict) -> None:
-        facility = self.facilities[self._param(params, "facility", self.facilities)]
-        slot = self._param(params, "slot")
-        if slot not in facility["slots"]:
-            raise Refused("bad_request", f"{facility['name']} has no slot {slot}", 400)
-        key = f"{params['facility']}/{self._param(params, 'date')}/{slot}"
-        if key in self.bookings:
-            raise Refused("slot_taken", f"{facility['name']} {params['date']} {slot} is already booked", 409)
-
-    def _summary_booking(self, session: Session, params: dict) -> str:
-        facility = self.facilities[params["facility"]]
-        return f"施設予約: {facility['name']} {params['date']} {params['slot']} 利用料 {facility['fee']}円"
-
-    def _check_issuance(self, session: Session, params: dict) -> None:
-        self._param(params, "document", self.documents)
-        copies = self._param(params, "copies")
-        if not isinstance(copies, int) or not 1 <= copies <= 10:
-            raise Refused("bad_request", "copies must be 1..10", 400)
-        # 券面事項 read by the kiosk must match the resident registry (the holder of the linked certificate)
-        holder = session.identity.holder
-        expected = self.pki.holder(holder).data if holder else {}
-        for field_name in ("name", "address"):
-            if params.get(field_name) != expected.get(field_name):
-                raise Refused("holder_mismatch", f"the card's {field_name} differs from the resident registry")
-
-    def _summary_issuance(self, session: Session, params: dict) -> str:
-        document = self.documents[params["document"]]
-        copies = int(params["copies"])
-        return f"証明書交付: {document['name']} {copies}通 手数料 {document['fee'] * copies}円"
-
-    def _check_payment(self, session: Session, params: dict) -> None:
-        amount = self._param(params, "amount")
-        if not isinstance(amount, int) or not 1 <= amount <= 1_000_000:
-            raise Refused("bad_request", "amount must be 1..1,000,000 yen", 400)
-
-    def _check_shelter_in(self, session: Session, params: dict) -> None:
-        shelter = self._param(params, "shelter", self.shelters)
-        occupants = self.occupancy[shelter]
-        if session.identity.platform_id in occupants:
-            raise Refused("already_checked_in", f"already checked in at {self.shelters[shelter]['name']}", 409)
-        if len(occupants) >= self.shelters[shelter]["capacity"]:
-            raise Refused("shelter_full", f"{self.shelters[shelter]['name']} is full", 409)
-
-    def _check_shelter_out(self, session: Session, params: dict) -> None:
-        shelter = self._param(params, "shelter", self.shelters)
-        if session.identity.platform_id not in self.occupancy[shelter]:
-            raise Refused("not_checked_in", f"not checked in at {self.shelters[shelter]['name']}", 409)
-
-    def _apply(self, tx: Transaction, session: Session) -> dict[str, Any]:
-        """All effects of one transaction; called under the lock after every check passed."""
-        pid, p = tx.platform_id, tx.params
-        receipt = {"tx": tx.id, "platform_id": pid, "at": _now_iso()}
-        if tx.service == "facility_booking":
-            fee = self.facilities[p["facility"]]["fee"]
-            self.bookings[f"{p['facility']}/{p['date']}/{p['slot']}"] = pid
-            self.payments.append({**receipt, "amount": fee, "purpose": "facility_booking"})
-            return {"booking": f"{p['facility']}/{p['date']}/{p['slot']}", "fee": fee}
-        if tx.service == "watch_check_in":
-            self.watch_log.append({**receipt, "status": p.get("status", "元気"), "notified": self.watch_notify})
-            return {"notified": self.watch_notify}
-        if tx.service == "certificate_issuance":
-            document = self.documents[p["document"]]
-            fee = document["fee"] * int(p["copies"])
-            number = f"DOC-{len(self.issued) + 1:06d}"
-            self.issued.append({**receipt, "number": number, "document": p["document"], "copies": p["copies"],
-                                "name": p["name"], "address": p["address"]})
-            self.payments.append({**receipt, "amount": fee, "purpose": f"certificate:{p['document']}"})
-            return {"number": number, "fee": fee, "document": document["name"]}
-        if tx.service == "payment":
-            self.payments.append({**receipt, "amount": int(p["amount"]), "purpose": p.get("purpose", "")})
-            return {"receipt": f"RC-{len(self.payments):06d}", "amount": int(p["amount"])}
-        if tx.service == "shelter_check_in":
-            self.occupancy[p["shelter"]].append(pid)
-            return {"shelter": p["shelter"], "name": self.shelters[p["shelter"]]["name"],
-                    "occupants": len(self.occupancy[p["shelter"]])}
-        if tx.service == "shelter_check_out":
-            self.occupancy[p["shelter"]].remove(pid)
-            return {"shelter": p["shelter"], "name": self.shelters[p["shelter"]]["name"],
-                    "occupants": len(self.occupancy[p["shelter"]])}
-        raise Refused("unknown_service", f"unknown service {tx.service!r}", 400)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from harness import pki
+from harness.pki import checks, testpki
 
 from .card_login import CardRefused, CardVerifier
 
@@ -36,7 +36,7 @@ class Touch:
 @dataclass
 class SchoolGate:
     authority_url: str
-    test_pki: pki.TestPki
+    test_pki: testpki.TestPki
     children: dict[str, Child] = field(default_factory=dict)
     touches: list[Touch] = field(default_factory=list)
     mails: list[tuple[str, str]] = field(default_factory=list)  # (to, text) sent to parents
@@ -47,7 +47,7 @@ class SchoolGate:
         self._lock = threading.Lock()
 
     def register_child(self, child: str, name: str, auth_cert_der: bytes, parent_mail: str, parent_stb: str) -> None:
-        serial = pki.load_certificate(auth_cert_der).serial_number
+        serial = checks.load_certificate(auth_cert_der).serial_number
         with self._lock:
             self.children[child] = Child(child, name, serial, parent_mail, parent_stb)
             self.tv.setdefault(parent_stb, [])

@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from .ocsp import OcspResponder
-from .platform import Platform, PlatformConfig, Refused
+from .platform import Platform, PlatformConfig
+from .records import Refused
 
 MAX_BODY = 65_536
 

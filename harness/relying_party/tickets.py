@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from harness import pki
+from harness.pki import testpki
 
 from .card_login import CardRefused, CardVerifier
 
@@ -27,7 +27,7 @@ class Ticket:
 @dataclass
 class TicketOffice:
     authority_url: str
-    test_pki: pki.TestPki
+    test_pki: testpki.TestPki
     capacity: dict[str, int] = field(default_factory=dict)  # event → seats
     tickets: dict[str, Ticket] = field(default_factory=dict)
 

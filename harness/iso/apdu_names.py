@@ -4,17 +4,17 @@ A trace file keeps every byte of an exchange except reference data (PINs, passwo
 replaced by a marker that keeps the length and the character class (``****(4 digits)``), so a replay can
 tell a 4-digit PIN from a malformed 5-character one without ever holding either.
 
-Imports only :mod:`harness.apdu` (ISO level), so the device layer may use it too.
+Imports only :mod:`harness.iso.apdu` (ISO level), so the device layer may use it too.
 """
 
 from __future__ import annotations
 
 import re
 
-from harness.apdu import to_hex
+from harness.iso.apdu import to_hex
 
-MASK = "****"  # as harness.redact writes it
-SECRET_INS = frozenset({0x20, 0x24})  # VERIFY, CHANGE REFERENCE DATA (as harness.redact.carries_secret)
+MASK = "****"  # as harness.iso.redact writes it
+SECRET_INS = frozenset({0x20, 0x24})  # VERIFY, CHANGE REFERENCE DATA (as harness.iso.redact.carries_secret)
 
 # ISO 7816-4 instructions (and the JPKI's proprietary ones, CLA 80)
 INS_NAMES = {
@@ -65,7 +65,7 @@ def placeholder(length: int, cls: str) -> str:
 
 
 def carries_secret(apdu: bytes) -> bool:
-    """True when the command's data field is reference data (the rule of :func:`harness.redact.carries_secret`)."""
+    """True when the command's data field is reference data (the rule of :func:`harness.iso.redact.carries_secret`)."""
     return len(apdu) > 5 and apdu[1] in SECRET_INS and apdu[0] & 0x80 == 0
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.apdu import to_hex
+from harness.iso.apdu import to_hex
 
 MAX_ATR_LENGTH = 33  # TS + 32 bytes (ISO/IEC 7816-3 §8.2.1)
 PCSC_STORAGE_RID = bytes.fromhex("A000000306")  # PC/SC part 3 registered application provider

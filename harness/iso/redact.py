@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness import tlv
-from harness.apdu import ResponseApdu, to_hex
+from harness.iso import tlv
+from harness.iso.apdu import ResponseApdu, to_hex
 
 SECRET_INS = frozenset({0x20, 0x24})
 MASK = "****"
