@@ -13,7 +13,7 @@ from devices import BackendUnavailable, NoCard, NoReader, ProtocolError, Unknown
 from devices.nfc.iso14443 import AtqbInfo, atr_from_atqb, atr_from_ats
 from devices.nfc.reader import NfcReader, open_nfc
 from devices.nfc.uri import parse_nfc_uri
-from devices.nfc.usb import discover
+from devices.nfc.usb import UsbReader, discover, stable_uri, usb_path_with_serial
 from devices.virtual.bridges.iso_dep_picc import build_atqb
 from devices.virtual.bridges.nfc import NfcUdpCard
 from devices.virtual.card import VirtualCard
@@ -126,6 +126,34 @@ def test_discover_is_fast_and_explains_what_it_cannot_use():
     for info in found:  # none on this machine; any there are must say why they cannot be used
         assert info.uri.startswith("nfc:usb")
         assert info.problem or "through nfcpy" in info.description
+
+
+RCS380_A = UsbReader(0x054C, 0x06C3, 1, 7, serial="0123A")
+RCS380_B = UsbReader(0x054C, 0x06C3, 1, 9)
+ACR122U = UsbReader(0x072F, 0x2200, 2, 3)
+
+
+def test_usb_readers_get_a_stable_name_serial_first_then_model_then_bus_and_device():
+    readers = [RCS380_A, RCS380_B, ACR122U]
+    assert [stable_uri(r, readers) for r in readers] == [
+        "nfc:usb?serial=0123A",  # survives a replug and another port
+        "nfc:usb:001:009",  # a second RC-S380 without a serial: only bus:device tells it apart
+        "nfc:usb:072f:2200"]  # the only ACR122U: its model is enough
+    assert usb_path_with_serial("nfc:usb?serial=0123A", "0123A", readers) == "usb:001:007"
+
+
+def test_a_usb_serial_nobody_has_is_one_line_naming_the_readers_present():
+    with pytest.raises(NoReader) as missing:
+        usb_path_with_serial("nfc:usb?serial=X", "X", [RCS380_A, ACR122U])
+    assert str(missing.value) == ("nfc:usb?serial=X: no nfcpy-supported USB reader has serial X; readers present: "
+                                  "Sony RC-S380 nfc:usb:001:007 serial 0123A; "
+                                  "ACS ACR122U nfc:usb:002:003 serial (none)")
+    with pytest.raises(NoReader, match="2 USB readers report serial S"):
+        usb_path_with_serial("nfc:usb?serial=S", "S", [replace(RCS380_A, serial="S"), replace(RCS380_B, serial="S")])
+    with pytest.raises(NoReader, match=r"^nfc:usb\?serial=NONE: no nfcpy-supported USB reader has serial NONE; "):
+        open_nfc("nfc:usb?serial=NONE")  # this machine's real USB scan: no reader has it
+    with pytest.raises(UnknownDevice, match="serial= names a USB reader by itself"):
+        parse_nfc_uri("nfc:usb:054c:06c3?serial=0123A")
 
 
 def test_registry_lists_the_nfc_backend():
