@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from smartcard import scard  # noqa: E402
 
 from devices import open_device  # noqa: E402
-from devices.pcsc import PcscReader  # noqa: E402
+from devices.pcsc.reader import PcscReader  # noqa: E402
 from devices.virtual.card import VirtualCard  # noqa: E402
 from devices.virtual.pcscd import ensure_pcscd  # noqa: E402
 from devices.virtual.profile import load_profile  # noqa: E402

@@ -72,6 +72,7 @@ class DeviceInfo:
     card_state: str = ""  # "present", "absent", "" when unknown
     atr: bytes = b""
     problem: str = ""  # why it cannot be opened (permissions, driver), empty when usable
+    stable_uri: str = ""  # the name for a lab inventory when ``uri`` holds what changes on a replug
 
 
 class Reader(ABC):

@@ -21,8 +21,8 @@ Opener = Callable[[str], Reader]
 # module is imported only when its scheme is used (optional extras stay optional).
 BUILTIN_SCHEMES: dict[str, tuple[str, str]] = {
     "virtual": ("devices.virtual.reader", "open_virtual"),
-    "pcsc": ("devices.pcsc", "open_pcsc"),
-    "nfc": ("devices.nfc", "open_nfc"),
+    "pcsc": ("devices.pcsc.reader", "open_pcsc"),
+    "nfc": ("devices.nfc.reader", "open_nfc"),
     "serial": ("devices.serial.reader", "open_serial"),
     "rfc2217": ("devices.serial.reader", "open_serial"),
     "socket": ("devices.serial.reader", "open_serial"),
@@ -30,8 +30,8 @@ BUILTIN_SCHEMES: dict[str, tuple[str, str]] = {
 # Modules that can list the devices they see: each has ``discover() -> list[DeviceInfo]``.
 DISCOVERY_MODULES: dict[str, str] = {
     "virtual": "devices.virtual.reader",
-    "pcsc": "devices.pcsc",
-    "nfc": "devices.nfc",
+    "pcsc": "devices.pcsc.names",
+    "nfc": "devices.nfc.usb",
     "serial": "devices.serial.reader",
 }
 
@@ -87,8 +87,8 @@ def scheme_of(uri: str) -> str:
 # The option grammar of each built-in scheme, checked by check_uri() without opening anything.
 OPTION_CHECKERS: dict[str, tuple[str, str]] = {
     "virtual": ("devices.virtual.reader", "virtual_options"),
-    "pcsc": ("devices.pcsc", "check_pcsc_uri"),
-    "nfc": ("devices.nfc", "parse_nfc_uri"),
+    "pcsc": ("devices.pcsc.reader", "check_pcsc_uri"),
+    "nfc": ("devices.nfc.uri", "parse_nfc_uri"),
     "serial": ("devices.serial.reader", "parse_serial_uri"),
     "rfc2217": ("devices.serial.reader", "parse_serial_uri"),
     "socket": ("devices.serial.reader", "parse_serial_uri"),

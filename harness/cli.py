@@ -55,6 +55,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
             atr = f" ATR {to_hex(info.atr)}" if info.atr else ""
             problem = f" — cannot open: {info.problem}" if info.problem else ""
             print(f"{info.uri:32} {info.description}{state}{atr}{problem}")
+            if info.stable_uri:
+                print(f"{'':32}   inventory: uri = \"{info.stable_uri}\"")
     if args.inventory:
         inventory = load_inventory(Path(args.inventory))
         print(f"inventory {inventory.path}:")
@@ -332,7 +334,7 @@ def cmd_virtual_serve(args: argparse.Namespace) -> int:
 
         serve_pcsc(args.profile, port=args.port or 35963, card=card)
     elif args.nfc_udp is not None:
-        from devices.virtual.nfc_udp import serve_forever as serve_nfc
+        from devices.virtual.bridges.nfc import serve_forever as serve_nfc
 
         serve_nfc(args.profile, port=args.nfc_udp, card=card)
     else:

@@ -94,9 +94,10 @@ class BasicFour:
 class JpkiClient:
     """Select, read, query tries, sign: the operations a relying party's terminal performs (PINs: ``PinGuard``)."""
 
-    def __init__(self, channel: CardChannel, max_le: int | None = None) -> None:
+    def __init__(self, channel: CardChannel, max_le: int | None = None, *, header_first: bool | None = None) -> None:
         self.channel = channel
         self.le_limit = max_le  # narrower than the reader allows, e.g. to test short-APDU hosts
+        self.header_first = header_first  # DER reads: header, then exactly its length; None: on contactless readers
 
     # -- plumbing -----------------------------------------------------------
     def _send(self, cmd: CommandApdu, action: str, *, check: bool = True, note: str = "") -> ResponseApdu:
@@ -138,14 +139,25 @@ class JpkiClient:
             data += chunk
         return data
 
+    @property
+    def reads_header_first(self) -> bool:
+        """Whether a DER read asks for the header alone first: on the air every byte costs (the EF is 2 KB,
+        zero-filled past the certificate), and one more short APDU costs less than the padding."""
+        if self.header_first is not None:
+            return self.header_first
+        return self.channel.capabilities.contactless
+
     def read_der_ef(self, fid: int) -> bytes:
         """Read the DER object at the start of an EF: its header tells the length (JPKI-FACTS §2).
 
-        The first READ BINARY asks for as much as the reader allows, so with
-        extended APDUs a whole certificate comes in one exchange.
+        On a contactless reader the first READ BINARY asks for the header only (6 bytes cover any
+        length) and the next ones for exactly the rest, so no padding goes over the air. Elsewhere the
+        first asks for as much as the reader allows, so with extended APDUs a whole certificate comes in
+        one exchange (the padding costs nothing in-process or on vpcd's link).
         """
         self.select_ef(fid)
-        first = self.read_binary(0, self.max_le).data
+        first_le = min(self.max_le, DER_HEADER_MAX) if self.reads_header_first else self.max_le
+        first = self.read_binary(0, first_le).data
         if len(first) < DER_HEADER_MAX and len(first) < 2:
             raise CardStatusError(f"EF {fid:04X} holds no DER object", ResponseApdu(first, 0x90, 0x00))
         total = tlv.der_total_length(first[:DER_HEADER_MAX])

@@ -1,6 +1,6 @@
 """A Type B PICC on nfcpy's UDP link that answers correctly except where a test plants garbage.
 
-The reader side is nfcpy's real code behind :class:`devices.nfc.NfcReader`; this card answers
+The reader side is nfcpy's real code behind :class:`devices.nfc.reader.NfcReader`; this card answers
 SENSB_REQ, ATTRIB, I-blocks (with ``9000``), R-blocks and S(DESELECT) just well enough to get that far,
 then sends the planted datagrams instead of the right answer: bytes that are not ASCII, hex that is not
 hex or has an odd length, blocks with random PCBs, truncated or oversized frames, RFOFF, wrong bit
@@ -123,7 +123,7 @@ class HostilePicc:
 def run_frames(count: int, seed: int) -> Tally:
     """Plant ``count`` hostile datagrams, one case at a time, and count what :class:`NfcReader` lets out."""
     from devices.base import DeviceError
-    from devices.nfc import open_nfc
+    from devices.nfc.reader import open_nfc
 
     rng = random.Random(seed)
     tally = Tally("nfcpy frames from the card side")

@@ -52,6 +52,39 @@ def test_reader_le_limit_is_respected():
     assert limited.channel.apdu_count - before == 1 + -(-len(der) // 1000)
 
 
+def read_binary_les(client: JpkiClient) -> list[str]:
+    """The Le field (hex) of each READ BINARY the client sent, from the trace."""
+    return [e.hex.split(" ", 4)[4] for e in client.channel.trace.entries
+            if e.direction == "C-APDU" and e.hex.startswith("00 B0")]
+
+
+@pytest.mark.nfc
+def test_a_contactless_reader_reads_the_der_header_then_exactly_its_length():
+    nfc = client_for("virtual:card?via=nfc")
+    try:
+        assert nfc.channel.capabilities.contactless and nfc.reads_header_first
+        nfc.select_jpki()
+        nfc.channel.trace.clear()
+        der = nfc.read_certificate("auth")
+        assert der == testpki.load_test_pki().holder("card").auth_cert_path.read_bytes()
+        rest = len(der) - 6
+        assert read_binary_les(nfc) == ["06", f"00 {rest >> 8:02X} {rest & 0xFF:02X}"]  # 6, then the rest
+        nfc.channel.trace.clear()
+        JpkiClient(nfc.channel, header_first=False).read_certificate("auth")
+        assert read_binary_les(nfc) == ["00 00 00"]  # the whole 2 KB EF, zero-filled past the DER
+    finally:
+        nfc.channel.reader.close()
+
+
+def test_contact_readers_keep_one_read_and_the_choice_can_be_forced(card):
+    assert not card.reads_header_first
+    card.select_jpki()
+    card.channel.trace.clear()
+    der = JpkiClient(card.channel, header_first=True).read_certificate("auth")
+    assert read_binary_les(card)[0] == "06" and len(read_binary_les(card)) == 2
+    assert der == testpki.load_test_pki().holder("card").auth_cert_path.read_bytes()
+
+
 def test_pin_queries_verification_and_tries(card):
     assert card.query_tries(PinKind.AUTH) == 3
     assert card.query_tries(PinKind.SIGN) == 5

@@ -4,14 +4,19 @@ Everything on the reader side is nfcpy's real code; the card is our Type B PICC 
 """
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from devices import BackendUnavailable, NoCard, NoReader, UnknownDevice, open_device
-from devices.nfc import AtqbInfo, NfcReader, atr_from_atqb, atr_from_ats, discover, open_nfc, parse_nfc_uri
+from devices import BackendUnavailable, NoCard, NoReader, ProtocolError, UnknownDevice, open_device
+from devices.nfc.iso14443 import AtqbInfo, atr_from_atqb, atr_from_ats
+from devices.nfc.reader import NfcReader, open_nfc
+from devices.nfc.uri import parse_nfc_uri
+from devices.nfc.usb import UsbReader, discover, stable_uri, usb_path_with_serial
+from devices.virtual.bridges.iso_dep_picc import build_atqb
+from devices.virtual.bridges.nfc import NfcUdpCard
 from devices.virtual.card import VirtualCard
-from devices.virtual.nfc_udp import NfcUdpCard, build_atqb
 from devices.virtual.slot import CardSlot
 
 pytestmark = pytest.mark.nfc
@@ -123,6 +128,34 @@ def test_discover_is_fast_and_explains_what_it_cannot_use():
         assert info.problem or "through nfcpy" in info.description
 
 
+RCS380_A = UsbReader(0x054C, 0x06C3, 1, 7, serial="0123A")
+RCS380_B = UsbReader(0x054C, 0x06C3, 1, 9)
+ACR122U = UsbReader(0x072F, 0x2200, 2, 3)
+
+
+def test_usb_readers_get_a_stable_name_serial_first_then_model_then_bus_and_device():
+    readers = [RCS380_A, RCS380_B, ACR122U]
+    assert [stable_uri(r, readers) for r in readers] == [
+        "nfc:usb?serial=0123A",  # survives a replug and another port
+        "nfc:usb:001:009",  # a second RC-S380 without a serial: only bus:device tells it apart
+        "nfc:usb:072f:2200"]  # the only ACR122U: its model is enough
+    assert usb_path_with_serial("nfc:usb?serial=0123A", "0123A", readers) == "usb:001:007"
+
+
+def test_a_usb_serial_nobody_has_is_one_line_naming_the_readers_present():
+    with pytest.raises(NoReader) as missing:
+        usb_path_with_serial("nfc:usb?serial=X", "X", [RCS380_A, ACR122U])
+    assert str(missing.value) == ("nfc:usb?serial=X: no nfcpy-supported USB reader has serial X; readers present: "
+                                  "Sony RC-S380 nfc:usb:001:007 serial 0123A; "
+                                  "ACS ACR122U nfc:usb:002:003 serial (none)")
+    with pytest.raises(NoReader, match="2 USB readers report serial S"):
+        usb_path_with_serial("nfc:usb?serial=S", "S", [replace(RCS380_A, serial="S"), replace(RCS380_B, serial="S")])
+    with pytest.raises(NoReader, match=r"^nfc:usb\?serial=NONE: no nfcpy-supported USB reader has serial NONE; "):
+        open_nfc("nfc:usb?serial=NONE")  # this machine's real USB scan: no reader has it
+    with pytest.raises(UnknownDevice, match="serial= names a USB reader by itself"):
+        parse_nfc_uri("nfc:usb:054c:06c3?serial=0123A")
+
+
 def test_registry_lists_the_nfc_backend():
     from devices.registry import discover as discover_all
 
@@ -146,9 +179,42 @@ def test_activation_reports_the_atqb_and_the_synthesised_atr(card_server):
         assert d["bit_rates"] == "106,212,424" and d["iso14443_4"] == "yes" and d["mbli"] == "0"
         assert d["pupi"] == spec.pupi.hex(" ").upper() and d["atr"] == atr.hex(" ").upper()
         assert d["nak_retries"] == "3"
+        assert d["bit_rate"] == "424" and card_server.bit_rate == 424  # the fastest both sides offer
         assert reader.transmit(SELECT_JPKI) == b"\x90\x00"
-    # nfcpy's ATTRIB: PUPI, param1 00, FSDI 8 (256 bytes) at 106 kbit/s, ISO 14443-4, CID 0
-    assert card_server.attrib.hex() == "1d" + spec.pupi.hex() + "00080100"
+    # our ATTRIB: PUPI, param1 00, 424 kbit/s both ways (A) with FSDI 8 (256 bytes), ISO 14443-4, CID 0
+    assert card_server.attrib.hex() == "1d" + spec.pupi.hex() + "00a80100"
+
+
+@pytest.mark.parametrize(("option", "param2", "rate"), [("106", "08", 106), ("212", "58", 212), ("424", "a8", 424)])
+def test_the_bit_rate_option_chooses_what_attrib_asks_for(card_server, option, param2, rate):
+    with open_nfc(f"{card_server.device_uri}?bit_rate={option}") as reader:
+        reader.wait_for_card(3)
+        reader.power_on()
+        assert reader.capabilities.details["bit_rate"] == str(rate) and card_server.bit_rate == rate
+        assert reader.transmit(SELECT_JPKI) == b"\x90\x00"
+        assert card_server.stats.ignored_frames == 0  # every frame after ATTRIB came at the chosen rate
+    assert card_server.attrib.hex()[10:] == f"00{param2}0100"  # 106: nfcpy's own ATTRIB
+    assert card_server.bit_rate == 106  # the field went off: the next activation starts at 106 again
+
+
+def test_a_card_offering_only_106_is_activated_at_106(pki_ready):
+    card = VirtualCard.from_profile("card")
+    slow = replace(card.profile, contactless=replace(card.profile.contactless, bit_rates=(106,)))
+    with NfcUdpCard(CardSlot(VirtualCard(slow))) as server:
+        with open_nfc(server.device_uri) as reader:
+            reader.wait_for_card(3)
+            reader.power_on()
+            assert reader.capabilities.details["bit_rate"] == "106"
+            assert reader.transmit(SELECT_JPKI) == b"\x90\x00"
+        assert server.attrib.hex()[10:] == "00080100"
+        with open_nfc(f"{server.device_uri}?bit_rate=424") as reader, pytest.raises(ProtocolError) as refused:
+            reader.wait_for_card(3)
+    assert str(refused.value) == f"{server.device_uri}?bit_rate=424: bit_rate=424 but the card offers 106 kbit/s"
+
+
+def test_bit_rates_nfcpy_cannot_reach_are_refused_in_the_name():
+    with pytest.raises(UnknownDevice, match="bit_rate='848'; use auto or 106 or 212 or 424"):
+        parse_nfc_uri("nfc:udp:127.0.0.1:9?bit_rate=848")
 
 
 def test_short_apdu_option_is_reported():

@@ -20,16 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from robot.api import SkipExecution
 
 from devices import CardRemoved, DeviceBusy, DeviceError, NoCard, open_device
+from devices.virtual.bridges.iso_dep_picc import State, bit_rate_byte, build_atqb, fsci_for
+from devices.virtual.bridges.nfc import NfcUdpCard, VirtualNfcReader, serve_forever
 from devices.virtual.card import VirtualCard
-from devices.virtual.nfc_udp import (
-    NfcUdpCard,
-    State,
-    VirtualNfcReader,
-    bit_rate_byte,
-    build_atqb,
-    fsci_for,
-    serve_forever,
-)
 from devices.virtual.profile import load_profile
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness.keywords.card import CardKeywords
@@ -355,6 +348,53 @@ def test_cid_halt_and_wakeup_at_the_frame_level():
             client.close()
 
 
+def test_attrib_switches_the_bit_rate_at_the_frame_level():
+    """ATTRIB's Param 2 chooses the rate (ISO 14443-3 §7.10.4); its answer still goes at 106 kbit/s, every
+    frame after it at the new rate; a frame at the old rate is not heard; a rate not offered gets no answer."""
+    with NfcUdpCard(CardSlot(VirtualCard.from_profile("card"))) as server:
+        pupi = server.slot.card.profile.contactless.pupi.hex()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(1)
+
+        def send(label: str, hex_frame: str) -> None:
+            client.sendto(f"{label} {hex_frame}".encode(), ("127.0.0.1", server.port))
+
+        def answer() -> str:
+            return client.recvfrom(1024)[0].decode().upper()
+
+        def silent() -> None:
+            client.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                client.recvfrom(1024)
+            client.settimeout(1)
+
+        try:
+            send("106B", "050000")
+            assert answer().startswith("106B 50")
+            send("106B", f"1D{pupi}00A80100")  # 424 kbit/s both ways, FSDI 8, CID 0
+            assert answer() == "106B 00"
+            ignored = server.snapshot()["ignored_frames"]
+            send("106B", "02" + SELECT_JPKI)
+            silent()
+            assert server.snapshot()["ignored_frames"] == ignored + 1
+            send("424B", "02" + SELECT_JPKI)
+            assert answer() == "424B 029000"
+            send("424B", "C2")  # S(DESELECT): answered at 424, then the card is back at 106 in HALT
+            assert answer() == "424B C2"
+            with server.lock:  # held while the frame is handled: the switch back is done once we get it
+                assert server.bit_rate == 106
+            send("106B", "050008")  # ALLB_REQ wakes it
+            assert answer().startswith("106B 50")
+            send("106B", f"1D{pupi}00F80100")  # 848 kbit/s: the ATQB does not offer it
+            silent()
+            send("106B", f"1D{pupi}00580100")  # 212 kbit/s is offered
+            assert answer() == "106B 00"
+            with server.lock:
+                assert server.bit_rate == 212
+        finally:
+            client.close()
+
+
 def test_serve_forever_announces_and_stops():
     lines: list[str] = []
     port_probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -386,7 +426,7 @@ def test_serving_on_a_port_in_use_or_an_unknown_profile_is_one_line():
 
 
 def test_serve_forever_exits_cleanly_on_ctrl_c():
-    proc = subprocess.Popen([sys.executable, "-m", "devices.virtual.nfc_udp", "card", "0"], cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "devices.virtual.bridges.nfc", "card", "0"], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

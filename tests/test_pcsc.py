@@ -32,7 +32,9 @@ from devices.base import (
     NoReader,
     ProtocolError,
 )
-from devices.pcsc import PcscReader, discover, map_error, open_pcsc
+from devices.pcsc.names import discover
+from devices.pcsc.reader import PcscReader, open_pcsc
+from devices.pcsc.scard import map_error
 from devices.virtual.profile import REPO_ROOT as REPO
 from devices.virtual.slot import FaultPlan
 from devices.virtual.vpcd import free_vpcd_slot
@@ -369,7 +371,7 @@ def test_every_pcsc_error_maps_to_a_typed_one_line_error(code, kind):
 
 def test_a_client_without_pcscd_gets_the_start_command():
     """libpcsclite pointed at a socket nobody serves: the real no-service path, the session pcscd untouched."""
-    code = ("from devices.pcsc import open_pcsc\n"
+    code = ("from devices.pcsc.reader import open_pcsc\n"
             "try:\n    open_pcsc('pcsc:')\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
     env = {**os.environ, "PCSCLITE_CSOCK_NAME": "/nonexistent/pcscd.comm", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,

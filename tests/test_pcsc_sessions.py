@@ -16,7 +16,8 @@ import pytest
 from smartcard import scard
 
 from devices import CardRemoved, DeviceTimeout, open_device
-from devices.pcsc import POOL, open_pcsc
+from devices.pcsc.reader import open_pcsc
+from devices.pcsc.scard import POOL
 from devices.virtual import vpcd_sessions
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import CardSlot, FaultPlan

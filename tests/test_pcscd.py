@@ -63,7 +63,8 @@ import json, os, time
 from pathlib import Path
 from pcsc_support import SELECT_JPKI, free_port_pair, isolated_reader_conf
 from devices import registry
-from devices.pcsc import PcscReader, discover, open_pcsc
+from devices.pcsc.names import discover
+from devices.pcsc.reader import PcscReader, open_pcsc
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
 from devices.virtual.slot import CardSlot

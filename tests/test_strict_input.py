@@ -139,7 +139,8 @@ CASES: dict[str, Case] = {
         "pcsc:ACS?share=everyone: option share='everyone'; use shared or exclusive"),
     "uri: nfc unknown option": Case(
         ("run", "card", "--device", "nfc:usb?extened=0"),
-        "nfc:usb?extened=0: unknown option extened; known: targets, extended, max_response, terminal"),
+        "nfc:usb?extened=0: unknown option extened; known: targets, extended, max_response, serial, bit_rate, "
+        "terminal"),
     "uri: nfc off is a flag too": Case(
         ("run", "card", "--device", "nfc:usb?extended=of"),
         f"nfc:usb?extended=of: option extended='of' is not on/off; {FLAG_HELP}"),

@@ -3,8 +3,8 @@
 import pytest
 
 from devices import open_device
-from devices.nfc import parse_nfc_uri
-from devices.pcsc import reader_options
+from devices.nfc.uri import parse_nfc_uri
+from devices.pcsc.reader import reader_options
 from devices.registry import check_uri
 from devices.serial.reader import parse_serial_uri
 from devices.uri import FALSE_WORDS, TRUE_WORDS, BadDeviceUri, DeviceUri, Option, parse_flag

@@ -14,7 +14,7 @@ import pytest
 
 from devices import open_device
 from devices.base import BackendUnavailable, DeviceBusy, DeviceError
-from devices.pcsc import open_pcsc
+from devices.pcsc.reader import open_pcsc
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import REPO_ROOT
 from devices.virtual.slot import CardSlot, FaultPlan

@@ -60,7 +60,7 @@ def _bridge_options(via: str, uri: str) -> tuple[Option, ...]:
         return IN_PROCESS_OPTIONS[:2]
     try:
         if via == "pcsc":
-            from devices.pcsc import READER_OPTION_ROWS
+            from devices.pcsc.reader import READER_OPTION_ROWS
             return (Option("port", "int", low=1, high=65535), Option("t0"), Option("extended"),
                     Option("reader", "text"), TIMEOUT, *(r for r in READER_OPTION_ROWS if r.name != "extended"))
         from devices.serial.reader import HARNESS_OPTION_ROWS
@@ -159,7 +159,7 @@ class VirtualReader(Reader):
 # a bridge thread. Each opener takes (card, uri, options) and returns a Reader with ``.slot``.
 VIA_BRIDGES: dict[str, tuple[str, str]] = {
     "pcsc": ("devices.virtual.vpcd", "open_via_pcsc"),
-    "nfc": ("devices.virtual.nfc_udp", "open_via_nfc"),
+    "nfc": ("devices.virtual.bridges.nfc", "open_via_nfc"),
     "kiosk": ("devices.virtual.serial_firmware", "open_via_serial"),
     "stb": ("devices.virtual.serial_firmware", "open_via_serial"),
     "serial": ("devices.virtual.serial_firmware", "open_via_serial"),

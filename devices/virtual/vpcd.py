@@ -9,7 +9,7 @@ connection closes (measured: closing is what works; a card that merely stops
 answering hangs the reader instead).
 
 ``virtual:card?via=pcsc`` (see :func:`open_via_pcsc`) puts a virtual card here
-and returns the real :class:`~devices.pcsc.PcscReader` on that vpcd reader, so
+and returns the real :class:`~devices.pcsc.reader.PcscReader` on that vpcd reader, so
 the whole PC/SC path (pyscard, pcscd, the driver) runs under the suites.
 """
 
@@ -35,16 +35,9 @@ from devices.base import (
     NoCard,
     ReaderCapabilities,
 )
-from devices.pcsc import (
-    REMOVAL_GRACE,
-    PcscReader,
-    establish_context,
-    list_readers,
-    parse_flag,
-    reader_options,
-    reader_states,
-    release_context,
-)
+from devices.pcsc.reader import REMOVAL_GRACE, PcscReader, reader_options
+from devices.pcsc.scard import establish_context, list_readers, reader_states, release_context
+from devices.uri import parse_flag
 
 from .card import VirtualCard
 from .pcscd import INSTALL_HINT, ensure_pcscd

@@ -19,7 +19,8 @@ from typing import Protocol
 from smartcard import scard
 
 from devices.base import BackendUnavailable, DeviceError
-from devices.pcsc import REMOVAL_GRACE, establish_context, release_context
+from devices.pcsc.reader import REMOVAL_GRACE
+from devices.pcsc.scard import establish_context, release_context
 
 from .pcscd import users_lock_path
 

@@ -14,8 +14,9 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices.base import DeviceError
-from devices.nfc import atr_from_atqb
-from devices.virtual.nfc_udp import ExchangeRecord, NfcUdpCard
+from devices.nfc.iso14443 import atr_from_atqb
+from devices.virtual.bridges.link_stats import ExchangeRecord
+from devices.virtual.bridges.nfc import NfcUdpCard
 from devices.virtual.slot import FaultPlan
 from harness.iso.apdu import parse_hex, to_hex
 
