@@ -146,15 +146,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from harness import matrix
 
     rows = []
-    for output in args.outputs:
+    out = Path(args.outputdir)
+    for number, output in enumerate(args.outputs, 1):
         path = Path(output)
         if not path.is_file():
             raise UsageError(f"no output file {path}")
         try:
-            rows += matrix.outcomes(path)
+            rows += matrix.outcomes(path, number=number, linked_from=out)
         except Exception as exc:  # Robot's DataError names the unreadable file
             raise UsageError(f"{path}: not a readable Robot output: {str(exc).splitlines()[0]}") from None
-    out = Path(args.outputdir)
     out.mkdir(parents=True, exist_ok=True)
     for written in matrix.write(rows, out):
         print(f"Matrix: {written.resolve()}")
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("outputdir", help="the killed run's output folder")
     recover.set_defaults(func=cmd_recover)
 
-    matrix = sub.add_parser("matrix", help="rebuild the device × requirement matrix from Robot outputs")
+    matrix = sub.add_parser("matrix", help="rebuild the requirement matrix (a column per plan part) from Robot outputs")
     matrix.add_argument("outputs", nargs="+", help="output.xml files (merged, rerun, any)")
     matrix.add_argument("--outputdir", default=".", help="where matrix.csv and matrix.html go")
     matrix.set_defaults(func=cmd_matrix)
