@@ -204,3 +204,16 @@ def test_a_real_difference_in_a_reissued_certificate_is_still_reported(certifica
     at = (fixtures.pki_dir() / "card-auth.der").read_bytes().index(b"TESTCARD000000000000001") + 22  # the changed digit
     whole = [d for d in report["differences"] if d["command"] == "00 B0 00 00 00 00 00"]
     assert whole and all(d["recorded"].endswith(f"at byte {at}") for d in whole)
+
+
+def test_answers_larger_than_the_reader_carries_are_read_in_pieces_and_still_compared(certificate_recording, tmp_path):
+    result = compare(certificate_recording, "virtual:card?extended=0")  # 256 bytes of answer at most
+    assert not result.differences and result.pieces >= 5, result.summary()
+    assert any("read in pieces" in note for note in result.notes)
+    lab = regenerated(tmp_path, subject_cn="TESTCARD000000000000009")
+    proc = hil("compare", str(certificate_recording), "--device", "virtual:card?extended=0", "--json", "diff.json",
+               cwd=tmp_path, fixtures_dir=lab)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    whole = [d for d in json.loads((tmp_path / "diff.json").read_text("utf-8"))["differences"]
+             if d["command"] == "00 B0 00 00 00 00 00"]  # a whole-EF read, put together from 8 pieces
+    assert whole and all(d["aspect"] == "data" for d in whole)
