@@ -148,15 +148,15 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     from harness import matrix
 
     rows = []
-    for output in args.outputs:
+    out = Path(args.outputdir)
+    for number, output in enumerate(args.outputs, 1):
         path = Path(output)
         if not path.is_file():
             raise UsageError(f"no output file {path}")
         try:
-            rows += matrix.outcomes(path)
+            rows += matrix.outcomes(path, number=number, linked_from=out)
         except Exception as exc:  # Robot's DataError names the unreadable file
             raise UsageError(f"{path}: not a readable Robot output: {str(exc).splitlines()[0]}") from None
-    out = Path(args.outputdir)
     out.mkdir(parents=True, exist_ok=True)
     for written in matrix.write(rows, out):
         print(f"Matrix: {written.resolve()}")
@@ -222,11 +222,22 @@ def cmd_record(args: argparse.Namespace) -> int:
 
     if args.show_holder_data and args.anonymise:
         raise UsageError("give --anonymise or --show-holder-data, not both")
+    if args.interactive:
+        given = [flag for flag, value in (("suites", args.suites), ("--include", args.include),
+                                          ("--exclude", args.exclude)) if value]
+        if given:
+            raise UsageError(f"--interactive records what is typed, not suites; {', '.join(given)} cannot go with it")
+        if not args.device:
+            raise UsageError("--interactive needs --device: the reader to talk to")
     if args.device:
         check_uri(resolve(args.device)[0])
     os.environ.pop(SHOW_HOLDER_DATA_ENV, None)  # lifted only when asked for on this command line
     if args.show_holder_data:
         os.environ[SHOW_HOLDER_DATA_ENV] = "1"
+    if args.interactive:
+        from harness.interactive import record_interactive
+
+        return record_interactive(args.device, Path(args.out), args.anonymise)
     options = RecordOptions(resolve_suites(args.suites), Path(args.out), Path(args.outputdir), args.device,
                             args.anonymise, args.include or [], args.exclude or [])
     return record(options)
@@ -377,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("outputdir", help="the killed run's output folder")
     recover.set_defaults(func=cmd_recover)
 
-    matrix = sub.add_parser("matrix", help="rebuild the device × requirement matrix from Robot outputs")
+    matrix = sub.add_parser("matrix", help="rebuild the requirement matrix (a column per plan part) from Robot outputs")
     matrix.add_argument("outputs", nargs="+", help="output.xml files (merged, rerun, any)")
     matrix.add_argument("--outputdir", default=".", help="where matrix.csv and matrix.html go")
     matrix.set_defaults(func=cmd_matrix)
@@ -393,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the holder data of a card whose holder record says synthetic = true")
     rec.add_argument("--include", action="append", help="only tests with this tag (repeatable)")
     rec.add_argument("--exclude", action="append", help="skip tests with this tag (repeatable)")
+    rec.add_argument("--interactive", action="store_true",
+                     help="a prompt of keywords (Select Applet    jpki) and hex APDUs against --device, recorded; "
+                          "PINs only through the guarded keywords (Verify PIN    auth)")
     rec.set_defaults(func=cmd_record)
 
     cmp_ = sub.add_parser("compare", help="send a recording's commands to a device; report where it answers otherwise")

@@ -5,7 +5,9 @@ command the harness sent is sent again. PIN markers become the device's own PINs
 recorded card accepted gets the right PIN, one it refused a wrong PIN of the same format (expendable
 cards only; on others it is not sent), a marker of another shape (a malformed PIN) a value of that shape.
 Each answer is compared with the recorded one, the first aspect that differs counts: status word, length,
-TLV structure, then data, except where answers differ by nature (challenges, signatures).
+TLV structure, then data, except where answers differ by nature: challenges, signatures, and in the
+certificates a card holds the serial number, validity and signature, which another issue of the same
+certificate changes (:mod:`harness.cert_fields`; the files are put together from the recording's reads).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any
 from devices import DeviceError, open_device
 from devices.base import Reader
 from harness import lab
+from harness.cert_fields import Field, field_at, varying_fields
 from harness.credentials import DeviceFacts, facts_for_device, facts_for_virtual, recorded_facts, virtual_card_of
 from harness.iso import tlv
-from harness.iso.apdu import parse_hex, to_hex
+from harness.iso.apdu import CommandApdu, parse_hex, to_hex
 from harness.iso.apdu_names import MARKER, character_class, placeholder
 from harness.iso.redact import ApduContext
 from harness.safety import new_pin_like, wrong_pin_like
@@ -54,6 +57,15 @@ class Comparison:
     differences: list[Difference] = field(default_factory=list)
     not_sent: list[Difference] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    ignored: Counter[str] = field(default_factory=Counter)  # certificate field → answers where only it differed
+    pieces: int = 0  # READ BINARY answers larger than the device carries, read in pieces
+
+    def ignored_note(self) -> str | None:
+        if not self.ignored:
+            return None
+        shown = ", ".join(f"{name} in {count} answer{'s' if count > 1 else ''}"
+                          for name, count in sorted(self.ignored.items()))
+        return f"certificate fields that differ between issues were not compared: {shown}"
 
     def summary(self) -> str:
         if not self.differences:
@@ -74,7 +86,8 @@ class Comparison:
     def as_json(self) -> dict[str, Any]:
         return {"recording": str(self.recording), "device": self.device, "compared": self.compared,
                 "differences": [asdict(d) for d in self.differences],
-                "not_sent": [asdict(d) for d in self.not_sent], "notes": self.notes, "summary": self.summary()}
+                "not_sent": [asdict(d) for d in self.not_sent], "notes": self.notes,
+                "ignored": dict(self.ignored), "summary": self.summary()}
 
 
 def tlv_shape(data: bytes) -> list[Any] | None:
@@ -88,8 +101,11 @@ def tlv_shape(data: bytes) -> list[Any] | None:
     return [(item.tag, len(item.value), tlv_shape(item.value) if item.constructed else None) for item in items]
 
 
-def first_difference(ins: int, recorded: bytes, actual: bytes) -> tuple[str, str, str] | None:
-    """(aspect, recorded, actual) of the first way two responses differ, or None."""
+def first_difference(ins: int, recorded: bytes, actual: bytes, fields: list[Field] | None = None,
+                     offset: int = 0) -> tuple[str, str, str] | None:
+    """(aspect, recorded, actual) of the first way two responses differ, or None; data bytes inside
+    ``fields`` (the recorded file's certificate fields, ``offset`` where this answer starts in the file)
+    do not count."""
     rec_sw, act_sw = recorded[-2:], actual[-2:]
     if rec_sw != act_sw:
         return "status word", rec_sw.hex().upper(), act_sw.hex().upper()
@@ -101,8 +117,56 @@ def first_difference(ins: int, recorded: bytes, actual: bytes) -> tuple[str, str
     rec_shape, act_shape = tlv_shape(rec), tlv_shape(act)
     if rec_shape != act_shape:
         return "TLV structure", str(rec_shape)[:80], str(act_shape)[:80]
-    offset = next(i for i, (a, b) in enumerate(zip(rec, act, strict=True)) if a != b)
-    return "data", f"{rec[offset:offset + 8].hex().upper()} at byte {offset}", act[offset:offset + 8].hex().upper()
+    differing = (i for i, (a, b) in enumerate(zip(rec, act, strict=True)) if a != b)
+    at = next((i for i in differing if field_at(fields or [], offset + i) is None), None)
+    if at is None:
+        return None
+    return "data", f"{rec[at:at + 8].hex().upper()} at byte {at}", act[at:at + 8].hex().upper()
+
+
+def ignored_fields(recorded: bytes, actual: bytes, fields: list[Field], offset: int) -> set[str]:
+    """The certificate fields where two answers of the same length differ."""
+    names = set()
+    for i, (a, b) in enumerate(zip(recorded[:-2], actual[:-2], strict=False)):
+        if a != b and (found := field_at(fields, offset + i)) is not None:
+            names.add(found.name)
+    return names
+
+
+def _read_offset(apdu: bytes) -> int | None:
+    """Where a READ BINARY (B0, by the current EF or a short EF identifier) starts in its file."""
+    if len(apdu) < 4 or apdu[1] != 0xB0:
+        return None
+    return apdu[3] if apdu[2] & 0x80 else ((apdu[2] & 0x7F) << 8) | apdu[3]
+
+
+FileKey = tuple[str | None, int | None]
+
+
+def recorded_files(records: list[dict[str, Any]]) -> dict[FileKey, list[Field]]:
+    """The certificate fields of every file the recording read, by (applet, EF) as the commands select them."""
+    images: dict[FileKey, bytearray] = {}
+    context = ApduContext()
+    for record in records:
+        if record["type"] == "power_on":
+            context = ApduContext()
+        if record["type"] != "exchange" or record.get("by", "harness") != "harness" or record.get("masked"):
+            continue
+        command = str(record["command"])
+        if MARKER.search(command):
+            continue  # a PIN command selects nothing
+        apdu = parse_hex(command)
+        context.command(apdu)
+        offset = _read_offset(apdu)
+        response = parse_hex(str(record.get("response", "") or ""))
+        if offset is None or response[-2:] != b"\x90\x00":
+            continue
+        image = images.setdefault((context.applet, context.ef), bytearray())
+        data = response[:-2]
+        if len(image) < offset + len(data):
+            image.extend(bytes(offset + len(data) - len(image)))
+        image[offset:offset + len(data)] = data
+    return {key: found for key, image in images.items() if (found := varying_fields(bytes(image)))}
 
 
 @dataclass
@@ -174,6 +238,7 @@ def compare(recording: Path, device: str, timeout: float = 5.0) -> Comparison:
     records = read_trace(recording)
     uri, lab_device = lab.resolve(device)
     comparison = Comparison(recording, device)
+    certificates = recorded_files(records)
     reader = open_device(uri)
     try:
         reader.wait_for_card(timeout)
@@ -195,14 +260,20 @@ def compare(recording: Path, device: str, timeout: float = 5.0) -> Comparison:
                     filler = SecretFiller(facts)
             elif kind == "exchange" and record.get("by", "harness") == "harness":
                 number += 1
-                _compare_one(reader, record, number, filler, comparison)
+                _compare_one(reader, record, number, filler, comparison, certificates)
     finally:
         reader.close()
+    note = comparison.ignored_note()
+    if note:
+        comparison.notes.append(note)
+    if comparison.pieces:
+        comparison.notes.append(f"{comparison.pieces} READ BINARY answers were larger than {device} carries "
+                                f"({reader.capabilities.max_response} bytes) and were read in pieces")
     return comparison
 
 
 def _compare_one(reader: Reader, record: dict[str, Any], number: int, filler: SecretFiller,
-                 comparison: Comparison) -> None:
+                 comparison: Comparison, certificates: dict[FileKey, list[Field]]) -> None:
     command_text, test, name = str(record["command"]), str(record.get("test", "")), str(record.get("name", ""))
     recorded_sw = str(record.get("sw", ""))
     marker = MARKER.search(command_text)
@@ -218,7 +289,7 @@ def _compare_one(reader: Reader, record: dict[str, Any], number: int, filler: Se
     filler.context.command(apdu)
     comparison.compared += 1
     try:
-        answer = reader.transmit(apdu)
+        answer = _send(reader, apdu, record, comparison)
     except DeviceError as exc:
         actual_error = f"{type(exc).__name__}: {exc}"
         if not str(record.get("error", "")).startswith(type(exc).__name__):
@@ -238,9 +309,35 @@ def _compare_one(reader: Reader, record: dict[str, Any], number: int, filler: Se
                                                      recorded_sw, answer[-2:].hex().upper()))
         return
     recorded = parse_hex(str(record.get("response", "")))
-    found = first_difference(apdu[1], recorded, answer)
+    offset = _read_offset(apdu)
+    fields = certificates.get((filler.context.applet, filler.context.ef), []) if offset is not None else []
+    found = first_difference(apdu[1], recorded, answer, fields, offset or 0)
     if found:
         comparison.differences.append(Difference(number, test, name, command_text, *found))
+    elif fields and len(recorded) == len(answer):
+        comparison.ignored.update(ignored_fields(recorded, answer, fields, offset or 0))
+
+
+def _send(reader: Reader, apdu: bytes, record: dict[str, Any], comparison: Comparison) -> bytes:
+    """The device's answer to ``apdu``; a READ BINARY whose recorded answer is larger than this reader
+    carries is read in pieces and put together, as the harness reads on such a reader."""
+    offset = _read_offset(apdu)
+    recorded = len(parse_hex(str(record.get("response", "") or ""))) - 2 if not record.get("masked") else 0
+    limit = reader.capabilities.max_response
+    if offset is None or recorded <= limit:
+        return reader.transmit(apdu)
+    piece = limit if reader.capabilities.extended_apdu else min(limit, 256)
+    data, sw, first = b"", b"\x90\x00", True
+    while len(data) < recorded and sw == b"\x90\x00":
+        size = min(piece, recorded - len(data))
+        p1, p2 = (apdu[2], apdu[3]) if first else divmod(offset + len(data), 256)
+        command = CommandApdu(apdu[0], 0xB0, p1, p2, le=size, extended=size > 256).to_bytes()
+        answer = reader.transmit(command)
+        data, sw, first = data + answer[:-2], answer[-2:], False
+        if len(answer) - 2 < size:
+            break
+    comparison.pieces += 1
+    return data + sw
 
 
 def write_json(comparison: Comparison, path: Path) -> None:

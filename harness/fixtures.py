@@ -6,8 +6,8 @@ shadow Robot Framework's. A lab points at its own files with two environment var
 
 - ``HIL_SUITES=/path``: a folder of suites used instead of ``robot/`` (it brings its own resources).
 - ``HIL_FIXTURES=/path``: a folder laid out like ``fixtures/``; each of its sub-folders that exists
-  (``cards``, ``pki``, ``protocols``, ``relying_party``, ``lab``) is used instead of the built-in one,
-  the others stay built in, so a lab can add one reader protocol and keep the test PKI.
+  (``cards``, ``pki``, ``protocols``, ``relying_party``, ``lab``, ``recordings``) is used instead of the
+  built-in one, the others stay built in, so a lab can add one reader protocol and keep the test PKI.
 
 Imports nothing of ours: the device layer may use it (DESIGN.md, dependency rule 1).
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 SUITES_ENV = "HIL_SUITES"
 FIXTURES_ENV = "HIL_FIXTURES"
 PACKAGED_DATA = "_data"  # inside the harness package of a wheel; must match setup.py
-FIXTURE_KINDS = ("cards", "pki", "protocols", "relying_party", "lab")
+FIXTURE_KINDS = ("cards", "pki", "protocols", "relying_party", "lab", "recordings")
 
 
 class FixturesError(ValueError):
@@ -102,6 +102,10 @@ def relying_party_dir() -> Path:
 
 def lab_dir() -> Path:
     return fixture_dir("lab")
+
+
+def recordings_dir() -> Path:
+    return fixture_dir("recordings")
 
 
 def check_environment() -> None:

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class RunOptions:
     console: str | None = None
     wait: float = 0.0  # seconds to wait for a reader another run holds
     check_only: bool = False
+    part: str | None = None  # the plan part's name: the matrix's column (harness/matrix.py)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,8 @@ def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
         args += ["--pythonpath", str(path)]
     if options.device:
         args += ["--variable", f"DEVICE:{options.device}", "--metadata", f"Device:{options.device}"]
+    if options.part:
+        args += ["--metadata", f"{matrix.PART_METADATA}:{options.part}"]
     for tag in options.include:
         args += ["--include", tag]
     for tag in options.exclude:
@@ -185,6 +189,10 @@ def write_reports(outputs: list[Path], outputdir: Path, name: str | None) -> str
                  stdout=io.StringIO(), stderr=errors)
     text = errors.getvalue()
     if code < 250 and "[ ERROR ]" not in text:
+        try:  # the requirement IDs into xunit.xml, which Robot writes without tags (Jenkins, GitLab keep them)
+            matrix.tag_xunit(outputdir / "output.xml", outputdir / "xunit.xml")
+        except (OSError, ET.ParseError) as exc:
+            return f"xunit.xml: the requirement IDs could not be written: {exc}"
         return None
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     reason = next((line for line in reversed(lines) if re.match(r"^\w+(Error|Exception): ", line)), None)
@@ -324,7 +332,7 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
                 print(f"hil: {label}: not run (Robot wrote no output, exit {code})", file=sys.stderr)
                 continue
             outputs.append(output)
-            rows += matrix.outcomes(output, options.device or "suite default")
+            rows += matrix.outcomes(output, options.device or "suite default", number=index, linked_from=outputdir)
             if is_plan:
                 problem = write_reports([output], part_dir, None)  # each part keeps its own log and report
                 if problem:
@@ -357,6 +365,8 @@ def finish(outputs: list[Path], rows: list[matrix.Outcome], outputdir: Path,
         print(f"hil: error: the report could not be written: {problem} (output.xml and the journal are kept)",
               file=sys.stderr)
         written = False
+    if written:  # the merged output: its cells link to the merged log.html; else each part's own rows
+        rows = matrix.outcomes(outputdir / "output.xml", "suite default", linked_from=outputdir)
     try:
         for path in matrix.write(rows, outputdir):
             print(f"Matrix: {path.resolve()}")
@@ -398,7 +408,8 @@ def run_plan(plan: Plan, outputdir: Path, *, wait: float = 0.0, check_only: bool
              robot_args: list[str] | None = None, console: str | None = None, guards: Guards | None = None) -> int:
     """Each planned run into its own folder, then one merged report and the device × requirement matrix."""
     parts = [(part.name, RunOptions(part.suites, outputdir, part.device, part.include, part.exclude,
-                                    name=part.name, robot_args=list(robot_args or []), console=console))
+                                    name=part.name, robot_args=list(robot_args or []), console=console,
+                                    part=part.name))
              for part in plan.runs]
     return execute(plan.name, parts, outputdir, is_plan=True, wait=wait, check_only=check_only, guards=guards)
 
@@ -410,13 +421,13 @@ def recover(outputdir: Path) -> int:
             else []
         folders = parts or [outputdir]
         outputs, rows = [], []
-        for folder in folders:
+        for number, folder in enumerate(folders, 1):
             output, _ = part_output(folder, "the run was killed")
             if output is None:
                 print(f"hil: {folder}: nothing to recover (no journal)", file=sys.stderr)
                 continue
             outputs.append(output)
-            rows += matrix.outcomes(output)
+            rows += matrix.outcomes(output, number=number, linked_from=outputdir)
         if not outputs:
             raise RunError(f"{outputdir}: no results journal to recover from")
         _, written = finish(outputs, rows, outputdir, outputdir.name if parts else None)

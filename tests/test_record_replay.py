@@ -16,10 +16,14 @@ import pytest
 from leak_scan import profile_secrets, scan
 
 from devices.virtual.profile import PROFILES_DIR, load_holder
+from harness import fixtures
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.slow]
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped(?:, 0 not run)?$", re.M)
 SECRETS = profile_secrets()
+PIN_SECRETS = [s for s in SECRETS if "PIN" in s.label or "照合番号B" in s.label]
+COMMITTED = fixtures.recordings_dir() / "card-pcsc.jsonl"
+TOKEN_LABEL = "4A 50 4B 49 41 50 49 43 43 54 4F 4B 45 4E 32"  # JPKIAPICCTOKEN2
 
 
 def hil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -137,3 +141,38 @@ def test_no_pin_and_no_holder_datum_in_an_anonymised_recording_or_a_run_trace(tm
     assert shown.returncode == 0, shown.stdout[-2000:]
     found = {f.secret.value for f in scan(tmp_path / "shown.jsonl", SECRETS)[0]}
     assert load_holder("card").my_number in found
+
+
+# -- the committed recording (fixtures/recordings/card-pcsc.jsonl) against every bridge, as the main job runs it --
+def test_the_committed_recording_is_the_card_suite_through_pcscd_with_no_pin():
+    lines = records(COMMITTED)
+    assert lines[0]["device"] == "virtual:card?via=pcsc" and lines[0]["holder_data"] == "shown"
+    assert lines[0]["holder_record"] == "card" and load_holder("card").synthetic  # made-up data only
+    assert sum(1 for r in lines if r["type"] == "exchange" and r["by"] == "harness") > 400
+    assert not scan(COMMITTED, PIN_SECRETS)[0]
+
+
+def test_every_bridge_answers_like_the_committed_recording(tmp_path):
+    proc = hil("run", "transport/recorded_answers.robot", "--outputdir", "run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert counts(proc) == (8, 0, 0)
+    assert not scan(tmp_path / "run", PIN_SECRETS)[0]
+
+
+def test_a_changed_answer_fails_every_bridge_naming_the_command(tmp_path):
+    """The control: one byte of one recorded answer changed, as a bridge that changed it would show."""
+    text = COMMITTED.read_text("utf-8")
+    assert TOKEN_LABEL in text
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text(text.replace(TOKEN_LABEL, TOKEN_LABEL[:-2] + "39", 1), "utf-8")
+    proc = hil("run", "transport/recorded_answers.robot", "--outputdir", "run", "--",
+               "--variable", f"RECORDING:{changed}", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert counts(proc) == (1, 7, 0)  # every card fails; the replay of the changed recording answers like it
+    from robot.api import ExecutionResult
+
+    tests = list(ExecutionResult(str(tmp_path / "run" / "output.xml")).suite.all_tests)
+    assert [t.name for t in tests if t.passed] == ["A Replay Of The Recording Answers Like It"]
+    for test in (t for t in tests if t.failed):
+        assert re.match(r"\S+ differs from recording changed\.jsonl on 1 of \d+ commands: 1 data \(READ BINARY\)",
+                        test.message), test.message

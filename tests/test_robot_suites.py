@@ -116,8 +116,9 @@ def test_plan_runs_merge_into_one_report_with_a_matrix(tmp_path):
     assert result.suite.name == "two devices" and len(result.suite.suites) == 2
     assert result.statistics.total.passed == 24  # selection.robot: 12 requirements, twice
     rows = (out / "matrix.csv").read_text(encoding="utf-8").splitlines()
-    assert rows[0] == "requirement,virtual:card,virtual:card?extended=0"
-    assert "JPKI-SEL-001,PASS,PASS" in rows
+    assert rows[0] == ("requirement,title,card/selection.robot on virtual:card,"
+                       "card/selection.robot on virtual:card?extended=0")  # a column per plan part
+    assert "JPKI-SEL-001,JPKI AP Is Selectable By AID,PASS,PASS" in rows
     assert proc.stdout.strip().splitlines()[-1] == f"Report: {(out / 'report.html').resolve()}"
 
 

@@ -205,7 +205,8 @@ def test_sigkill_of_hil_leaves_no_process_and_recover_rebuilds_the_report(tmp_pa
     for name in ("log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html"):
         assert (out / name).stat().st_size > 0
     matrix = (out / "matrix.csv").read_text(encoding="utf-8")
-    assert "NOT RUN" in matrix and "JPKI-SEL-001,PASS" in matrix
+    assert "NOT RUN" in matrix and "JPKI-SEL-001,JPKI AP Is Selectable By AID,PASS" in matrix
+    assert matrix.splitlines()[0] == "requirement,title,first,slow"  # a column per plan part
 
 
 def wait_finished(journal: Path, count: int, timeout: float = 120) -> None:
@@ -248,7 +249,7 @@ def test_robot_options_pass_through_and_the_matrix_rebuilds(tmp_path):
         all(not t.body or t.body[0].status == "NOT RUN" for t in result.suite.all_tests)
     rebuilt = hil("matrix", str(tmp_path / "a" / "output.xml"), "--outputdir", str(tmp_path / "m"))
     assert rebuilt.returncode == 0
-    assert (tmp_path / "m" / "matrix.csv").read_text(encoding="utf-8").startswith("requirement,a")
+    assert (tmp_path / "m" / "matrix.csv").read_text(encoding="utf-8").startswith("requirement,title,a\n")
     assert hil("matrix", str(tmp_path / "nothing.xml")).returncode == 2
 
 

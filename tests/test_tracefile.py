@@ -170,3 +170,28 @@ def test_the_log_table_names_each_command_and_opens_long_bytes_in_full():
     assert f"<details><summary><code>{full[:96]}… (202 bytes)</code></summary>" in table
     assert f"<code style='word-break:break-all'>{full}</code></details>" in table
     assert "<details>" not in table.split("READ BINARY")[0]  # short ones stay one line
+
+
+def test_an_ordinary_answer_holding_a_known_secrets_bytes_is_written_masked(tmp_path):
+    """The holder's family name 試験 stands in the auth certificate's policy text: masked on writing, the
+    line says so, and compare then holds only its status word against the device."""
+    from devices.virtual.profile import load_holder
+    from harness.compare import compare
+    from harness.iso.redact import SECRETS
+    from harness.keywords.privacy import holder_values, register_holder
+
+    holder = load_holder("card")
+    added = [v for v in holder_values(holder).values() if v not in SECRETS]
+    register_holder(holder)  # the mask of a run that does not show the holder's data
+    assert "試験" in SECRETS
+    try:
+        reader, path = traced(tmp_path)
+        send(reader, SELECT_JPKI, "00A4020C02000A", "00B0000000" + "0000", "00A4020C020006", "00B0000010")
+        reader.close()
+        cert, token = [r for r in read_trace(path) if r.get("name") == "READ BINARY"]
+        assert cert["masked"] is True and "****" in cert["response"] and cert["sw"] == "9000"
+        assert "masked" not in token and "****" not in token["response"]  # nothing to mask: written as read
+        result = compare(path, "virtual:card")
+        assert result.compared == 5 and not result.differences, result.summary()
+    finally:
+        SECRETS.discard(added)  # as the process had it

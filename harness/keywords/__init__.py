@@ -24,6 +24,7 @@ from .device import DeviceKeywords
 from .evacuation import EvacuationKeywords
 from .local_services import LocalServiceKeywords
 from .mailbox import MailboxKeywords
+from .recordings import RecordingKeywords
 from .serial import SerialKeywords
 from .terminal import RelyingPartyKeywords, TerminalKeywords
 from .textap import TextApKeywords
@@ -71,6 +72,7 @@ class JPKILibrary(DynamicCore):
             MailboxKeywords(self.ctx),
             EvacuationKeywords(self.ctx),
             LocalServiceKeywords(self.ctx),
+            RecordingKeywords(self.ctx),
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self
