@@ -13,7 +13,9 @@ recording a lab may commit and ``replay:`` answers from. Lines (``type``):
   ``masked``), ``sw``, ``sw_name`` and ``length`` (data bytes), ``sent`` (UTC) and ``ms``; an exchange
   that failed has ``error``.
 
-Every line passes :func:`harness.redact.redact_text` last, as every other thing the harness writes.
+Every text of a line passes :func:`harness.redact.redact_text` last, as every other thing the harness writes;
+numbers (the exchange's ``n``, ``ms``, ``length``) are the harness's own and stay numbers: a 4-digit PIN's
+value also occurs as an exchange number, and masking it there broke the line's JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,7 +99,7 @@ class TraceWriter:
             if len(self._early) < 64:  # the power-on before the device's facts are known
                 self._early.append(record)
             return
-        line = redact_text(json.dumps(record, ensure_ascii=False))
+        line = json.dumps(_redacted(record), ensure_ascii=False)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
@@ -150,6 +153,17 @@ class TraceWriter:
         self.write(record)
 
 
+def _redacted(value: Any) -> Any:
+    """``value`` with every string in it masked (PINs, secret frames, holder data); numbers and keys as they are."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -201,7 +215,11 @@ def attach(reader: Reader, writer: TraceWriter) -> Reader:
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The lines of a trace file or recording, each one JSON object; a clear error on a broken line."""
-    records = []
+    return list(iter_trace(path))
+
+
+def iter_trace(path: Path) -> Iterator[dict[str, Any]]:
+    """The same, one line at a time: a soak's trace file of a million lines never sits in memory whole."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -212,5 +230,4 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
             if not isinstance(record, dict) or "type" not in record:
                 raise ValueError(f"{path}:{number}: not a trace record (no 'type')")
-            records.append(record)
-    return records
+            yield record

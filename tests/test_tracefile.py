@@ -170,3 +170,20 @@ def test_the_log_table_names_each_command_and_opens_long_bytes_in_full():
     assert f"<details><summary><code>{full[:96]}… (202 bytes)</code></summary>" in table
     assert f"<code style='word-break:break-all'>{full}</code></details>" in table
     assert "<details>" not in table.split("READ BINARY")[0]  # short ones stay one line
+
+
+def test_an_exchange_number_equal_to_a_pin_stays_a_number_while_texts_are_masked(tmp_path):
+    """A soak passes every number: at exchange 1234 a PIN ``1234`` once masked the line's JSON into ``"n": ****``."""
+    from harness.redact import SECRETS
+
+    SECRETS.add("1234", "a test PIN")
+    reader, path = traced(tmp_path)
+    reader.trace_writers[0].count = 1233
+    CURRENT.begin("Suite.Reads 1234 Times", ["card"])
+    try:
+        send(reader, SELECT_JPKI)
+    finally:
+        CURRENT.end()
+    reader.close()
+    exchange = [r for r in read_trace(path) if r["type"] == "exchange"][-1]
+    assert exchange["n"] == 1234 and exchange["test"] == "Suite.Reads **** Times"

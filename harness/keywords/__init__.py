@@ -25,6 +25,7 @@ from .evacuation import EvacuationKeywords
 from .local_services import LocalServiceKeywords
 from .mailbox import MailboxKeywords
 from .serial import SerialKeywords
+from .soak import SoakKeywords
 from .terminal import RelyingPartyKeywords, TerminalKeywords
 from .textap import TextApKeywords
 from .tracing import TraceKeywords
@@ -71,6 +72,7 @@ class JPKILibrary(DynamicCore):
             MailboxKeywords(self.ctx),
             EvacuationKeywords(self.ctx),
             LocalServiceKeywords(self.ctx),
+            SoakKeywords(self.ctx),
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self
