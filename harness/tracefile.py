@@ -34,7 +34,7 @@ from devices.base import DeviceError, Reader
 from harness.anonymise import Anonymiser
 from harness.apdu import status_name, to_hex
 from harness.apdu_names import character_class, command_hex, command_name
-from harness.redact import ApduContext, redact_text
+from harness.redact import SECRETS, ApduContext, redact_text
 
 FORMAT = "jpki-hil trace 1"
 REQUIREMENT_TAG = re.compile(r"^[A-Za-z]{3,7}-[A-Za-z0-9]{2,6}-\d{3}$")
@@ -82,6 +82,7 @@ class TraceWriter:
     _file: IO[str] | None = field(default=None, repr=False)
     _early: list[dict[str, Any]] = field(default_factory=list, repr=False)  # lines before the facts are known
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _masked: MaskedTexts = field(default_factory=lambda: MaskedTexts(), repr=False)
     count: int = 0
 
     def open(self, facts: dict[str, Any]) -> TraceWriter:
@@ -99,8 +100,8 @@ class TraceWriter:
             if len(self._early) < 64:  # the power-on before the device's facts are known
                 self._early.append(record)
             return
-        line = json.dumps(_redacted(record), ensure_ascii=False)
         with self._lock:
+            line = json.dumps(self._masked.record(record), ensure_ascii=False)
             self._file.write(line + "\n")
             self._file.flush()
 
@@ -153,15 +154,37 @@ class TraceWriter:
         self.write(record)
 
 
-def _redacted(value: Any) -> Any:
-    """``value`` with every string in it masked (PINs, secret frames, holder data); numbers and keys as they are."""
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_redacted(item) for item in value]
-    return value
+@dataclass
+class MaskedTexts:
+    """Every string of a record through :func:`redact_text`, each distinct text masked once.
+
+    A soak writes the same test name, command and answer a million times; masking them again each time
+    was ~0.1 ms a line, most of an in-process exchange's cost. The cache holds only masked texts of the
+    secrets known when they were masked: it is emptied whenever the known secrets change, and when full.
+    """
+
+    limit: int = 4096
+    _texts: dict[str, str] = field(default_factory=dict)
+    _secrets: list[str] = field(default_factory=list)
+
+    def record(self, value: Any) -> Any:
+        """``value`` with every string in it masked (PINs, secret frames, holder data); numbers and keys as they are."""
+        known = SECRETS.values()
+        if known != self._secrets or len(self._texts) > self.limit:
+            self._texts, self._secrets = {}, known
+        return self._masked(value)
+
+    def _masked(self, value: Any) -> Any:
+        if isinstance(value, str):
+            masked = self._texts.get(value)
+            if masked is None:
+                masked = self._texts[value] = redact_text(value)
+            return masked
+        if isinstance(value, dict):
+            return {key: self._masked(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._masked(item) for item in value]
+        return value
 
 
 def _now() -> str:

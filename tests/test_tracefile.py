@@ -187,3 +187,20 @@ def test_an_exchange_number_equal_to_a_pin_stays_a_number_while_texts_are_masked
     reader.close()
     exchange = [r for r in read_trace(path) if r["type"] == "exchange"][-1]
     assert exchange["n"] == 1234 and exchange["test"] == "Suite.Reads **** Times"
+
+
+def test_a_secret_known_later_is_masked_in_texts_written_before_it_was_known(tmp_path):
+    """The writer masks each distinct text once; a secret registered meanwhile empties what it kept."""
+    from harness.redact import SECRETS
+
+    reader, path = traced(tmp_path)
+    for _ in range(2):
+        CURRENT.begin("Suite.Holder 7391 Reads", ["card"])
+        try:
+            send(reader, SELECT_JPKI)
+        finally:
+            CURRENT.end()
+        SECRETS.add("7391", "a datum learnt mid-run")
+    reader.close()
+    names = [r["test"] for r in read_trace(path) if r["type"] == "exchange"]
+    assert names == ["Suite.Holder 7391 Reads", "Suite.Holder **** Reads"]
