@@ -2,8 +2,10 @@
 the same size whatever the count (the million-APDU figures are benchmarks/bench_soak.py's, not a test's)."""
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +131,24 @@ def test_the_soak_suite_writes_the_same_bounded_log_for_ten_times_the_apdus(tmp_
         assert len(exchanges) >= apdus + apdus // 4 * 4  # the trace file has every exchange
         sizes[apdus] = (out / "output.xml").stat().st_size
     assert abs(sizes[4000] - sizes[400]) < 2000, sizes  # not one byte more per APDU
+
+
+def test_ctrl_c_stops_a_soak_and_the_log_keeps_what_it_saw(tmp_path):
+    """A lab stops a night's soak: the keyword's figures so far are in the log, the run ends as interrupted."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "soak", "--outputdir", str(out),
+                             "--include", "SOAK-READ-001", "--", "--variable", "SOAK_APDUS:50000000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    trace = out / "traces" / "virtual-card.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not trace.exists() or trace.stat().st_size < 300_000):
+        time.sleep(0.1)  # bounded poll: the trace file's growth is the only sign the loop is running
+    assert trace.exists() and trace.stat().st_size >= 300_000
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    xml = (out / "output.xml").read_text(encoding="utf-8")
+    assert "Repeat Exchange: " in xml and " exchanges, 0 unexpected" in xml
+    [test] = ExecutionResult(str(out / "output.xml")).suite.all_tests
+    assert test.status == "SKIP" and "not-run" in test.tags, (test.status, test.message)  # interrupted: not run
