@@ -19,6 +19,7 @@ from harness.lab import INVENTORY_ENV, InventoryError, active_inventory, load_in
 
 ROBOT_DIR = fixtures.suites_dir()
 NON_SUITE_DIRS = {"resources"}
+OPT_IN_SUITES = {"soak"}  # long runs for labs: only when named (``hil run soak``), never in the default set
 
 
 class UsageError(Exception):
@@ -31,7 +32,7 @@ def suite_names() -> list[str]:
 
 def resolve_suites(names: Sequence[str]) -> list[Path]:
     if not names:
-        return [ROBOT_DIR / name for name in suite_names()]
+        return [ROBOT_DIR / name for name in suite_names() if name not in OPT_IN_SUITES]
     paths = []
     for name in names:
         candidate = ROBOT_DIR / name
@@ -364,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(func=cmd_devices)
 
     run = sub.add_parser("run", help="run conformance suites and write Robot's log, report and xunit")
-    run.add_argument("suites", nargs="*", help=f"suite folders or .robot files (default: all of {suite_names()})")
+    run.add_argument("suites", nargs="*", help=f"suite folders or .robot files (default: all of "
+                     f"{[n for n in suite_names() if n not in OPT_IN_SUITES]}; {', '.join(sorted(OPT_IN_SUITES))} "
+                     "only when named)")
     run.add_argument("--device", help="device URI or inventory name for every suite (default: each suite's own)")
     run.add_argument("--outputdir", default="results", help="where output.xml, log, report and xunit go")
     run.add_argument("--inventory", help=f"lab inventory (TOML); also read from ${INVENTORY_ENV}")

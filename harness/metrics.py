@@ -3,24 +3,32 @@
 Per device: tests passed, failed and not run; APDU latency by command; READ BINARY throughput; sign time.
 For the run: the slowest test and its exchanges (the summary page draws them as a timeline). Tests are
 put on the device whose trace file names them; a test that sent nothing counts under ``no device``.
+
+The trace files are read a line at a time and only the latencies stay (8 bytes an exchange, in an
+``array``), so the figures of a million-APDU soak need megabytes, not gigabytes; the slowest test's
+timeline keeps its first :data:`TIMELINE_KEEP` exchanges and their count.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+from array import array
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness.tracefile import read_trace
+from harness.tracefile import iter_trace
 
 SIGN = "PSO: COMPUTE DIGITAL SIGNATURE"
 NO_DEVICE = "no device"
+TIMELINE_KEEP = 1000  # exchanges of the slowest test kept for its timeline (the plot shows fewer)
 
 
-def _figures(values: list[float]) -> dict[str, float]:
+def _figures(values: Sequence[float]) -> dict[str, float]:
     ordered = sorted(values)
     def at(share: float) -> float:
         return round(ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))], 3)
@@ -51,64 +59,95 @@ def test_outcomes(output: Path) -> dict[str, tuple[str, float]]:
     return outcomes
 
 
+@dataclass
+class DeviceFigures:
+    """What the figures of one device need, gathered one exchange at a time."""
+
+    by_name: dict[str, array] = field(default_factory=lambda: defaultdict(lambda: array("d")))
+    count: int = 0
+    read_bytes: int = 0
+    read_ms: float = 0.0
+    signs: array = field(default_factory=lambda: array("d"))
+
+    def add(self, record: dict[str, Any]) -> None:
+        ms = float(record.get("ms") or 0.0)
+        self.count += 1
+        self.by_name[str(record.get("name", "?"))].append(ms)
+        if record.get("name") == "READ BINARY" and record.get("sw") == "9000":
+            self.read_bytes += int(record.get("length") or 0)
+            self.read_ms += ms
+        if record.get("name") == SIGN and record.get("sw") == "9000":
+            self.signs.append(ms)
+
+    def figures(self) -> dict[str, Any]:
+        latency = {name: _figures(values) for name, values in sorted(self.by_name.items())}
+        all_ms = [ms for values in self.by_name.values() for ms in values]
+        return {"apdus": self.count, "latency_ms": latency,
+                "median_ms": round(statistics.median(all_ms), 3) if all_ms else None,
+                "read_binary_bytes_per_s": round(self.read_bytes / (self.read_ms / 1000)) if self.read_ms > 0 else None,
+                "read_binary_bytes": self.read_bytes,
+                "sign_ms": _figures(self.signs) if self.signs else None}  # signatures made (9000), not refusals
+
+
 def collect(run_dir: Path) -> dict[str, Any]:
     """The figures of the run in ``run_dir`` (its output.xml and traces/)."""
-    exchanges: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    test_device: dict[str, str] = {}
-    for path in trace_files(run_dir):
-        records = read_trace(path)
-        header = next((r for r in records if r["type"] == "header"), {})
-        device = str(header.get("device") or path.stem)  # the name the suites opened it by
-        for record in records:
-            if record["type"] != "exchange" or record.get("by", "harness") != "harness":
-                continue
-            exchanges[device].append(record)
-            if record.get("test"):
-                test_device.setdefault(str(record["test"]), device)
     output = run_dir / "output.xml"
     outcomes = test_outcomes(output) if output.exists() else {}
+    slowest = max(outcomes.items(), key=lambda item: item[1][1], default=None)
+    figures: dict[str, DeviceFigures] = defaultdict(DeviceFigures)
+    test_device: dict[str, str] = {}
+    steps: list[dict[str, Any]] = []  # the slowest test's first exchanges
+    steps_total = 0
+    for path in trace_files(run_dir):
+        device = path.stem
+        for record in iter_trace(path):
+            if record["type"] == "header":
+                device = str(record.get("device") or path.stem)  # the name the suites opened it by
+            if record["type"] != "exchange" or record.get("by", "harness") != "harness":
+                continue
+            figures[device].add(record)
+            test = str(record.get("test") or "")
+            if test:
+                test_device.setdefault(test, device)
+            if slowest is not None and test == slowest[0] and test_device[test] == device:
+                steps_total += 1
+                if len(steps) < TIMELINE_KEEP:
+                    steps.append({"name": record["name"], "ms": record.get("ms", 0.0), "sent": record["sent"]})
     devices: dict[str, dict[str, Any]] = {}
-    for device in sorted({*exchanges, *({NO_DEVICE} if set(outcomes) - set(test_device) else set())}):
-        devices[device] = device_figures(exchanges.get(device, []))
+    for device in sorted({*figures, *({NO_DEVICE} if set(outcomes) - set(test_device) else set())}):
+        devices[device] = figures[device].figures() if device in figures else DeviceFigures().figures()
         devices[device]["tests"] = {"passed": 0, "failed": 0, "not run": 0}
     for test, (status, _) in outcomes.items():
         key = {"PASS": "passed", "FAIL": "failed"}.get(status, "not run")
         devices[test_device.get(test, NO_DEVICE)]["tests"][key] += 1
-    slowest = max(outcomes.items(), key=lambda item: item[1][1], default=None)
-    timeline: dict[str, Any] = {}
-    if slowest is not None:
-        name, (status, seconds) = slowest
-        device = test_device.get(name, NO_DEVICE)
-        steps = [r for r in exchanges.get(device, []) if r.get("test") == name]
-        start = datetime.fromisoformat(steps[0]["sent"]) if steps else None
-
-        def since_start(record: dict[str, Any]) -> float:
-            return round((datetime.fromisoformat(record["sent"]) - start).total_seconds() * 1000, 3)
-
-        timeline = {"test": name, "status": status, "seconds": round(seconds, 3), "device": device,
-                    "exchanges": [{"name": r["name"], "ms": r.get("ms", 0.0), "at_ms": since_start(r)}
-                                  for r in steps] if start else []}
-    return {"run": str(run_dir), "devices": devices, "slowest_test": timeline}
+    return {"run": str(run_dir), "devices": devices, "slowest_test": _timeline(slowest, test_device, steps,
+                                                                                 steps_total)}
 
 
-def device_figures(records: list[dict[str, Any]]) -> dict[str, Any]:
-    by_name: dict[str, list[float]] = defaultdict(list)
-    read_bytes, read_ms, signs = 0, 0.0, []
+def _timeline(slowest: tuple[str, tuple[str, float]] | None, test_device: dict[str, str],
+              steps: list[dict[str, Any]], total: int) -> dict[str, Any]:
+    if slowest is None:
+        return {}
+    name, (status, seconds) = slowest
+    start = datetime.fromisoformat(steps[0]["sent"]) if steps else None
+
+    def since_start(record: dict[str, Any]) -> float:
+        return round((datetime.fromisoformat(record["sent"]) - start).total_seconds() * 1000, 3)
+
+    timeline = {"test": name, "status": status, "seconds": round(seconds, 3),
+                "device": test_device.get(name, NO_DEVICE),
+                "exchanges": [{"name": r["name"], "ms": r["ms"], "at_ms": since_start(r)} for r in steps]
+                if start else []}
+    if total > len(steps):
+        timeline["exchange_count"] = total
+    return timeline
+
+
+def device_figures(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    gathered = DeviceFigures()
     for record in records:
-        ms = float(record.get("ms") or 0.0)
-        by_name[str(record.get("name", "?"))].append(ms)
-        if record.get("name") == "READ BINARY" and record.get("sw") == "9000":
-            read_bytes += int(record.get("length") or 0)
-            read_ms += ms
-        if record.get("name") == SIGN and record.get("sw") == "9000":
-            signs.append(ms)
-    latency = {name: _figures(values) for name, values in sorted(by_name.items())}
-    all_ms = [ms for values in by_name.values() for ms in values]
-    return {"apdus": len(records), "latency_ms": latency,
-            "median_ms": round(statistics.median(all_ms), 3) if all_ms else None,
-            "read_binary_bytes_per_s": round(read_bytes / (read_ms / 1000)) if read_ms > 0 else None,
-            "read_binary_bytes": read_bytes,
-            "sign_ms": _figures(signs) if signs else None}  # signatures made (9000), not refusals
+        gathered.add(record)
+    return gathered.figures()
 
 
 def write(metrics: dict[str, Any], run_dir: Path) -> Path:

@@ -30,7 +30,7 @@ from harness.scheduling import blocked_pins
 from harness.supervise import die_with_parent
 
 OUTPUT_LOCK = ".hil-run.lock"
-OWNED = ("output.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
+OWNED = ("output.xml", ".output.reduced.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
          journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames")
 LISTENERS = ("harness.notrun.NotRunListener", "harness.scheduling.BlockedPins", "harness.journal.JournalListener")
 EXIT_NOT_RUN = 3
@@ -178,22 +178,52 @@ def part_output(outputdir: Path, reason: str) -> tuple[Path | None, bool]:
     return None, False
 
 
-def write_reports(outputs: list[Path], outputdir: Path, name: str | None) -> str | None:
-    """log, report and xunit (and the merged output.xml of several parts); the problem in one line, or None."""
+# Robot applies these to the outputs it builds from output.xml, which under ``hil run`` is rebot's job
+# (Robot itself writes output.xml only): taken from the options after ``--`` and given to rebot too.
+REPORT_OPTIONS = ("removekeywords", "flattenkeywords", "expandkeywords")
+REDUCING_OPTIONS = ("removekeywords", "flattenkeywords")  # these also make output.xml smaller
+
+
+def report_options(robot_args: list[str]) -> dict[str, list[str]]:
+    """``--removekeywords``, ``--flattenkeywords`` and ``--expandkeywords`` of Robot's options, by name."""
+    found: dict[str, list[str]] = {}
+    args = iter(robot_args)
+    for arg in args:
+        name, equals, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or name.lower() not in REPORT_OPTIONS:
+            continue
+        value = value if equals else next(args, "")
+        if value:
+            found.setdefault(name.lower(), []).append(value)
+    return found
+
+
+def write_reports(outputs: list[Path], outputdir: Path, name: str | None,
+                  options: dict[str, list[str]] | None = None) -> str | None:
+    """log, report and xunit (and the merged output.xml of several parts); the problem in one line, or None.
+
+    With ``--removekeywords``/``--flattenkeywords`` among ``options`` a single part's output.xml is rewritten
+    reduced as well (through a temporary file: a failed rewrite leaves Robot's own)."""
     from robot import rebot
 
+    options = options or {}
     merged = len(outputs) > 1 or outputs[0] != outputdir / "output.xml"
+    reduced = not merged and any(options.get(key) for key in REDUCING_OPTIONS)
+    output = "output.xml" if merged else (".output.reduced.xml" if reduced else None)
     errors = io.StringIO()
-    code = rebot(*[str(o) for o in outputs], outputdir=str(outputdir), output="output.xml" if merged else None,
+    code = rebot(*[str(o) for o in outputs], outputdir=str(outputdir), output=output,
                  log="log.html", report="report.html", xunit="xunit.xml", name=name if merged else None,
-                 stdout=io.StringIO(), stderr=errors)
+                 stdout=io.StringIO(), stderr=errors, **options)
     text = errors.getvalue()
     if code < 250 and "[ ERROR ]" not in text:
+        if reduced:
+            (outputdir / ".output.reduced.xml").replace(outputdir / "output.xml")
         try:  # the requirement IDs into xunit.xml, which Robot writes without tags (Jenkins, GitLab keep them)
             matrix.tag_xunit(outputdir / "output.xml", outputdir / "xunit.xml")
         except (OSError, ET.ParseError) as exc:
             return f"xunit.xml: the requirement IDs could not be written: {exc}"
         return None
+    (outputdir / ".output.reduced.xml").unlink(missing_ok=True)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     reason = next((line for line in reversed(lines) if re.match(r"^\w+(Error|Exception): ", line)), None)
     return reason or next((line for line in lines if "[ ERROR ]" in line), f"rebot exit {code}")
@@ -334,7 +364,8 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
             outputs.append(output)
             rows += matrix.outcomes(output, options.device or "suite default", number=index, linked_from=outputdir)
             if is_plan:
-                problem = write_reports([output], part_dir, None)  # each part keeps its own log and report
+                # each part keeps its own log and report
+                problem = write_reports([output], part_dir, None, report_options(options.robot_args))
                 if problem:
                     print(f"hil: error: {label}: its report could not be written: {problem}", file=sys.stderr)
                 line = _part_line(output, part_dir, time.monotonic() - part_start)
@@ -345,7 +376,7 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
         if not outputs:
             print("hil: no part of the run wrote results", file=sys.stderr)
             return EXIT_INTERRUPTED if interrupts.count else (worst or 252)
-        summary, written = finish(outputs, rows, outputdir, plan_name)
+        summary, written = finish(outputs, rows, outputdir, plan_name, report_options(parts[0][1].robot_args))
         if interrupts.count:
             print("hil: interrupted", file=sys.stderr)
             return EXIT_INTERRUPTED
@@ -357,10 +388,10 @@ def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: P
 
 
 def finish(outputs: list[Path], rows: list[matrix.Outcome], outputdir: Path,
-           name: str | None) -> tuple[RunSummary, bool]:
+           name: str | None, options: dict[str, list[str]] | None = None) -> tuple[RunSummary, bool]:
     """Report, matrix and the closing lines; False when a file could not be written (said in one line)."""
     written = True
-    problem = write_reports(outputs, outputdir, name)
+    problem = write_reports(outputs, outputdir, name, options)
     if problem:
         print(f"hil: error: the report could not be written: {problem} (output.xml and the journal are kept)",
               file=sys.stderr)

@@ -80,7 +80,8 @@ def timeline_plot(plt: Any, slowest: dict[str, Any]) -> str:
     axes.set_yticks(range(len(steps)), [s["name"] for s in steps])
     axes.invert_yaxis()
     axes.set_xlabel("ms since the test's first APDU")
-    shown = "" if len(steps) == len(slowest["exchanges"]) else f", first {len(steps)} of {len(slowest['exchanges'])}"
+    total = slowest.get("exchange_count", len(slowest["exchanges"]))  # a soak's timeline keeps its first ones
+    shown = "" if len(steps) == total else f", first {len(steps)} of {total:,}"
     return _svg(plt, figure, f"Timeline of the slowest test: {slowest['test']} ({slowest['seconds']} s{shown})")
 
 

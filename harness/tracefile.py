@@ -13,7 +13,9 @@ recording a lab may commit and ``replay:`` answers from. Lines (``type``):
   ``masked``), ``sw``, ``sw_name`` and ``length`` (data bytes), ``sent`` (UTC) and ``ms``; an exchange
   that failed has ``error``.
 
-Every line passes :func:`harness.iso.redact.redact_text` last, as every other thing the harness writes.
+Every text of a line passes :func:`harness.iso.redact.redact_text` last, as every other thing the harness writes;
+numbers (the exchange's ``n``, ``ms``, ``length``) are the harness's own and stay numbers: a 4-digit PIN's
+value also occurs as an exchange number, and masking it there broke the line's JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +34,7 @@ from devices.base import DeviceError, Reader
 from harness.anonymise import Anonymiser
 from harness.iso.apdu import status_name, to_hex
 from harness.iso.apdu_names import character_class, command_hex, command_name
-from harness.iso.redact import ApduContext, redact_text
+from harness.iso.redact import SECRETS, ApduContext, redact_text
 
 FORMAT = "jpki-hil trace 1"
 REQUIREMENT_TAG = re.compile(r"^[A-Za-z]{3,7}-[A-Za-z0-9]{2,6}-\d{3}$")
@@ -79,6 +82,7 @@ class TraceWriter:
     _file: IO[str] | None = field(default=None, repr=False)
     _early: list[dict[str, Any]] = field(default_factory=list, repr=False)  # lines before the facts are known
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _masked: MaskedTexts = field(default_factory=lambda: MaskedTexts(), repr=False)
     count: int = 0
 
     def open(self, facts: dict[str, Any]) -> TraceWriter:
@@ -96,8 +100,8 @@ class TraceWriter:
             if len(self._early) < 64:  # the power-on before the device's facts are known
                 self._early.append(record)
             return
-        line = redact_text(json.dumps(record, ensure_ascii=False))
         with self._lock:
+            line = json.dumps(self._masked.record(record), ensure_ascii=False)
             self._file.write(line + "\n")
             self._file.flush()
 
@@ -155,6 +159,39 @@ class TraceWriter:
         self.write(record)
 
 
+@dataclass
+class MaskedTexts:
+    """Every string of a record through :func:`redact_text`, each distinct text masked once.
+
+    A soak writes the same test name, command and answer a million times; masking them again each time
+    was ~0.1 ms a line, most of an in-process exchange's cost. The cache holds only masked texts of the
+    secrets known when they were masked: it is emptied whenever the known secrets change, and when full.
+    """
+
+    limit: int = 4096
+    _texts: dict[str, str] = field(default_factory=dict)
+    _secrets: list[str] = field(default_factory=list)
+
+    def record(self, value: Any) -> Any:
+        """``value`` with every string in it masked (PINs, secret frames, holder data); numbers and keys as they are."""
+        known = SECRETS.values()
+        if known != self._secrets or len(self._texts) > self.limit:
+            self._texts, self._secrets = {}, known
+        return self._masked(value)
+
+    def _masked(self, value: Any) -> Any:
+        if isinstance(value, str):
+            masked = self._texts.get(value)
+            if masked is None:
+                masked = self._texts[value] = redact_text(value)
+            return masked
+        if isinstance(value, dict):
+            return {key: self._masked(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._masked(item) for item in value]
+        return value
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
@@ -206,7 +243,11 @@ def attach(reader: Reader, writer: TraceWriter) -> Reader:
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The lines of a trace file or recording, each one JSON object; a clear error on a broken line."""
-    records = []
+    return list(iter_trace(path))
+
+
+def iter_trace(path: Path) -> Iterator[dict[str, Any]]:
+    """The same, one line at a time: a soak's trace file of a million lines never sits in memory whole."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
@@ -217,5 +258,4 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
             if not isinstance(record, dict) or "type" not in record:
                 raise ValueError(f"{path}:{number}: not a trace record (no 'type')")
-            records.append(record)
-    return records
+            yield record

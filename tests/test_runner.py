@@ -253,6 +253,31 @@ def test_robot_options_pass_through_and_the_matrix_rebuilds(tmp_path):
     assert hil("matrix", str(tmp_path / "nothing.xml")).returncode == 2
 
 
+def test_robot_options_that_shape_the_log_are_given_to_rebot_too():
+    from harness.runner import report_options
+
+    args = ["--loglevel", "DEBUG", "--removekeywords", "passed", "--flattenkeywords=name:*Trace*",
+            "--removekeywords", "for", "--expandkeywords", "tag:x", "--test", "--removekeywords"]
+    assert report_options(args) == {"removekeywords": ["passed", "for"], "flattenkeywords": ["name:*Trace*"],
+                                    "expandkeywords": ["tag:x"]}
+
+
+def test_removekeywords_after_the_double_dash_shrinks_output_xml_and_the_log(tmp_path):
+    """Robot applies --removekeywords only to what it builds from output.xml: under hil run that is rebot."""
+    sizes = {}
+    for label, extra in (("full", []), ("removed", ["--", "--removekeywords", "all"])):
+        proc = hil("run", "card/selection.robot", "--outputdir", str(tmp_path / label), *extra)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        sizes[label] = {name: (tmp_path / label / name).stat().st_size for name in ("output.xml", "log.html")}
+    assert sizes["removed"]["output.xml"] < sizes["full"]["output.xml"] / 2, sizes
+    assert sizes["removed"]["log.html"] < sizes["full"]["log.html"], sizes
+    assert "--removekeywords" in (tmp_path / "removed" / "output.xml").read_text(encoding="utf-8").replace(
+        "--remove-keywords", "--removekeywords")  # Robot's note on each emptied keyword
+    tests = list(ExecutionResult(str(tmp_path / "removed" / "output.xml")).suite.all_tests)
+    assert tests and all(t.status == "PASS" for t in tests)  # the results themselves stay
+    assert not (tmp_path / "removed" / ".output.reduced.xml").exists()
+
+
 def test_a_full_disk_while_writing_the_report_is_one_line_and_keeps_the_results(tmp_path):
     """ENOSPC: a 300 kB tmpfs in a private mount namespace (unshare) holds output.xml but not the log and report."""
     small = tmp_path / "small"

@@ -195,3 +195,37 @@ def test_an_ordinary_answer_holding_a_known_secrets_bytes_is_written_masked(tmp_
         assert result.compared == 5 and not result.differences, result.summary()
     finally:
         SECRETS.discard(added)  # as the process had it
+
+
+def test_an_exchange_number_equal_to_a_pin_stays_a_number_while_texts_are_masked(tmp_path):
+    """A soak passes every number: at exchange 1234 a PIN ``1234`` once masked the line's JSON into ``"n": ****``."""
+    from harness.iso.redact import SECRETS
+
+    SECRETS.add("1234", "a test PIN")
+    reader, path = traced(tmp_path)
+    reader.trace_writers[0].count = 1233
+    CURRENT.begin("Suite.Reads 1234 Times", ["card"])
+    try:
+        send(reader, SELECT_JPKI)
+    finally:
+        CURRENT.end()
+    reader.close()
+    exchange = [r for r in read_trace(path) if r["type"] == "exchange"][-1]
+    assert exchange["n"] == 1234 and exchange["test"] == "Suite.Reads **** Times"
+
+
+def test_a_secret_known_later_is_masked_in_texts_written_before_it_was_known(tmp_path):
+    """The writer masks each distinct text once; a secret registered meanwhile empties what it kept."""
+    from harness.iso.redact import SECRETS
+
+    reader, path = traced(tmp_path)
+    for _ in range(2):
+        CURRENT.begin("Suite.Holder 7391 Reads", ["card"])
+        try:
+            send(reader, SELECT_JPKI)
+        finally:
+            CURRENT.end()
+        SECRETS.add("7391", "a datum learnt mid-run")
+    reader.close()
+    names = [r["test"] for r in read_trace(path) if r["type"] == "exchange"]
+    assert names == ["Suite.Holder 7391 Reads", "Suite.Holder **** Reads"]

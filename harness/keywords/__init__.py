@@ -26,6 +26,7 @@ from .local_services import LocalServiceKeywords
 from .mailbox import MailboxKeywords
 from .recordings import RecordingKeywords
 from .serial import SerialKeywords
+from .soak import SoakKeywords
 from .terminal import RelyingPartyKeywords, TerminalKeywords
 from .textap import TextApKeywords
 from .tracing import TraceKeywords
@@ -73,6 +74,7 @@ class JPKILibrary(DynamicCore):
             EvacuationKeywords(self.ctx),
             LocalServiceKeywords(self.ctx),
             RecordingKeywords(self.ctx),
+            SoakKeywords(self.ctx),
         ]
         super().__init__(components)
         self.ROBOT_LIBRARY_LISTENER = self
