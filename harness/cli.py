@@ -342,6 +342,18 @@ def cmd_virtual_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote_serve(args: argparse.Namespace) -> int:
+    """A reader host: this machine's device, served to a controller that names it ``remote:http://HOST:PORT``."""
+    from devices.remote import remote_token
+    from harness.remote.server import serve
+
+    remote_token("hil remote serve")  # before anything is opened: no token, no server
+    if args.inventory:
+        os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
+        load_inventory(Path(args.inventory))
+    return serve(args.device, args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -432,6 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-file", metavar="PATH",
                        help="rewrite PATH (JSON) after every APDU with the card's counters and wrong-VERIFY counts")
     serve.set_defaults(func=cmd_virtual_serve)
+
+    remote = sub.add_parser("remote", help="reader hosts: serve this machine's reader to a controller")
+    remote_sub = remote.add_subparsers(dest="remote_command", required=True, parser_class=OneLineParser)
+    host = remote_sub.add_parser("serve", help="serve one device over Robot's remote protocol (needs HIL_REMOTE_TOKEN)")
+    host.add_argument("--device", required=True, help="device URI or inventory name on this host")
+    host.add_argument("--inventory", help=f"this host's lab inventory (TOML); also read from ${INVENTORY_ENV}")
+    host.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    host.add_argument("--port", required=True, type=port_number(1), help="port to listen on")
+    host.set_defaults(func=cmd_remote_serve)
     return parser
 
 

@@ -8,6 +8,7 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices import DeviceError, open_device
+from devices.remote import RemoteReader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
 from harness import lab
@@ -17,6 +18,7 @@ from harness.credentials import facts_for_device, recorded_facts, virtual_card_o
 from harness.notrun import NOT_RUN_PREFIX
 from harness.pin_guard import fresh_card
 from harness.preflight import identify
+from harness.remote.guard import remote_facts
 
 from . import privacy, trace_files
 from .context import LibraryComponent
@@ -57,6 +59,8 @@ class DeviceKeywords(LibraryComponent):
         # the stricter of the inventory and a virtual profile wins; the PIN guard's knowledge of this
         # device name (refused PINs, unknown states) carries over from earlier opens in this run
         replayed = recorded_facts(reader) if card is None and lab_device is None else None
+        if isinstance(reader, RemoteReader):  # a reader host's card: its facts (and PINs) are the host's
+            replayed = remote_facts(reader, lab_device)
         self.ctx.facts = replayed or facts_for_device(card, lab_device)  # a replay: device brings its own facts
         if card is None:
             self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
