@@ -287,3 +287,27 @@ def test_a_host_killed_mid_run_fails_only_its_own_tests(tmp_path, two_hosts):
     assert 5 <= len(tests["bench-b"]) - len(b_lost) < 85 and b_lost
     assert all(t.status in ("FAIL", "SKIP") for t in b_lost)
     assert "reader host went away" in b_lost[0].message, b_lost[0].message  # the first lost test says why
+
+
+def test_pre_flight_names_a_pin_the_host_lacks_and_the_controllers_pin_does_not_stand_in(tmp_path):
+    host_lab = tmp_path / "host.toml"
+    host_lab.write_text('[devices.desk]\nuri = "virtual:card?expendable=0"\n[devices.desk.card]\nkind = "card"\n'
+                        'holder = "card"\npin_env = { auth = "DESK_AUTH", sign = "DESK_SIGN" }\n', encoding="utf-8")
+    port = _free_port("127.0.0.2")
+    proc = _start_host([sys.executable, "-m", "harness.cli", "remote", "serve", "--device", "desk", "--inventory",
+                        str(host_lab), "--host", "127.0.0.2", "--port", str(port)],
+                       _env(HIL_REMOTE_TOKEN=TOKEN, DESK_SIGN=PINS["sign"]))  # the auth PIN is not set there
+    try:
+        controller_lab = tmp_path / "lab.toml"
+        controller_lab.write_text(f'[devices.bench]\nuri = "remote:http://127.0.0.2:{port}"\n', encoding="utf-8")
+        run = subprocess.run([sys.executable, "-m", "harness.cli", "run", "card/signing.robot", "--device", "bench",
+                              "--inventory", str(controller_lab), "--check"], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT, check=False,
+                             env=_env(HIL_REMOTE_TOKEN=TOKEN, HIL_AUTH_PIN=PINS["auth"],
+                                      HIL_LOCK_DIR=str(tmp_path / "locks")))
+    finally:
+        _stop(proc)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [  # the controller's own HIL_AUTH_PIN does not stand in
+        "hil: error: bench: the selected tests need the auth PIN, which its reader host does not have: set it "
+        "where hil remote serve runs"]
