@@ -17,7 +17,7 @@ from devices import DeviceError, NoCard, open_device
 from devices.registry import check_uri
 from devices.remote import RemoteReader
 from devices.virtual.profile import ProfileError
-from harness import fixtures, lab
+from harness import fixtures, lab, pools
 from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import MissingSecret, facts_for_device, recorded_facts, virtual_card_of
@@ -176,7 +176,10 @@ def main(argv: list[str]) -> int:
         parts = json.loads(argv[0])
         for part in parts:
             needs = needs_of([Path(p) for p in part["suites"]], part["include"], part["exclude"])
-            print(f"{OK_PREFIX}{part['label']}: {check_device(part['device'], needs)}", flush=True)
+            names = [d.name for d in pools.members(part["device"])] if pools.is_pool(part["device"]) \
+                else [part["device"]]
+            for name in names:
+                print(f"{OK_PREFIX}{part['label']}: {check_device(name, needs)}", flush=True)
     except (PreflightError, DeviceError, lab.InventoryError, ProfileError, ValueError, OSError) as exc:
         print(f"{PROBLEM_PREFIX}{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", flush=True)
         return 2

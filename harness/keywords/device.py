@@ -11,7 +11,7 @@ from devices import DeviceError, open_device
 from devices.remote import RemoteReader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
-from harness import lab
+from harness import lab, pools
 from harness.apdu import to_hex
 from harness.channel import CardChannel
 from harness.credentials import facts_for_device, recorded_facts, virtual_card_of
@@ -38,6 +38,8 @@ class DeviceKeywords(LibraryComponent):
         """
         if self.ctx.reader is not None:
             self.close_device()
+        if pools.is_pool(name):  # this worker's member of the pool (PabotLib value sets under pabot)
+            name = pools.lease(name)
         uri, lab_device = lab.resolve(name)
         reader = open_device(uri)
         writers = trace_files.begin(reader, name)  # traces/<device>.jsonl, and the recording of `hil record`
