@@ -191,8 +191,8 @@ HOSTS = {"bench-a": ("127.0.0.2", 0x8C85), "bench-b": ("127.0.0.3", 0x8C8F)}  # 
 def _lab(tmp_path: Path) -> tuple[Path, Path]:
     inventory = tmp_path / "lab.toml"
     inventory.write_text("".join(f'[devices.{name}]\nuri = "remote:http://{addr}:8270"\n'
-                                 f'description = "reader host {addr}"\n' for name, (addr, _) in HOSTS.items()),
-                         encoding="utf-8")
+                                 f'description = "reader host {addr}"\npool = "benches"\n'
+                                 for name, (addr, _) in HOSTS.items()), encoding="utf-8")
     plan = tmp_path / "plan.toml"
     plan.write_text('name = "two reader hosts"\n' + "".join(
         f'[[run]]\nname = "card on {name}"\nsuites = ["card"]\ndevice = "{name}"\n' for name in ("bench-b", "bench-a")),
@@ -258,6 +258,34 @@ def test_card_suite_passes_on_two_reader_hosts_with_pins_only_on_the_hosts(tmp_p
         assert PINS["sign"] not in text
         for pin in PINS.values():
             assert pin.encode().hex(" ").upper() not in text.upper()
+
+
+@pytest.mark.pcsc
+@pytest.mark.slow
+def test_pabot_workers_run_the_card_suite_on_both_hosts_of_a_pool_at_once(tmp_path, two_hosts):
+    inventory, _ = _lab(tmp_path)
+    env = _env(HIL_REMOTE_TOKEN=TOKEN, HIL_LOCK_DIR=str(tmp_path / "locks"))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "card", "--device", "pool:benches",
+                           "--processes", "2", "--inventory", str(inventory), "--outputdir", str(tmp_path / "out"),
+                           "--console", "quiet"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    result = ExecutionResult(str(tmp_path / "out" / "output.xml"))
+    assert result.statistics.total.failed == 0 and result.statistics.total.passed >= 85
+    opened = {m.message.split()[1].rstrip(":") for m in _all_messages(result.suite) if m.message.startswith("Opened ")}
+    assert opened == {"bench-a", "bench-b"}  # each worker leased one host (PabotLib value sets)
+
+
+def _all_messages(item):
+    for step in getattr(item, "body", ()):
+        if getattr(step, "type", "") == "MESSAGE":
+            yield step
+        else:
+            yield from _all_messages(step)
+    for part in (getattr(item, "setup", None), *getattr(item, "tests", ()), *getattr(item, "suites", ()),
+                 getattr(item, "teardown", None)):
+        if part:
+            yield from _all_messages(part)
 
 
 def _ended_tests(out: Path) -> int:
