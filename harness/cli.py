@@ -102,6 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 readers += names
                 if pools.is_pool(part.device):
                     parallel[part.device] = pool_parallelism(part.device, args.processes, len(names))
+        if args.processes != 1 and not parallel:
+            raise UsageError("--processes runs the parts of a plan that are on a device pool; no part of this plan "
+                             "is, so --processes cannot go with it")
         return run_plan(plan, Path(args.outputdir), wait=args.wait, check_only=args.check,
                         robot_args=args.robot_args, console=args.console, parallel=parallel,
                         guards=_guards(readers))
