@@ -26,6 +26,7 @@ BUILTIN_SCHEMES: dict[str, tuple[str, str]] = {
     "serial": ("devices.serial.reader", "open_serial"),
     "rfc2217": ("devices.serial.reader", "open_serial"),
     "socket": ("devices.serial.reader", "open_serial"),
+    "remote": ("devices.remote", "open_remote"),
 }
 # Modules that can list the devices they see: each has ``discover() -> list[DeviceInfo]``.
 DISCOVERY_MODULES: dict[str, str] = {
@@ -92,6 +93,7 @@ OPTION_CHECKERS: dict[str, tuple[str, str]] = {
     "serial": ("devices.serial.reader", "parse_serial_uri"),
     "rfc2217": ("devices.serial.reader", "parse_serial_uri"),
     "socket": ("devices.serial.reader", "parse_serial_uri"),
+    "remote": ("devices.remote", "check_remote_uri"),
 }
 
 

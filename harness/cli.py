@@ -12,7 +12,7 @@ from typing import NoReturn
 from devices import DeviceError
 from devices.registry import check_uri, discover
 from devices.virtual.profile import ProfileError
-from harness import fixtures
+from harness import fixtures, pools
 from harness.iso.apdu import to_hex
 from harness.iso.redact import SHOW_HOLDER_DATA_ENV
 from harness.lab import INVENTORY_ENV, InventoryError, active_inventory, load_inventory, resolve
@@ -93,28 +93,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         active_inventory()  # an unreadable $HIL_INVENTORY stops here (one line naming it), not in every test
     if args.plan:
         given = [flag for flag, value in (("suites", args.suites), ("--device", args.device),
-                                          ("--include", args.include), ("--exclude", args.exclude),
-                                          ("--processes", args.processes != 1)) if value]
+                                          ("--include", args.include), ("--exclude", args.exclude)) if value]
         if given:
             raise UsageError(f"--plan names its own suites, devices and tags; {', '.join(given)} cannot go with it")
         plan = load_plan(Path(args.plan))
+        readers: list[str] = []
+        parallel: dict[str, tuple[int, str]] = {}
         for part in plan.runs:
             if part.device:
-                part_uri, part_lab_device = resolve(part.device)
-                check_uri(part_uri)
-                if part_lab_device is not None:  # its PINs set and possible before anything runs
-                    preflight_pins(part.device, part_lab_device)
+                names = check_devices(part.device, ask=False)
+                readers += names
+                if pools.is_pool(part.device):
+                    parallel[part.device] = pool_parallelism(part.device, args.processes, len(names))
+        if args.processes != 1 and not parallel:
+            raise UsageError("--processes runs the parts of a plan that are on a device pool; no part of this plan "
+                             "is, so --processes cannot go with it")
         return run_plan(plan, Path(args.outputdir), wait=args.wait, check_only=args.check,
-                        robot_args=args.robot_args, console=args.console,
-                        guards=_guards([part.device for part in plan.runs if part.device]))
-    if args.device:
+                        robot_args=args.robot_args, console=args.console, parallel=parallel,
+                        guards=_guards(readers))
+    processes, value_sets, readers = args.processes, "", [args.device] if args.device else []
+    if pools.is_pool(args.device):
+        readers = check_devices(args.device, ask=args.ask_pins)
+        processes, value_sets = pool_parallelism(args.device, args.processes, len(readers))
+    elif args.device:
         uri, lab_device = resolve(args.device)
         check_uri(uri)
         from harness.locks import reader_key
 
         if args.processes > 1 and reader_key(uri) is not None:
             raise UsageError(f"--processes {args.processes} would drive the one reader behind {args.device} from "
-                             f"{args.processes} processes at once; use --processes 1 with it")
+                             f"{args.processes} processes at once; use --processes 1 with it, or a pool")
         if args.ask_pins:
             ask_pins(args.device, lab_device)
         if lab_device is not None:
@@ -125,7 +133,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         device=args.device,
         include=args.include or [],
         exclude=args.exclude or [],
-        processes=args.processes,
+        processes=processes,
+        value_sets=value_sets,
         robot_args=args.robot_args,
         console=args.console,
         wait=args.wait,
@@ -136,7 +145,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if needs_of(options.suites, options.include, options.exclude).tests == 0:
             raise UsageError(f"no test of {', '.join(args.suites) or 'robot/'} matches the --include/--exclude tags")
-    return run_suites(options, _guards([args.device] if args.device else []))
+    return run_suites(options, _guards(readers))
+
+
+def check_devices(device: str, *, ask: bool) -> list[str]:
+    """The inventory names behind ``device`` (every member of a pool), each URI and its PINs checked."""
+    names = [member.name for member in pools.members(device)] if pools.is_pool(device) else [device]
+    for name in names:
+        uri, lab_device = resolve(name)
+        check_uri(uri)
+        if ask:
+            ask_pins(name, lab_device)
+        if lab_device is not None:  # its PINs set and possible before anything runs
+            preflight_pins(name, lab_device)
+    return names
+
+
+def pool_parallelism(device: str, processes: int, size: int) -> tuple[int, str]:
+    """pabot workers for a pool (never more than it has readers) and PabotLib's value sets for them."""
+    workers = min(processes, size)
+    if workers < processes:
+        print(f"hil: {device} has {size} device(s): {workers} worker(s), not {processes}", file=sys.stderr)
+    return workers, pools.value_sets(device) if workers > 1 else ""
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
@@ -356,6 +386,18 @@ def cmd_virtual_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_remote_serve(args: argparse.Namespace) -> int:
+    """A reader host: this machine's device, served to a controller that names it ``remote:http://HOST:PORT``."""
+    from devices.remote import remote_token
+    from harness.remote.server import serve
+
+    remote_token("hil remote serve")  # before anything is opened: no token, no server
+    if args.inventory:
+        os.environ[INVENTORY_ENV] = str(Path(args.inventory).resolve())
+        load_inventory(Path(args.inventory))
+    return serve(args.device, args.host, args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -451,6 +493,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-file", metavar="PATH",
                        help="rewrite PATH (JSON) after every APDU with the card's counters and wrong-VERIFY counts")
     serve.set_defaults(func=cmd_virtual_serve)
+
+    remote = sub.add_parser("remote", help="reader hosts: serve this machine's reader to a controller")
+    remote_sub = remote.add_subparsers(dest="remote_command", required=True, parser_class=OneLineParser)
+    host = remote_sub.add_parser("serve", help="serve one device over Robot's remote protocol (needs HIL_REMOTE_TOKEN)")
+    host.add_argument("--device", required=True, help="device URI or inventory name on this host")
+    host.add_argument("--inventory", help=f"this host's lab inventory (TOML); also read from ${INVENTORY_ENV}")
+    host.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    host.add_argument("--port", required=True, type=port_number(1), help="port to listen on")
+    host.set_defaults(func=cmd_remote_serve)
     return parser
 
 

@@ -34,8 +34,14 @@ class DeviceFacts:
     pins: dict[str, str] = field(default_factory=dict, repr=False)
     pin_reserve: dict[str, int] = field(default_factory=lambda: {"auth": 2, "sign": 3, "text": 2})
     pin_env: dict[str, str] = field(default_factory=dict)  # PIN kind → variable the lab inventory names
+    sealed: bool = False  # a reader host's card: its PINs stay there, ``pins`` only says which it has
 
     def pin(self, kind: str, device: str) -> str:
+        if self.sealed:
+            if kind in self.pins:
+                return self.pins[kind]
+            raise MissingSecret(f"no {kind} PIN for {device} on its reader host: set it in the environment or "
+                                "inventory of the host that runs hil remote serve")
         if kind in self.pin_env:
             variable = self.pin_env[kind]
             value = os.environ.get(variable)

@@ -7,6 +7,7 @@ A TOML file (read with the standard library)::
     description = "Sony RC-S380, desk 3"
     contactless = true
     extended_apdu = true
+    pool = "contactless"          # optional: hil run --device pool:contactless --processes N shares the pool
     [devices.desk3-rcs380.card]
     kind = "card"                 # or "phone"
     expendable = false            # true only for cards the lab may lock for good
@@ -39,9 +40,10 @@ INVENTORY_ENV = "HIL_INVENTORY"
 CARD_KINDS = ("card", "phone")
 MAX_INVENTORY_BYTES = 4 << 20  # 16,000 fully described readers take 3 MiB
 MAX_RESERVE = 16
-DEVICE_KEYS = ("uri", "description", "contactless", "extended_apdu", "pin_pad", "card")
+DEVICE_KEYS = ("uri", "description", "contactless", "extended_apdu", "pin_pad", "pool", "card")
 CARD_KEYS = ("kind", "expendable", "holder", "pin_env", "pin_reserve")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+POOL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 class InventoryError(ValueError):
@@ -61,6 +63,7 @@ class LabDevice:
     holder: str | None = None
     pin_env: dict[str, str] = field(default_factory=dict)
     pin_reserve: dict[str, int] = field(default_factory=dict)
+    pool: str = ""  # the device pool it belongs to (``--device pool:<name>``), empty for none
 
     def facts(self) -> DeviceFacts:
         """What the suites may assume of the card, with PINs read from the named environment variables."""
@@ -262,8 +265,11 @@ def _device(check: _Checker, name: str, table: Any, holders: dict[str, str | Non
         if type(count) is not int or not 1 <= count <= MAX_RESERVE:
             raise check.error(name, keys, f"card.pin_reserve.{kind_name} must be a whole number 1-{MAX_RESERVE} "
                                           f"(tries the guard always leaves), got {_describe(count)}")
+    pool = check.typed(name, ("pool",), table.get("pool", ""), str)
+    if "pool" in table and not POOL_NAME.match(pool):
+        raise check.error(name, ("pool",), f"pool must be a name (letters, digits, - and _), got {_describe(pool)}")
     return LabDevice(
-        name=name, uri=uri,
+        name=name, uri=uri, pool=pool,
         description=check.typed(name, ("description",), table.get("description", ""), str),
         kind=kind, expendable=expendable, holder=holder, pin_env=dict(pin_env), pin_reserve=dict(reserve),
         **flags,

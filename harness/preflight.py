@@ -15,12 +15,14 @@ from robot.running import TestSuiteBuilder
 
 from devices import DeviceError, NoCard, open_device
 from devices.registry import check_uri
+from devices.remote import RemoteReader
 from devices.virtual.profile import ProfileError
-from harness import fixtures, lab
+from harness import fixtures, lab, pools
 from harness.channel import CardChannel
 from harness.credentials import MissingSecret, facts_for_device, recorded_facts, virtual_card_of
 from harness.iso.apdu import to_hex
 from harness.jpki import CardStatusError, JpkiClient
+from harness.remote.guard import remote_facts
 from harness.trace import ApduTrace
 
 TOKEN_KINDS = {"JPKIAPICCTOKEN": "card", "JPKIAPGPSETOKEN": "phone"}
@@ -129,7 +131,9 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
         except NoCard:
             raise PreflightError(f"{name}: no card in the reader after {timeout:g} s (insert the card)") from None
         card = virtual_card_of(reader)
-        if card is not None:
+        if isinstance(reader, RemoteReader):
+            facts, lab_device = remote_facts(reader, lab_device), None  # the host's PINs, the host's names
+        elif card is not None:
             facts = facts_for_device(card, lab_device)
         elif lab_device is None:
             facts = recorded_facts(reader) or facts  # a replay: device brings its recording's facts
@@ -148,6 +152,9 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
         try:
             facts.pin(pin, name)
         except MissingSecret:
+            if facts.sealed:
+                raise PreflightError(f"{name}: the selected tests need the {pin} PIN, which its reader host does "
+                                     "not have: set it where hil remote serve runs") from None
             raise PreflightError(f"{name}: the selected tests need the {pin} PIN: set "
                                  f"{_pin_variable(pin, lab_device)} (or use --ask-pins)") from None
     if needs.holder and facts.holder is None:
@@ -169,7 +176,10 @@ def main(argv: list[str]) -> int:
         parts = json.loads(argv[0])
         for part in parts:
             needs = needs_of([Path(p) for p in part["suites"]], part["include"], part["exclude"])
-            print(f"{OK_PREFIX}{part['label']}: {check_device(part['device'], needs)}", flush=True)
+            names = [d.name for d in pools.members(part["device"])] if pools.is_pool(part["device"]) \
+                else [part["device"]]
+            for name in names:
+                print(f"{OK_PREFIX}{part['label']}: {check_device(name, needs)}", flush=True)
     except (PreflightError, DeviceError, lab.InventoryError, ProfileError, ValueError, OSError) as exc:
         print(f"{PROBLEM_PREFIX}{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", flush=True)
         return 2

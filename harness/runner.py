@@ -30,8 +30,9 @@ from harness.scheduling import blocked_pins
 from harness.supervise import die_with_parent
 
 OUTPUT_LOCK = ".hil-run.lock"
+VALUE_SETS = "pool-value-sets.ini"
 OWNED = ("output.xml", ".output.reduced.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
-         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames")
+         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames", VALUE_SETS)
 LISTENERS = ("harness.notrun.NotRunListener", "harness.scheduling.BlockedPins", "harness.journal.JournalListener")
 EXIT_NOT_RUN = 3
 EXIT_INTERRUPTED = 130
@@ -55,6 +56,7 @@ class RunOptions:
     wait: float = 0.0  # seconds to wait for a reader another run holds
     check_only: bool = False
     part: str | None = None  # the plan part's name: the matrix's column (harness/matrix.py)
+    value_sets: str = ""  # PabotLib's resource file of a device pool (--device pool:NAME under pabot)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,10 @@ def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
     args += options.robot_args
     suites = [str(Path(p).resolve()) for p in options.suites]
     if options.processes > 1:
-        return [sys.executable, "-m", "pabot.pabot", "--processes", str(options.processes), "--no-pabotlib",
+        shared = ["--no-pabotlib"]
+        if options.value_sets:  # a pool: pabot's PabotLib hands each worker one member (value sets)
+            shared = ["--pabotlib", "--pabotlibport", "0", "--resourcefile", str(outputdir / VALUE_SETS)]
+        return [sys.executable, "-m", "pabot.pabot", "--processes", str(options.processes), *shared,
                 *args, *suites]
     return [sys.executable, "-m", "robot", *args, *suites]
 
@@ -147,6 +152,8 @@ def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> in
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # pabot spawns 'robot'
     if options.processes > 1 and shutil.which("robot", path=env["PATH"]) is None:
         raise RunError("pabot needs the 'robot' command on PATH")
+    if options.value_sets:
+        (outputdir / VALUE_SETS).write_text(options.value_sets, encoding="utf-8")
     command = [sys.executable, "-m", "harness.supervise", "--", *robot_command(options, outputdir)]
     sys.stdout.flush()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True,
@@ -436,9 +443,15 @@ def run_suites(options: RunOptions, guards: Guards | None = None) -> int:
 
 
 def run_plan(plan: Plan, outputdir: Path, *, wait: float = 0.0, check_only: bool = False,
-             robot_args: list[str] | None = None, console: str | None = None, guards: Guards | None = None) -> int:
-    """Each planned run into its own folder, then one merged report and the device × requirement matrix."""
+             robot_args: list[str] | None = None, console: str | None = None, guards: Guards | None = None,
+             parallel: dict[str, tuple[int, str]] | None = None) -> int:
+    """Each planned run into its own folder, then one merged report and the device × requirement matrix.
+
+    ``parallel``: device pool → (pabot workers, PabotLib value sets) for the parts on that pool."""
+    parallel = parallel or {}
     parts = [(part.name, RunOptions(part.suites, outputdir, part.device, part.include, part.exclude,
+                                    processes=parallel.get(part.device or "", (1, ""))[0],
+                                    value_sets=parallel.get(part.device or "", (1, ""))[1],
                                     name=part.name, robot_args=list(robot_args or []), console=console,
                                     part=part.name))
              for part in plan.runs]

@@ -50,7 +50,7 @@ CASES: dict[str, Case] = {
         inventory("expandable = true\n")),
     "inventory: unknown key in the device table": Case(
         RUN_INV, "{F}:3: device 'desk': unknown key speed; known: uri, description, contactless, extended_apdu, "
-                   "pin_pad, card", inventory(device="speed = 3\n")),
+                   "pin_pad, pool, card", inventory(device="speed = 3\n")),
     "inventory: unknown top-level key": Case(
         RUN_INV, "{F}:1: unknown top-level key title; an inventory holds only [devices.<name>]",
         "title = 'lab'\n" + inventory()),

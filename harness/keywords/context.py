@@ -11,6 +11,7 @@ from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
 from harness.jpki import JpkiClient
 from harness.pin_guard import PinGuard
+from harness.remote.guard import RemotePinGuard, remote_reader_of
 from harness.trace import ApduTrace
 
 T = TypeVar("T")
@@ -41,8 +42,12 @@ class LibraryContext:
         """The guarded client of the open card: the only way a keyword sends a PIN.
 
         What it learns (refused PINs, unknown states, trusted values) is kept per device name for the run."""
+        channel = channel or self.require_channel()
+        remote = remote_reader_of(channel)
+        if remote is not None:  # the guard and the PINs sit on the reader host
+            return RemotePinGuard(channel, remote, self.device_name)  # type: ignore[return-value]
         facts = self.facts
-        return PinGuard(JpkiClient(channel or self.require_channel()), expendable=facts.expendable,
+        return PinGuard(JpkiClient(channel), expendable=facts.expendable,
                         reserve=facts.pin_reserve, device=self.device_name, configured=self.pin)
 
     def require_reader(self) -> Reader:

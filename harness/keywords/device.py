@@ -8,15 +8,17 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices import DeviceError, open_device
+from devices.remote import RemoteReader
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import FaultPlan
-from harness import lab
+from harness import lab, pools
 from harness.channel import CardChannel
 from harness.credentials import facts_for_device, recorded_facts, virtual_card_of
 from harness.iso.apdu import to_hex
 from harness.notrun import NOT_RUN_PREFIX
 from harness.pin_guard import fresh_card
 from harness.preflight import identify
+from harness.remote.guard import remote_facts
 
 from . import privacy, trace_files
 from .context import LibraryComponent
@@ -36,6 +38,8 @@ class DeviceKeywords(LibraryComponent):
         """
         if self.ctx.reader is not None:
             self.close_device()
+        if pools.is_pool(name):  # this worker's member of the pool (PabotLib value sets under pabot)
+            name = pools.lease(name)
         uri, lab_device = lab.resolve(name)
         reader = open_device(uri)
         writers = trace_files.begin(reader, name)  # traces/<device>.jsonl, and the recording of `hil record`
@@ -57,6 +61,8 @@ class DeviceKeywords(LibraryComponent):
         # the stricter of the inventory and a virtual profile wins; the PIN guard's knowledge of this
         # device name (refused PINs, unknown states) carries over from earlier opens in this run
         replayed = recorded_facts(reader) if card is None and lab_device is None else None
+        if isinstance(reader, RemoteReader):  # a reader host's card: its facts (and PINs) are the host's
+            replayed = remote_facts(reader, lab_device)
         self.ctx.facts = replayed or facts_for_device(card, lab_device)  # a replay: device brings its own facts
         if card is None:
             self.ctx.facts.kind = self._kind_from_answers(name, self.ctx.facts.kind)
