@@ -88,30 +88,40 @@ def _base64_cores(data: bytes) -> Iterator[tuple[str, str]]:
             yield f"base64 (alignment {shift})", core
 
 
-def encodings(value: str) -> list[tuple[str, str, bool]]:
-    """(encoding name, needle, needs word bounds) for one secret value."""
+# A hex byte that is an ASCII letter or digit. A short value's hex found between two of these is part of a
+# longer ASCII word (a random certificate CN such as ``JPKIPHONE9A3F7570355…``), the byte-level twin of the
+# text form's word bounds; a PIN leaked in an APDU still stands beside a length byte or a status word.
+_ALNUM_BYTE = r"(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa])"
+
+
+def encodings(value: str) -> list[tuple[str, str, str]]:
+    """(encoding name, needle, bounds) for one secret value: bounds "" none, "word" text, "byte" hex bytes."""
     raw = value.encode("utf-8")
     short = len(value) < SHORT
-    forms = [("text", value, short)]
+    forms = [("text", value, "word" if short else "")]
     hexed = raw.hex()
-    forms += [("hex", hexed, False), ("HEX", hexed.upper(), False),
-              ("spaced hex", " ".join(f"{b:02x}" for b in raw), False),
-              ("spaced HEX", " ".join(f"{b:02X}" for b in raw), False)]
-    forms += [(name, core, False) for name, core in _base64_cores(raw)]
+    bytewise = "byte" if short else ""
+    forms += [("hex", hexed, bytewise), ("HEX", hexed.upper(), bytewise),
+              ("spaced hex", " ".join(f"{b:02x}" for b in raw), bytewise),
+              ("spaced HEX", " ".join(f"{b:02X}" for b in raw), bytewise)]
+    forms += [(name, core, "") for name, core in _base64_cores(raw)]
     if not value.isascii():
-        forms.append(("JSON escapes", json.dumps(value)[1:-1], False))
-        forms.append(("bytes repr", repr(raw)[2:-1], False))
+        forms.append(("JSON escapes", json.dumps(value)[1:-1], ""))
+        forms.append(("bytes repr", repr(raw)[2:-1], ""))
     return forms
 
 
 def _compile(secrets: list[Secret]) -> list[tuple[Secret, str, str, re.Pattern[str]]]:
-    """(secret, encoding, needle, pattern): the needle rules a text out fast, the pattern adds word bounds."""
+    """(secret, encoding, needle, pattern): the needle rules a text out fast, the pattern adds the bounds."""
     compiled = []
     for secret in secrets:
-        for name, needle, bounded in encodings(secret.value):
+        for name, needle, bounds in encodings(secret.value):
             pattern = re.escape(needle)
-            if bounded:
+            if bounds == "word":
                 pattern = rf"(?<![0-9A-Za-z]){pattern}(?![0-9A-Za-z])"
+            elif bounds == "byte":
+                gap = " " if " " in needle else ""
+                pattern = rf"(?<!{_ALNUM_BYTE}{gap}){pattern}(?!{gap}{_ALNUM_BYTE})"
             compiled.append((secret, name, needle, re.compile(pattern)))
     return compiled
 

@@ -199,3 +199,14 @@ def test_in_json_files_a_quoted_pin_is_found_and_a_measured_figure_is_not(workdi
     lines = f'{{"ms": 1.5, "command": "{pin.value}"}}\n{{"x": "a {pin.value}"}}\n'
     (workdir / "trace.jsonl").write_text(lines, "utf-8")
     assert len(scan(workdir / "trace.jsonl", [pin])[0]) == 1  # the first line's string (one finding a file)
+
+
+def test_a_short_pin_inside_a_longer_ascii_word_in_hex_is_not_a_leak_but_in_an_apdu_it_is():
+    """A random certificate CN (``JPKIPHONE…7035…``) holds a 4-digit PIN's digits by chance; a VERIFY does not."""
+    pin = Secret("auth PIN", "7035")
+    cn = bytes.fromhex("4A504B4950484F4E4539413346") + b"5703559EE9" + bytes.fromhex("820122")
+    assert scan_text(cn.hex(" ").upper(), [pin]) == [] and scan_text(cn.hex(), [pin]) == []
+    verify = bytes.fromhex("0020008104") + b"7035" + bytes.fromhex("9000")
+    assert {encoding for _, encoding in scan_text(verify.hex(" ").upper(), [pin])} == {"spaced hex", "spaced HEX"}
+    assert {encoding for _, encoding in scan_text(verify.hex(), [pin])} == {"hex", "HEX"}
+    assert scan_text("the PIN is 7035.", [pin]) and not scan_text("at 10:12:57035", [pin])
