@@ -67,7 +67,8 @@ def test_real_card_without_pins_stops_in_pre_flight_and_sends_no_verify(tmp_path
 
 
 def test_prompted_pins_land_in_the_environment_only(monkeypatch):
-    monkeypatch.delenv("DESK_AUTH", raising=False)
+    monkeypatch.setenv("DESK_AUTH", "")  # recorded as unset before the test, so the prompted value goes after it
+    monkeypatch.delenv("DESK_AUTH")
     monkeypatch.setenv("DESK_SIGN", "ALREADYSET1")
     asked = []
 
