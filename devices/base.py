@@ -6,9 +6,14 @@ backend stands behind it is decided by the device name alone.
 
 from __future__ import annotations
 
+import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Protocol
+
+from harness.fixtures import HolderData
 
 
 class DeviceError(Exception):
@@ -75,10 +80,26 @@ class DeviceInfo:
     stable_uri: str = ""  # the name for a lab inventory when ``uri`` holds what changes on a replug
 
 
+@dataclass(frozen=True)
+class CardFacts:
+    """What a card says of itself beyond its answers: a virtual card's profile, a recording's header.
+
+    Plain data, so the harness core learns them without importing a virtual device or a backend."""
+
+    kind: str = "card"  # "card" or "phone"
+    expendable: bool = False
+    holder: HolderData | None = None
+    holder_record: str = ""  # the holders.toml section: which test certificates the card carries
+    pins: Mapping[str, str] = field(default_factory=dict, repr=False)
+    virtual: bool = True
+    profile: str = ""  # the virtual profile's name (for messages)
+
+
 class Reader(ABC):
     """A card reader with one slot. Lifecycle: open → wait_for_card → power_on → transmit* → power_off → close."""
 
     uri: str = ""
+    recorded_header: dict | None = None  # a ``replay:`` device: the header of the recording it answers from
 
     @property
     @abstractmethod
@@ -133,3 +154,24 @@ class Terminal(ABC):
 
     def close(self) -> None:
         self.reader.close()
+
+
+class CardBench(Protocol):
+    """What the harness core may do to the card behind a virtual device (the rest of the rig is for keywords)."""
+
+    def card_facts(self) -> CardFacts | None: ...
+
+    def insert_fresh(self) -> object: ...
+
+
+_BENCHES: weakref.WeakKeyDictionary[Reader, CardBench] = weakref.WeakKeyDictionary()
+
+
+def register_bench(reader: Reader, bench: CardBench) -> None:
+    """Called by a virtual device's rig (``devices.virtual.rig.attach``) for the reader it stands behind."""
+    _BENCHES[reader] = bench
+
+
+def bench_of(reader: Reader | None) -> CardBench | None:
+    """The virtual card behind ``reader`` as the core sees it, or None for a real reader."""
+    return None if reader is None else _BENCHES.get(reader)

@@ -11,7 +11,6 @@ from typing import NoReturn
 
 from devices import DeviceError
 from devices.registry import check_uri, discover
-from devices.virtual.profile import ProfileError
 from harness import fixtures, pools
 from harness.iso.apdu import to_hex
 from harness.iso.redact import SHOW_HOLDER_DATA_ENV
@@ -338,51 +337,14 @@ def port_number(lowest: int) -> Callable[[str], int]:
     return parse
 
 
-def check_serve_arguments(args: argparse.Namespace) -> None:
-    """Options that mean nothing for the chosen way of serving are errors, not silently dropped."""
-    if args.port is not None and not args.pcsc:
-        raise UsageError("--port is the vpcd port of --pcsc; give --pcsc too, or drop --port")
-    if args.rfc2217 is not None and not args.serial:
-        raise UsageError("--rfc2217 serves a --serial reader module; give --serial PROTOCOL too, or drop --rfc2217")
-    from devices.virtual.profile import available_profiles, profile_path
-
-    if not profile_path(args.profile).exists():
-        raise UsageError(f"no card profile '{args.profile}'; known: {', '.join(available_profiles())} "
-                         "(or a .toml path)")
-
-
-def served_card(args: argparse.Namespace):
-    """The card to serve: its profile, counters pre-set by ``--tries``, reporting to ``--state-file``."""
-    from devices.virtual.card import VirtualCard
-    from devices.virtual.card_report import StateFile, TriesError, parse_tries, preset_tries
-
-    card = VirtualCard.from_profile(args.profile)
-    try:
-        preset_tries(card, parse_tries(args.tries, card))
-    except TriesError as exc:
-        raise UsageError(str(exc)) from None
-    if args.state_file:
-        StateFile(Path(args.state_file)).attach(card)
-    return card
-
-
 def cmd_virtual_serve(args: argparse.Namespace) -> int:
-    check_serve_arguments(args)
-    if not (args.pcsc or args.nfc_udp is not None or args.serial):
-        raise UsageError("say how to serve the card: --pcsc, --nfc-udp PORT or --serial PROTOCOL")
-    card = served_card(args)
-    if args.pcsc:
-        from devices.virtual.vpcd import serve_forever as serve_pcsc
+    from devices.virtual import serve  # the CLI's one door into the virtual devices (DESIGN.md rule 6)
 
-        serve_pcsc(args.profile, port=args.port or 35963, card=card)
-    elif args.nfc_udp is not None:
-        from devices.virtual.bridges.nfc import serve_forever as serve_nfc
-
-        serve_nfc(args.profile, port=args.nfc_udp, card=card)
-    else:
-        from devices.virtual.serial_firmware import serve_forever as serve_serial
-
-        serve_serial(args.profile, args.serial, rfc2217_port=args.rfc2217, card=card)
+    try:
+        serve.serve(args.profile, pcsc=args.pcsc, port=args.port, nfc_udp=args.nfc_udp, serial=args.serial,
+                    rfc2217=args.rfc2217, tries=args.tries, state_file=args.state_file)
+    except serve.ServeError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -525,7 +487,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.robot_args = robot_args
     try:
         return int(args.func(args))
-    except (UsageError, DeviceError, InventoryError, ProfileError, ValueError, OSError, RunError,
+    except (UsageError, DeviceError, InventoryError, fixtures.FixturesError, ValueError, OSError, RunError,
             LockBusy) as exc:
         print(f"hil: error: {exc}", file=sys.stderr)
         return 2

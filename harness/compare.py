@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from devices import DeviceError, open_device
-from devices.base import Reader
+from devices.base import Reader, bench_of
 from harness import lab
 from harness.cert_fields import Field, field_at, varying_fields
-from harness.credentials import DeviceFacts, facts_for_device, facts_for_virtual, recorded_facts, virtual_card_of
+from harness.credentials import DeviceFacts, card_facts_of, facts_for_device, facts_for_virtual, recorded_facts
+from harness.fixtures import number_b
 from harness.iso import tlv
 from harness.iso.apdu import CommandApdu, parse_hex, to_hex
 from harness.iso.apdu_names import MARKER, character_class, placeholder
@@ -185,8 +186,6 @@ class SecretFiller:
             return None
         if label == "照合番号A":
             return holder.my_number
-        from devices.virtual.applets import number_b
-
         return number_b(holder) if label == "照合番号B" else None
 
     def value(self, header: bytes, length: int, cls: str, recorded_sw: str) -> tuple[str | None, str]:
@@ -213,24 +212,20 @@ class SecretFiller:
 
 
 def _device_facts(reader: Reader, lab_device: Any) -> DeviceFacts:
-    card = virtual_card_of(reader)
+    card = card_facts_of(reader)
     if card is None and lab_device is None:
         return recorded_facts(reader) or DeviceFacts()
     return facts_for_device(card, lab_device)  # the stricter of inventory and profile, as for a run
 
 
 def _replace_card(reader: Reader, comparison: Comparison, test: str) -> DeviceFacts | None:
-    slot, card = getattr(reader, "slot", None), virtual_card_of(reader)
-    if slot is None or card is None:
+    bench = bench_of(reader)
+    facts = None if bench is None else bench.card_facts()
+    if bench is None or facts is None:
         comparison.notes.append(f"the recording put a fresh card in at '{test}'; {comparison.device} keeps its state")
         return None
-    from devices.virtual.card import VirtualCard
-    from devices.virtual.slot import FaultPlan
-
-    fresh = VirtualCard(card.profile)
-    slot.arm(FaultPlan())
-    slot.insert(fresh)
-    return facts_for_virtual(fresh)
+    bench.insert_fresh()  # faults disarmed, a factory-fresh card of the same profile
+    return facts_for_virtual(facts)
 
 
 def compare(recording: Path, device: str, timeout: float = 5.0) -> Comparison:

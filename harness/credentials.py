@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devices.base import Reader
-from devices.virtual.card import VirtualCard
-from devices.virtual.profile import PKI_DIR, HolderData
+from devices.base import CardFacts, Reader, bench_of
+from harness import fixtures
+from harness.fixtures import HolderData
 
 
 class MissingSecret(LookupError):
@@ -59,19 +59,13 @@ class DeviceFacts:
         )
 
 
-def expected_certificates(holder: str) -> dict[str, Path]:
-    """The certificates a card of test holder ``holder`` carries, from the test PKI (``fixtures/pki``)."""
-    return {
-        "auth": PKI_DIR / f"{holder}-auth.der",
-        "sign": PKI_DIR / f"{holder}-sign.der",
-        "auth_ca": PKI_DIR / "auth-ca.der",
-        "sign_ca": PKI_DIR / "sign-ca.der",
-    }
+expected_certificates = fixtures.expected_certificates  # the test PKI's certificates of a holder record
 
 
-def virtual_card_of(reader: Reader) -> VirtualCard | None:
-    slot = getattr(reader, "slot", None)
-    return getattr(slot, "card", None)
+def card_facts_of(reader: Reader) -> CardFacts | None:
+    """What the virtual card behind ``reader`` says of itself (its rig), or None for a real reader."""
+    bench = bench_of(reader)
+    return None if bench is None else bench.card_facts()
 
 
 def recorded_facts(reader: Reader) -> DeviceFacts | None:
@@ -79,14 +73,13 @@ def recorded_facts(reader: Reader) -> DeviceFacts | None:
 
     PINs are values of the recorded length and class (the replay matches any such PIN), never a real one.
     """
-    from devices.virtual.profile import load_holder
     from harness.iso.apdu_names import placeholder
 
-    header = getattr(reader, "recorded_header", None)
+    header = reader.recorded_header
     if not isinstance(header, dict):
         return None
     record = str(header.get("holder_record") or "")
-    holder = load_holder(record) if record else None
+    holder = fixtures.load_holder(record) if record else None
     pins = {kind: placeholder(int(shape["length"]), str(shape["class"]))
             for kind, shape in dict(header.get("pins") or {}).items()}
     return DeviceFacts(kind=str(header.get("kind", "card")), expendable=bool(header.get("expendable")),
@@ -94,20 +87,19 @@ def recorded_facts(reader: Reader) -> DeviceFacts | None:
                        expected_certificates=expected_certificates(record) if record else {}, pins=pins)
 
 
-def facts_for_virtual(card: VirtualCard) -> DeviceFacts:
-    profile = card.profile
+def facts_for_virtual(card: CardFacts) -> DeviceFacts:
     return DeviceFacts(
-        kind=profile.kind,
-        expendable=profile.expendable,
-        virtual=True,
-        holder=profile.holder,
-        expected_certificates=expected_certificates(profile.holder_name),
-        pins={name: spec.value for name, spec in profile.pins.items()},
+        kind=card.kind,
+        expendable=card.expendable,
+        virtual=card.virtual,
+        holder=card.holder,
+        expected_certificates=expected_certificates(card.holder_record),
+        pins=dict(card.pins),
     )
 
 
-def facts_for_device(card: VirtualCard | None, lab_device: Any | None) -> DeviceFacts:
-    """What the harness assumes of a device: the virtual card's profile and the lab inventory's entry together.
+def facts_for_device(card: CardFacts | None, lab_device: Any | None) -> DeviceFacts:
+    """What the harness assumes of a device: the virtual card's facts and the lab inventory's entry together.
 
     Where both speak, the stricter wins: the card is expendable only if both say so; PINs named by the
     inventory come from its environment variables; the inventory's reserves apply."""

@@ -15,6 +15,9 @@ Imports nothing of ours: the device layer may use it (DESIGN.md, dependency rule
 from __future__ import annotations
 
 import os
+import tomllib
+from dataclasses import dataclass, fields
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -25,7 +28,7 @@ FIXTURE_KINDS = ("cards", "pki", "protocols", "relying_party", "lab", "recording
 
 
 class FixturesError(ValueError):
-    """A suites or fixtures folder that is not there; one line naming the variable or the install."""
+    """A suites or fixtures folder or file that cannot be used; one line naming the variable, file or key."""
 
 
 def _package_dir() -> Path:
@@ -118,3 +121,85 @@ def check_environment() -> None:
     missing = [name for name in ("robot", "fixtures") if not (root / name).is_dir()]
     if missing:
         raise FixturesError(f"{root}: no {' or '.join(missing)} folder (a harness installed without its data?)")
+
+
+@dataclass(frozen=True)
+class HolderData:
+    """Synthetic holder attributes shared by the text AP and the sign certificate (``pki/holders.toml``).
+
+    Here, beside the paths, because the card profiles, the lab inventory and the replayed recordings all
+    name a holder record, and the harness core must read it without importing a virtual device."""
+
+    auth_cn: str
+    my_number: str
+    name: str
+    address: str
+    birth_date: str
+    sex: str
+    expiry_year: str
+    security_code: str
+    synthetic: bool = False  # a made-up holder: ``--show-holder-data`` may show these values
+    record: str = ""  # the section of holders.toml it came from, e.g. "card"
+
+
+def wareki_yymmdd(yyyymmdd: str) -> str:
+    """Japanese-era YYMMDD (照合番号B starts with it)."""
+    born = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    eras = ((date(2019, 5, 1), 2018), (date(1989, 1, 8), 1988), (date(1926, 12, 25), 1925), (date(1912, 7, 30), 1911))
+    for start, offset in eras:
+        if born >= start:
+            return f"{born.year - offset:02d}{born.month:02d}{born.day:02d}"
+    raise ValueError("birth date is before the Taisho era")
+
+
+def number_b(holder: HolderData) -> str:
+    """照合番号B: birth date (和暦 YYMMDD) + expiry year + security code, 14 digits (JPKI-FACTS §10)."""
+    return wareki_yymmdd(holder.birth_date) + holder.expiry_year + holder.security_code
+
+
+HOLDER_DIGITS = {"my_number": 12, "birth_date": 8, "expiry_year": 4, "security_code": 4}
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
+
+
+def holders_file() -> Path:
+    return pki_dir() / "holders.toml"
+
+
+def load_holder(name: str, path: Path | None = None) -> HolderData:
+    """The holder record ``name``, checked: one :class:`FixturesError` line naming the file and the key."""
+    path = path or holders_file()
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise FixturesError(f"{path}: cannot be read ({exc})") from None
+    table = data.get(name)
+    if not isinstance(table, dict):
+        raise FixturesError(f"{path}: no holder '{name}'; known: {', '.join(sorted(data))}")
+    values: dict[str, str] = {}
+    for key in (f.name for f in fields(HolderData) if f.name not in ("synthetic", "record")):
+        value = table.get(key)
+        if key not in table:
+            raise FixturesError(f"{path}: missing key '{name}.{key}'")
+        if not isinstance(value, str) or not 1 <= len(value) <= 256 or _has_control(value):
+            raise FixturesError(f"{path}: '{name}.{key}' must be 1-256 characters of printable text")
+        values[key] = value
+    for key, length in HOLDER_DIGITS.items():
+        if len(values[key]) != length or not values[key].isdigit():
+            raise FixturesError(f"{path}: '{name}.{key}' must be {length} digits")
+    if values["sex"] not in ("1", "2", "9"):
+        raise FixturesError(f"{path}: '{name}.sex' must be an ISO 5218 code: 1, 2 or 9")
+    synthetic = table.get("synthetic", False)  # unknown means real: the mask stays
+    if not isinstance(synthetic, bool):
+        raise FixturesError(f"{path}: '{name}.synthetic' must be a boolean")
+    return HolderData(**values, synthetic=synthetic, record=name)
+
+
+def expected_certificates(holder: str) -> dict[str, Path]:
+    """The certificates a card of test holder ``holder`` carries, from the test PKI (``pki/``)."""
+    pki = pki_dir()
+    return {"auth": pki / f"{holder}-auth.der", "sign": pki / f"{holder}-sign.der",
+            "auth_ca": pki / "auth-ca.der", "sign_ca": pki / "sign-ca.der"}

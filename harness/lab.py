@@ -33,8 +33,8 @@ from typing import Any
 
 from devices.base import DeviceError
 from devices.registry import check_uri
-from devices.virtual.profile import ProfileError, load_holder
 from harness.credentials import PIN_KINDS, DeviceFacts, expected_certificates
+from harness.fixtures import FixturesError, load_holder
 
 INVENTORY_ENV = "HIL_INVENTORY"
 CARD_KINDS = ("card", "phone")
@@ -246,7 +246,7 @@ def _device(check: _Checker, name: str, table: Any, holders: dict[str, str | Non
             try:
                 load_holder(holder)
                 holders[holder] = None
-            except ProfileError as exc:
+            except FixturesError as exc:
                 holders[holder] = str(exc)
         if holders[holder]:
             raise check.error(name, ("card", "holder"), f"card.holder: {holders[holder]}")

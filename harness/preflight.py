@@ -16,10 +16,9 @@ from robot.running import TestSuiteBuilder
 from devices import DeviceError, NoCard, open_device
 from devices.registry import check_uri
 from devices.remote import RemoteReader
-from devices.virtual.profile import ProfileError
 from harness import fixtures, lab, pools
 from harness.channel import CardChannel
-from harness.credentials import MissingSecret, facts_for_device, recorded_facts, virtual_card_of
+from harness.credentials import MissingSecret, card_facts_of, facts_for_device, recorded_facts
 from harness.iso.apdu import to_hex
 from harness.jpki import CardStatusError, JpkiClient
 from harness.remote.guard import remote_facts
@@ -118,7 +117,7 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
         uri, lab_device = lab.resolve(name)
         check_uri(uri)
         facts = facts_for_device(None, lab_device)  # PINs the inventory names: from those variables only
-    except ProfileError as exc:
+    except fixtures.FixturesError as exc:
         raise PreflightError(f"{name}: {exc} (fix the holder in the lab inventory)") from None
     try:
         reader = open_device(uri)
@@ -130,7 +129,7 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
             atr = reader.power_on()
         except NoCard:
             raise PreflightError(f"{name}: no card in the reader after {timeout:g} s (insert the card)") from None
-        card = virtual_card_of(reader)
+        card = card_facts_of(reader)
         if isinstance(reader, RemoteReader):
             facts, lab_device = remote_facts(reader, lab_device), None  # the host's PINs, the host's names
         elif card is not None:
@@ -180,7 +179,7 @@ def main(argv: list[str]) -> int:
                 else [part["device"]]
             for name in names:
                 print(f"{OK_PREFIX}{part['label']}: {check_device(name, needs)}", flush=True)
-    except (PreflightError, DeviceError, lab.InventoryError, ProfileError, ValueError, OSError) as exc:
+    except (PreflightError, DeviceError, lab.InventoryError, fixtures.FixturesError, ValueError, OSError) as exc:
         print(f"{PROBLEM_PREFIX}{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", flush=True)
         return 2
     return 0

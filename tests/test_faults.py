@@ -9,6 +9,7 @@ from conftest import VIRTUAL_BACKENDS
 
 from devices import CardRemoved, DeviceError, DeviceTimeout, NoCard, open_device
 from devices.virtual.card import VirtualCard
+from devices.virtual.rig import rig_of
 from devices.virtual.slot import FaultPlan
 from harness.channel import CardChannel
 from harness.jpki import JpkiClient, PinKind
@@ -30,7 +31,7 @@ def backend(request):
 
 
 def fresh_card(reader) -> None:
-    reader.slot.insert(VirtualCard.from_profile("card"))
+    rig_of(reader).slot.insert(VirtualCard.from_profile("card"))
     reader.wait_for_card(5)
     reader.power_on()
 
@@ -50,23 +51,23 @@ def test_card_pulled_at_each_apdu_is_reported_and_recovered(backend, operation, 
     channel = CardChannel(backend)
     client = JpkiClient(channel)
     for index in range(1, apdus + 1):
-        backend.slot.arm(FaultPlan(remove_at_apdu=index))
+        rig_of(backend).slot.arm(FaultPlan(remove_at_apdu=index))
         with pytest.raises((CardRemoved, NoCard)):
             operation(client)
         assert "CardRemoved" in channel.trace.as_text() or "NoCard" in channel.trace.as_text()
-        assert not backend.slot.present
-        backend.slot.arm(FaultPlan())
+        assert not rig_of(backend).slot.present
+        rig_of(backend).slot.arm(FaultPlan())
         fresh_card(backend)
         assert operation(client)  # the next attempt on a re-inserted card works
         channel.trace.clear()
-    assert backend.slot.card.pin("auth").tries_left == 3  # no pull ever cost a PIN try
+    assert rig_of(backend).slot.card.pin("auth").tries_left == 3  # no pull ever cost a PIN try
 
 
 def test_stall_beyond_the_reader_timeout_is_a_timeout_not_a_hang():
     reader = open_device("virtual:card?timeout=1")
     reader.power_on()
     client = JpkiClient(CardChannel(reader))
-    reader.slot.arm(FaultPlan(stall_at_apdu=2, stall_seconds=3.0))
+    rig_of(reader).slot.arm(FaultPlan(stall_at_apdu=2, stall_seconds=3.0))
     start = time.monotonic()
     with pytest.raises(DeviceTimeout, match="no answer within 1 s"):
         read_cert(client)
@@ -81,7 +82,7 @@ def test_stall_beyond_the_reader_timeout_is_a_timeout_not_a_hang():
 def test_every_error_is_one_line_without_pin_bytes():
     reader = open_device("virtual:card")
     reader.power_on()
-    reader.slot.arm(FaultPlan(remove_at_apdu=3))
+    rig_of(reader).slot.arm(FaultPlan(remove_at_apdu=3))
     client = JpkiClient(CardChannel(reader))
     with pytest.raises(DeviceError) as excinfo:
         sign(client)

@@ -35,7 +35,7 @@ from robot.libraries.BuiltIn import BuiltIn
 
 import robot
 from devices.virtual.card_report import CardCounters
-from harness.credentials import virtual_card_of
+from devices.virtual.rig import rig_of
 
 pytest_plugins = ["pcsc_support"]  # the session's pcscd (vpcd's reader)
 
@@ -146,7 +146,8 @@ class InProcessProbe:
         except RuntimeError:
             return
         reader = library.ctx.reader
-        card = virtual_card_of(reader) if reader is not None else None
+        rig = rig_of(reader)
+        card = None if rig is None else rig.card
         if card is None or any(card is seen for seen, _ in self.cards):
             return
         for name, value in self.tries.items():

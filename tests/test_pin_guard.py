@@ -11,6 +11,7 @@ from devices import open_device
 from devices.base import DeviceError, ProtocolError
 from devices.serial import open_serial
 from devices.virtual.card import VirtualCard
+from devices.virtual.rig import card_facts, rig_of
 from devices.virtual.serial_firmware import ReaderFirmware, SerialFaultPlan
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness.channel import CardChannel
@@ -181,13 +182,13 @@ def test_a_pin_variable_the_inventory_names_must_be_set(monkeypatch):
 
 def test_inventory_and_profile_the_stricter_expendability_wins(monkeypatch):
     monkeypatch.setenv("DESK9_AUTH", "1234")
-    card = VirtualCard.from_profile("card")  # the profile says expendable
+    card = card_facts(VirtualCard.from_profile("card"))  # the profile says expendable
     guarded_lab = LabDevice("desk-9", "virtual:card", expendable=False, pin_env={"auth": "DESK9_AUTH"},
                             pin_reserve={"auth": 1})
     facts = facts_for_device(card, guarded_lab)
     assert not facts.expendable and facts.pin("auth", "desk-9") == "1234" and facts.pin_reserve["auth"] == 1
     assert facts_for_device(card, LabDevice("x", "virtual:card", expendable=True)).expendable
-    strict_card = open_device("virtual:card?expendable=0").slot.card
+    strict_card = rig_of(open_device("virtual:card?expendable=0")).card_facts()
     assert not facts_for_device(strict_card, LabDevice("x", "virtual:card", expendable=True)).expendable
 
 

@@ -11,6 +11,7 @@ from devices import open_device
 from devices.base import DeviceGone, NoReader
 from devices.serial import open_serial
 from devices.virtual.card import VirtualCard
+from devices.virtual.rig import rig_of
 from devices.virtual.serial_firmware import PortServer, ReaderFirmware, SerialFaultPlan
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness import fixtures
@@ -41,10 +42,10 @@ def kiosk_over_rfc2217() -> Iterator:
 @pytest.fixture
 def rfc(kiosk_over_rfc2217):
     reader = kiosk_over_rfc2217
-    reader.firmware.arm(SerialFaultPlan())
-    reader.slot.arm(FaultPlan())
-    if not reader.slot.present:
-        reader.slot.insert(VirtualCard.from_profile("card"))
+    rig_of(reader).firmware.arm(SerialFaultPlan())
+    rig_of(reader).slot.arm(FaultPlan())
+    if not rig_of(reader).slot.present:
+        rig_of(reader).slot.insert(VirtualCard.from_profile("card"))
         reader.wait_for_card(1)
     reader.power_off()
     reader.power_on()
@@ -66,9 +67,9 @@ def test_a_certificate_reads_whole_over_rfc2217(rfc) -> None:
 
 def test_faults_are_recovered_over_rfc2217(rfc) -> None:
     before = rfc.stats.as_dict()
-    rfc.firmware.arm(SerialFaultPlan(corrupt_responses=1))
+    rig_of(rfc).firmware.arm(SerialFaultPlan(corrupt_responses=1))
     assert rfc.transmit(SELECT_JPKI) == b"\x90\x00"
-    rfc.firmware.arm(SerialFaultPlan(drop_response_bytes=1))
+    rig_of(rfc).firmware.arm(SerialFaultPlan(drop_response_bytes=1))
     assert rfc.transmit(SELECT_JPKI) == b"\x90\x00"
     assert rfc.stats.garbled - before["garbled"] == 2 and rfc.stats.naks_sent - before["naks_sent"] == 2
 
@@ -76,7 +77,7 @@ def test_faults_are_recovered_over_rfc2217(rfc) -> None:
 def test_a_card_pulled_over_rfc2217_is_reported(rfc) -> None:
     from devices.base import CardRemoved
 
-    rfc.slot.arm(FaultPlan(remove_at_apdu=1))
+    rig_of(rfc).slot.arm(FaultPlan(remove_at_apdu=1))
     with pytest.raises(CardRemoved):
         rfc.transmit(SELECT_JPKI)
     assert rfc.card_state() == "absent"

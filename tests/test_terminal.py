@@ -11,6 +11,7 @@ import pytest
 
 from devices.base import DeviceError
 from devices.virtual.card import VirtualCard
+from devices.virtual.rig import rig_of
 from devices.virtual.serial_firmware import SerialFaultPlan
 from harness.relying_party import RelyingParty
 from harness.terminals.flows import Kiosk, SetTopBox, open_terminal
@@ -56,7 +57,7 @@ def kiosk(rp, trace) -> Iterator[Kiosk]:
 
 
 def card_of(terminal):
-    return terminal.reader.slot.card
+    return rig_of(terminal.reader).slot.card
 
 
 def test_set_top_box_services(stb, rp) -> None:
@@ -120,14 +121,14 @@ def test_a_card_pulled_mid_payment_leaves_no_half_done_transaction(kiosk, rp) ->
     kiosk.keypad.person = lambda prompt: PIN
     assert kiosk.check_eligibility().ok
     before = rp.platform.snapshot()
-    kiosk.reader.firmware.arm(SerialFaultPlan(pull_card_on_ins=0x2A))
+    rig_of(kiosk.reader).firmware.arm(SerialFaultPlan(pull_card_on_ins=0x2A))
     result = kiosk.pay(3000)
     assert result.outcome == "card_removed" and "カードが取り外されました" in result.display
     assert rp.platform.transactions[result.tx].status == "aborted"
     after = rp.platform.snapshot()
     assert after["payments"] == before["payments"] and after["pending"] == []
     assert not kiosk.logged_in
-    kiosk.reader.slot.insert(VirtualCard.from_profile("card"))
+    rig_of(kiosk.reader).slot.insert(VirtualCard.from_profile("card"))
     kiosk.card_changed()
     retry = kiosk.pay(3000)  # a new card session: PIN, login, then the payment
     assert retry.ok and rp.platform.payments[-1]["amount"] == 3000
@@ -147,7 +148,7 @@ def test_the_pin_never_reaches_logs_traces_screens_or_results(stb, trace, caplog
     stb.keypad.person = None
     stb.enter_pin("2581")
     stb.login()
-    stb.reader.firmware.stop()  # the port goes away mid-session: the error path too
+    rig_of(stb.reader).firmware.stop()  # the port goes away mid-session: the error path too
     failed = stb.book_facility("gym-a", "2026-12-03", "13:00")
     assert failed.outcome == "device_error"
     text = "\n".join([caplog.text, trace.as_text(), *stb.display.history, *map(repr, stb.results)])

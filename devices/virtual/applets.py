@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 
+from harness.fixtures import wareki_yymmdd
+
 from .cardos import Applet, ElementaryFile, FileKind
 from .pkifiles import digits, load_key, pin_object, read_fixture, zero_filled
 from .profile import PKI_DIR, CardProfile, ProfileError
 from .resident_aps import AID_COMMON, AID_JUKI, common_applet, juki_applet
-from .text_ap import AID_TEXT, basic_four_ef, my_number_ef, number_b, text_applet, wareki_yymmdd
+from .text_ap import AID_TEXT, basic_four_ef, my_number_ef, number_b, text_applet
 from .visual_ap import AID_VISUAL, visual_applet
 
 __all__ = ["AID_COMMON", "AID_ISD", "AID_JPKI", "AID_JUKI", "AID_TEXT", "AID_VISUAL", "basic_four_ef",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import fixtures
+from harness.fixtures import HolderData
 from harness.iso.apdu import ApduError, parse_hex
 
 from .cardos import CardOptions
@@ -30,7 +31,7 @@ FRAME_SIZES = (16, 24, 32, 40, 48, 64, 96, 128, 256)  # ISO/IEC 14443-3 FSCI 0-8
 BIT_RATES = (106, 212, 424, 848)
 
 
-class ProfileError(ValueError):
+class ProfileError(fixtures.FixturesError):
     """A profile file that cannot be used; the one-line message names the file and the key."""
 
 
@@ -59,22 +60,6 @@ class TimingSpec:
     realistic: bool = False
     realistic_sign_ms: int = 450
     air_kbps: int = 106
-
-
-@dataclass(frozen=True)
-class HolderData:
-    """Synthetic holder attributes shared by the text AP and the sign certificate."""
-
-    auth_cn: str
-    my_number: str
-    name: str
-    address: str
-    birth_date: str
-    sex: str
-    expiry_year: str
-    security_code: str
-    synthetic: bool = False  # a made-up holder: ``--show-holder-data`` may show these values
-    record: str = ""  # the section of holders.toml it came from, e.g. "card"
 
 
 @dataclass(frozen=True)
@@ -195,21 +180,11 @@ class _Table:
 
 
 def load_holder(name: str, holders_file: Path | None = None) -> HolderData:
-    path = holders_file or PKI_DIR / "holders.toml"
-    data = _read_toml(path)
-    if name not in data:
-        raise ProfileError(f"{path}: no holder '{name}'; known: {', '.join(sorted(data))}")
-    table = _Table(data[name], path, f"{name}.")
-    fields = [key for key in HolderData.__dataclass_fields__ if key not in ("synthetic", "record")]
-    synthetic = table.get("synthetic", bool, False)  # unknown means real: the mask stays
-    holder = HolderData(**{key: table.text(key) for key in fields}, synthetic=synthetic, record=name)
-    for key, length in (("my_number", 12), ("birth_date", 8), ("expiry_year", 4), ("security_code", 4)):
-        value = getattr(holder, key)
-        if len(value) != length or not value.isdigit():
-            raise table.fail(key, f"must be {length} digits")
-    if holder.sex not in ("1", "2", "9"):
-        raise table.fail("sex", "must be an ISO 5218 code: 1, 2 or 9")
-    return holder
+    """The holder record ``name`` (:func:`harness.fixtures.load_holder`), its problems as a ProfileError."""
+    try:
+        return fixtures.load_holder(name, holders_file)
+    except fixtures.FixturesError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def _pins(table: _Table, applets: tuple[str, ...]) -> dict[str, PinSpec]:

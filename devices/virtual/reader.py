@@ -28,6 +28,7 @@ from devices.uri import TERMINAL_OPTION, BadDeviceUri, DeviceUri, Option, parse_
 
 from .card import VirtualCard
 from .profile import CardProfile, ProfileError, available_profiles, load_profile, profile_path
+from .rig import VirtualRig, attach
 from .slot import CardSlot
 
 
@@ -112,6 +113,7 @@ class VirtualReader(Reader):
             contactless=False,
             details={"backend": "in-process", "profile": card.profile.name},
         )
+        attach(self, VirtualRig(self.slot, unplug=self.close))
 
     @property
     def card(self) -> VirtualCard | None:

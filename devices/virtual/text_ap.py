@@ -10,7 +10,6 @@ The signatures in EF 0003/0004 are made with the test hierarchy's card-data key
 from __future__ import annotations
 
 import hashlib
-from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+from harness.fixtures import number_b
 from harness.iso import tlv
 
 from .cardos import Applet, ElementaryFile, FileKind, PinObject
@@ -39,21 +39,6 @@ def card_data_key_path() -> Path:
 
 def _sign(key: RSAPrivateKey, data: bytes) -> bytes:
     return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-
-
-def wareki_yymmdd(yyyymmdd: str) -> str:
-    """Japanese-era YYMMDD (照合番号B starts with it)."""
-    born = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
-    eras = ((date(2019, 5, 1), 2018), (date(1989, 1, 8), 1988), (date(1926, 12, 25), 1925), (date(1912, 7, 30), 1911))
-    for start, offset in eras:
-        if born >= start:
-            return f"{born.year - offset:02d}{born.month:02d}{born.day:02d}"
-    raise ValueError("birth date is before the Taisho era")
-
-
-def number_b(holder: HolderData) -> str:
-    """照合番号B: birth date (和暦 YYMMDD) + expiry year + security code, 14 digits (JPKI-FACTS §10)."""
-    return wareki_yymmdd(holder.birth_date) + holder.expiry_year + holder.security_code
 
 
 def my_number_ef(holder: HolderData) -> bytes:

@@ -42,6 +42,7 @@ from devices.uri import parse_flag
 from .card import VirtualCard
 from .pcscd import INSTALL_HINT, ensure_pcscd
 from .profile import ProfileError
+from .rig import VirtualRig, attach
 from .slot import CardSlot, FaultPlan
 from .t0 import T0Responder
 from .vpcd_sessions import PARKED, SlotClaim, wait_listed_state
@@ -314,6 +315,7 @@ class BridgedPcscReader(PcscReader):
         super().__init__(reader_name, **kwargs)  # type: ignore[arg-type]
         self.server = server
         self.slot = server.slot
+        attach(self, VirtualRig(server.slot, unplug=server.stop, wait_removed=self.wait_for_removal))
 
     def _detect_capabilities(self) -> ReaderCapabilities:
         caps = super()._detect_capabilities()

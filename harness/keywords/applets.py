@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from robot.api import logger
 from robotlibcore import keyword
 
-from devices.virtual.text_ap import number_b
 from harness import apfiles
+from harness.fixtures import number_b
 from harness.iso import tlv
 from harness.iso.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind

@@ -5,7 +5,7 @@ from __future__ import annotations
 from robot.api import logger
 from robotlibcore import keyword
 
-from devices.virtual.profile import load_profile
+from devices.virtual.rig import profile_facts
 from harness.iso.apdu import CommandApdu, ResponseApdu, parse_hex, sw_hex
 from harness.jpki import APPLETS, JpkiClient, PinKind
 from harness.pin_guard import PinGuard, new_pin_like, refuse_raw_secret
@@ -158,7 +158,7 @@ class CardKeywords(LibraryComponent):
         Returns the status word; guarded like any VERIFY that may fail.
         """
         kind = PinKind.named(pin)
-        other = load_profile(profile).pins[kind.name.lower()].value
+        other = profile_facts(profile).pins[kind.name.lower()]
         return sw_hex(self.guard.verify_other(kind, other).sw)
 
     @keyword

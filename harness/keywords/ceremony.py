@@ -19,18 +19,16 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices import DeviceError, open_device
-from devices.virtual.card import VirtualCard
-from devices.virtual.provisioning import load_options
-from devices.virtual.slot import FaultPlan
+from devices.virtual.rig import VirtualCard, card_facts, provisioning_options, rig_of
 from harness import lab
 from harness.authority import AuthorityConfig, AuthorityServer
-from harness.credentials import facts_for_device, facts_for_virtual, virtual_card_of
+from harness.credentials import facts_for_device, facts_for_virtual
 from harness.phone_download import CeremonyResult, PhoneDownloadApp, PhoneSecureElement, PinSource
 from harness.pin_guard import fresh_card, wrong_pin_like
 from harness.pki import checks
 
 from .ceremony_checks import CeremonyChecks
-from .ceremony_state import DeviceChannel, OpenDevice, slot_of
+from .ceremony_state import DeviceChannel, OpenDevice, require_rig
 
 INS = {"SELECT": 0xA4, "READ BINARY": 0xB0, "VERIFY": 0x20, "SIGN": 0x2A, "GENERATE": 0x46,
        "UPDATE BINARY": 0xD6, "PUT DATA": 0xDA, "CHANGE": 0x24}
@@ -101,8 +99,10 @@ class CeremonyKeywords(CeremonyChecks):
         except DeviceError:
             reader.close()
             raise
-        card = virtual_card_of(reader)
-        facts = facts_for_device(card, lab_device)  # the stricter of inventory and profile; named PIN variables
+        rig = rig_of(reader)
+        card = None if rig is None else rig.card
+        # the stricter of inventory and profile; named PIN variables
+        facts = facts_for_device(None if card is None else card_facts(card), lab_device)
         if card is None and lab_device is None:
             facts.kind = role or "card"
         if (role and facts.kind != role) or facts.kind not in ("card", "phone"):
@@ -143,7 +143,7 @@ class CeremonyKeywords(CeremonyChecks):
         phone = self._device("phone")
         if phone.card is None:
             raise SkipExecution(f"{phone.name} is a real phone: hand the next phone to the reader")
-        phone.card = VirtualCard(phone.card.profile)
+        phone.card = require_rig(phone.reader).new_card()
         self._reinsert(phone, phone.card)
         self.state.app = None
 
@@ -180,7 +180,7 @@ class CeremonyKeywords(CeremonyChecks):
     def _new_app(self, phone_id: str) -> PhoneDownloadApp:
         card, phone = self._device("card"), self._device("phone")
         state = self.state
-        options = load_options(phone.card.profile) if phone.card is not None else None
+        options = provisioning_options(phone.card) if phone.card is not None else None
 
         def typed() -> str:
             value = card.pin("sign")
@@ -190,8 +190,8 @@ class CeremonyKeywords(CeremonyChecks):
             return value
 
         source = PinSource(typed, card.facts.expendable, card.facts.pin_reserve, card.name, configured=card.pin)
-        secure_element = PhoneSecureElement(phone.channel, options.certificate_command if options else "update_binary",
-                                            options.first_pin_p1 if options else 0x01, device=phone.name)
+        command, first_pin_p1 = options or ("update_binary", 0x01)
+        secure_element = PhoneSecureElement(phone.channel, command, first_pin_p1, device=phone.name)
         return PhoneDownloadApp(card.channel, secure_element, self._client(), card_sign_password=source,
                                 phone_pins={"auth": phone.pin("auth"), "sign": phone.pin("sign")},
                                 phone_id=phone_id or f"phone-{len(state.results) + 1}")
@@ -272,10 +272,10 @@ class CeremonyKeywords(CeremonyChecks):
         card = self._device("card")
         if card.card is None:
             raise SkipExecution(f"{card.name} is a real card: put the other card on the reader by hand")
-        other = VirtualCard.from_profile(profile)
+        other = require_rig(card.reader).new_card(profile)
         if card.swapped_out is None:
             card.swapped_out = (card.card, card.facts)
-        card.card, card.facts = other, facts_for_virtual(other)
+        card.card, card.facts = other, facts_for_virtual(card_facts(other))
         self._reinsert(card, other)
         fresh_card(card.name)  # another card under the same name: what the PIN guard knew was of the old one
 
@@ -287,10 +287,7 @@ class CeremonyKeywords(CeremonyChecks):
 
     @staticmethod
     def _reinsert(device: OpenDevice, card: VirtualCard | None) -> None:
-        slot = slot_of(device.reader)
-        slot.arm(FaultPlan())
-        if card is not None and slot.card is not card:
-            slot.insert(card)
+        require_rig(device.reader).reinsert(card)
         with contextlib.suppress(DeviceError):
             device.reader.power_off()
         device.reader.wait_for_card(5.0)

@@ -9,7 +9,7 @@ from typing import Any
 from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
-from devices.virtual.provisioning import state_of
+from devices.virtual.rig import provisioning_state
 from harness.authority import AuthorityError
 from harness.jpki import JpkiClient, PinKind
 from harness.phone_download import CeremonyResult, PinSource, verify_card_pin
@@ -44,11 +44,11 @@ class CeremonyChecks(CeremonyComponent):
     def phone_provisioning_state_should_be(self, expected: str) -> None:
         """``empty``, ``keys_generated``, ``certificates_stored`` or ``pins_set`` (virtual phones only)."""
         phone = self._device("phone")
-        found = state_of(phone.card.os) if phone.card is not None else None
+        found = provisioning_state(phone.card) if phone.card is not None else None
         if found is None:
             raise SkipExecution(f"{phone.name}: a real secure element does not show its provisioning state")
-        if found.value != expected:
-            raise AssertionError(f"the phone's secure element is {found.value}, expected {expected}")
+        if found != expected:
+            raise AssertionError(f"the phone's secure element is {found}, expected {expected}")
 
     def _phone_pin_source(self, kind: str) -> PinSource:
         phone = self._device("phone")

@@ -10,8 +10,7 @@ from robot.api import SkipExecution
 
 from devices import DeviceError
 from devices.base import Reader
-from devices.virtual.card import VirtualCard
-from devices.virtual.slot import FaultPlan
+from devices.virtual.rig import FaultPlan, VirtualCard, VirtualRig, rig_of
 from harness.authority import AuthorityClient, AuthorityServer
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
@@ -39,19 +38,19 @@ class DeviceChannel(CardChannel):
             self._seen += 1
             if self._seen == self.pull_at[1]:
                 self.pull_at = None
-                slot_of(self.reader).arm(FaultPlan(remove_at_apdu=1))  # gone while this APDU is in flight
+                require_rig(self.reader).arm(FaultPlan(remove_at_apdu=1))  # gone while this APDU is in flight
         return super().transmit(raw, f"{self.role}: {note}" if note else self.role)
 
     def pull_during(self, ins: int, occurrence: int) -> None:
         self.pull_at, self._seen = (ins, occurrence), 0
 
 
-def slot_of(reader: Reader):
-    """The virtual slot behind a reader (the one door into a virtual device these keywords use)."""
-    slot = getattr(reader, "slot", None)
-    if slot is None:
+def require_rig(reader: Reader) -> VirtualRig:
+    """The virtual device behind a reader, or a skip: a real card or phone is pulled by hand."""
+    rig = rig_of(reader)
+    if rig is None:
         raise SkipExecution(f"{reader.uri} is not a virtual device: pull the card or phone by hand")
-    return slot
+    return rig
 
 
 @dataclass

@@ -2,12 +2,11 @@
 
 Parameters come from any ``nfc:`` reader (what nfcpy saw during activation). Link counters
 and faults need the virtual PICC behind nfcpy's UDP link (``virtual:<profile>?via=nfc``),
-whose ``.server`` the reader exposes; with a real card those keywords say so and fail.
+the ``link`` of the reader's virtual rig; with a real card those keywords say so and fail.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from robot.api import SkipExecution, logger
@@ -15,9 +14,7 @@ from robotlibcore import keyword
 
 from devices.base import DeviceError
 from devices.nfc.iso14443 import atr_from_atqb
-from devices.virtual.bridges.link_stats import ExchangeRecord
-from devices.virtual.bridges.nfc import NfcUdpCard
-from devices.virtual.slot import FaultPlan
+from devices.virtual.rig import FaultPlan, VirtualRig, rig_of
 from harness.iso.apdu import parse_hex, to_hex
 
 from .context import LibraryComponent
@@ -39,16 +36,16 @@ class ContactlessKeywords(LibraryComponent):
         details["extended_apdu"] = "yes" if caps.extended_apdu else "no"
         return details
 
-    def _server(self) -> NfcUdpCard:
-        server = getattr(self.ctx.require_reader(), "server", None)
-        if not isinstance(server, NfcUdpCard):
+    def _rig(self) -> VirtualRig:
+        rig = rig_of(self.ctx.require_reader())
+        if rig is None or rig.link is None:
             raise DeviceError(
                 f"{self.ctx.device_name}: this needs the virtual card behind nfcpy's UDP link "
                 "(virtual:card?via=nfc or virtual:phone?via=nfc); a real card cannot be driven from here")
-        return server
+        return rig
 
-    def _last(self) -> ExchangeRecord:
-        record = self._server().last_exchange
+    def _last(self) -> Any:
+        record = self._rig().require_link().last_exchange
         if record is None:
             raise AssertionError("the card has not answered any APDU on the link yet")
         return record
@@ -60,14 +57,15 @@ class ContactlessKeywords(LibraryComponent):
         Removal, slow answers and lost frames are injected there; a real card needs a person for them.
         """
         try:
-            self._server()
+            self._rig()
         except DeviceError as exc:
             raise SkipExecution(str(exc)) from None
 
     @keyword
     def has_virtual_contactless_card(self) -> bool:
         """True when the device is the virtual card behind nfcpy's UDP link (faults can be injected)."""
-        return isinstance(getattr(self.ctx.reader, "server", None), NfcUdpCard)
+        rig = rig_of(self.ctx.reader)
+        return rig is not None and rig.link is not None
 
     # -- parameters -------------------------------------------------------------------------------
     @keyword
@@ -125,12 +123,12 @@ class ContactlessKeywords(LibraryComponent):
     @keyword
     def get_link_statistics(self) -> dict[str, int]:
         """Counters of the virtual card's side of the link: blocks, chaining, R(ACK)/R(NAK), S(WTX)."""
-        return self._server().snapshot()
+        return self._rig().require_link().snapshot()
 
     @keyword
     def reset_link_statistics(self) -> None:
         """Zeroes the link counters and forgets the recorded exchanges."""
-        self._server().reset_stats()
+        self._rig().require_link().reset_stats()
 
     @keyword
     def frames_should_respect_frame_sizes(self) -> None:
@@ -139,7 +137,7 @@ class ContactlessKeywords(LibraryComponent):
         Sizes count PCB, INF and the two CRC bytes, as the ISO 14443-4 frame sizes do.
         """
         details = self._details()
-        stats = self._server().snapshot()
+        stats = self._rig().require_link().snapshot()
         fsc, fsd = int(details["max_frame"]), int(details["fsd"])
         problems = []
         into, out = stats["largest_frame_in"], stats["largest_frame_out"]
@@ -197,11 +195,11 @@ class ContactlessKeywords(LibraryComponent):
 
         The card then stays silent; the reader sees the target lost on its next exchange (``CardRemoved``).
         """
-        server = self._server()
+        rig = self._rig()
         if int(during_apdu) > 0:
-            server.slot.arm(FaultPlan(remove_at_apdu=int(during_apdu)))
+            rig.arm(FaultPlan(remove_at_apdu=int(during_apdu)))
         else:
-            server.remove_from_field()
+            rig.require_link().remove_from_field()
 
     @keyword
     def return_card_to_field(self, timeout: float = 5.0) -> str:
@@ -209,8 +207,7 @@ class ContactlessKeywords(LibraryComponent):
 
         Volatile state (selected applet, verified PINs) starts afresh, as with a real card.
         """
-        server = self._server()
-        server.return_to_field()
+        self._rig().require_link().return_to_field()
         reader = self.ctx.require_reader()
         reader.wait_for_card(float(timeout))
         self.ctx.atr = reader.power_on()
@@ -221,15 +218,12 @@ class ContactlessKeywords(LibraryComponent):
         """Makes the virtual card slower, to provoke S(WTX): ``command=sign`` delays every signature
         by ``delay_ms``; ``command=next`` stalls only the next APDU. ``0`` restores the profile's speed.
         """
-        server = self._server()
+        rig = self._rig()
         delay = int(delay_ms)
         if command == "sign":
-            card = server.slot.card
-            if card is None:
-                raise DeviceError("no card in the field to slow down")
-            card.profile = dataclasses.replace(card.profile, sign_delay_ms=delay)
+            rig.slow_signing(delay)
         elif command == "next":
-            server.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=delay / 1000) if delay else FaultPlan())
+            rig.arm(FaultPlan(stall_at_apdu=1, stall_seconds=delay / 1000) if delay else FaultPlan())
         else:
             raise ValueError(f"command must be 'sign' or 'next', got '{command}'")
 
@@ -239,7 +233,7 @@ class ContactlessKeywords(LibraryComponent):
 
         ``direction=response`` loses the card's answers; ``direction=command`` the reader's blocks.
         """
-        faults = self._server().faults
+        faults = self._rig().require_link().faults
         if direction == "response":
             faults.drop_responses = int(count)
         elif direction == "command":
@@ -250,7 +244,7 @@ class ContactlessKeywords(LibraryComponent):
     @keyword
     def link_statistic_should_be_at_least(self, name: str, minimum: int) -> None:
         """Fails unless the link counter ``name`` (see ``Get Link Statistics``) reached ``minimum``."""
-        stats: dict[str, Any] = self._server().snapshot()
+        stats: dict[str, Any] = self._rig().require_link().snapshot()
         if name not in stats:
             raise ValueError(f"unknown link counter '{name}'; known: {', '.join(stats)}")
         if stats[name] < int(minimum):

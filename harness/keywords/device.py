@@ -9,11 +9,10 @@ from robotlibcore import keyword
 
 from devices import DeviceError, open_device
 from devices.remote import RemoteReader
-from devices.virtual.card import VirtualCard
-from devices.virtual.slot import FaultPlan
+from devices.virtual.rig import rig_of
 from harness import lab, pools
 from harness.channel import CardChannel
-from harness.credentials import facts_for_device, recorded_facts, virtual_card_of
+from harness.credentials import facts_for_device, recorded_facts
 from harness.iso.apdu import to_hex
 from harness.notrun import NOT_RUN_PREFIX
 from harness.pin_guard import fresh_card
@@ -27,7 +26,6 @@ from .context import LibraryComponent
 class DeviceKeywords(LibraryComponent):
     def __init__(self, ctx) -> None:
         super().__init__(ctx)
-        self.virtual_card: VirtualCard | None = None  # the card opened, kept should a fault pull it from the slot
         self.lab_device: lab.LabDevice | None = None
 
     @keyword
@@ -55,9 +53,8 @@ class DeviceKeywords(LibraryComponent):
         self.ctx.reader = reader
         self.ctx.channel = CardChannel(reader, self.ctx.trace)
         self.ctx.atr = atr
-        card = virtual_card_of(reader)
-        if card is not None:
-            self.virtual_card = card
+        rig = rig_of(reader)
+        card = None if rig is None else rig.card_facts()
         # the stricter of the inventory and a virtual profile wins; the PIN guard's knowledge of this
         # device name (refused PINs, unknown states) carries over from earlier opens in this run
         replayed = recorded_facts(reader) if card is None and lab_device is None else None
@@ -128,16 +125,12 @@ class DeviceKeywords(LibraryComponent):
         Used after destructive requirements so the next test starts with full retry counters.
         """
         reader = self.ctx.require_reader()
-        slot = getattr(reader, "slot", None)
-        card = virtual_card_of(reader) or self.virtual_card
-        if slot is None or card is None:
+        rig = rig_of(reader)
+        if rig is None:
             raise DeviceError(f"{self.ctx.device_name} is not a virtual device: its card cannot be replaced")
-        fresh = VirtualCard(card.profile)
-        reader.slot.arm(FaultPlan())  # type: ignore[attr-defined]
-        reader.slot.insert(fresh)  # type: ignore[attr-defined]
+        rig.insert_fresh()
         trace_files.card_replaced(reader)
-        self.virtual_card = fresh
-        self.ctx.facts = facts_for_device(fresh, self.lab_device)
+        self.ctx.facts = facts_for_device(rig.card_facts(), self.lab_device)
         fresh_card(self.ctx.device_name)
         privacy.protect(self.ctx)
         with contextlib.suppress(DeviceError):
@@ -151,7 +144,7 @@ class DeviceKeywords(LibraryComponent):
         """After a destructive requirement: a virtual card is replaced by a fresh one; a real one stays as left."""
         if self.ctx.reader is None:
             return
-        if getattr(self.ctx.reader, "slot", None) is None:
+        if rig_of(self.ctx.reader) is None:
             logger.warn(f"{self.ctx.device_name}: a real card stays as the destructive requirement left it")
             return
         self.insert_fresh_virtual_card()
@@ -171,14 +164,10 @@ class DeviceKeywords(LibraryComponent):
         """Takes the virtual reader away mid-run: its firmware or card server stops (serial, NFC, PC/SC bridges)
         or the in-process reader closes. The next APDU fails with ``DeviceGone`` or ``CardRemoved``;
         ``Open Device`` gives a new one."""
-        reader = self.ctx.require_reader()
-        if getattr(reader, "slot", None) is None:
+        rig = rig_of(self.ctx.require_reader())
+        if rig is None:
             raise DeviceError(f"{self.ctx.device_name} is not a virtual device: unplug it by hand")
-        server = getattr(reader, "firmware", None) or getattr(reader, "server", None)
-        if server is not None:
-            server.stop()
-        else:
-            reader.close()
+        rig.unplug()
 
     @keyword
     def get_atr(self) -> str:

@@ -13,9 +13,9 @@ import os
 
 from cryptography.x509.oid import NameOID
 
-from devices.virtual.applets import number_b
-from devices.virtual.profile import HolderData, available_profiles, load_profile
+from devices.virtual.rig import known_profile_facts
 from harness.credentials import PIN_KINDS, DeviceFacts
+from harness.fixtures import HolderData, number_b
 from harness.iso.redact import SECRETS, SHOW_HOLDER_DATA_ENV, HolderValue, describe_my_number, match_note
 from harness.jpki import BasicFour
 from harness.pki import checks, profile
@@ -70,14 +70,10 @@ def register_facts(facts: DeviceFacts) -> None:
 
 def register_known_profiles() -> None:
     """Every virtual profile's PINs and holder: masked even in messages written before a device opens."""
-    for name in available_profiles():
-        try:
-            profile = load_profile(name)
-        except ValueError:  # a broken profile fails where it is opened, with its own message
-            continue
-        for kind, spec in profile.pins.items():
-            SECRETS.add(spec.value, f"{profile.name}: {kind} PIN")
-        register_holder(profile.holder)
+    for facts in known_profile_facts():
+        for kind, value in facts.pins.items():
+            SECRETS.add(value, f"{facts.profile}: {kind} PIN")
+        register_holder(facts.holder)
 
 
 def my_number_value(number: str, holder: HolderData | None) -> HolderValue:

@@ -8,7 +8,6 @@ person) still run.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from typing import Any
 
 from robot.api import SkipExecution, logger
@@ -16,10 +15,7 @@ from robotlibcore import keyword
 
 from devices.base import DeviceError, Reader
 from devices.serial.reader import SerialReader
-from devices.virtual.card import VirtualCard
-from devices.virtual.reader import parse_virtual_uri
-from devices.virtual.serial_firmware import ReaderFirmware, SerialFaultPlan
-from devices.virtual.slot import CardSlot, FaultPlan
+from devices.virtual.rig import FaultPlan, Firmware, VirtualRig, rig_of
 from harness.iso.apdu import parse_hex, sw_hex
 from harness.jpki import JpkiClient, PinKind
 from harness.pin_guard import refuse_raw_secret
@@ -36,12 +32,11 @@ def _int_or_none(value: Any) -> int | None:
 
 
 class SerialState:
-    """Per-library state of the serial keywords: statistic baselines and the card a removal took out."""
+    """Per-library state of the serial keywords: statistic baselines, the last error and stall."""
 
     def __init__(self) -> None:
         self.link_baseline: dict[str, int] = {}
         self.firmware_baseline: dict[str, Any] = {}
-        self.removed: VirtualCard | None = None
         self.last_error: str = ""
         self.last_elapsed: float = 0.0
         self.stall_ends: float = 0.0
@@ -66,18 +61,19 @@ class SerialKeywords(LibraryComponent):
                               "or virtual:…?via=kiosk|stb|serial)")
         return reader
 
-    def _firmware(self) -> ReaderFirmware:
-        firmware = getattr(self._reader(), "firmware", None)
+    def _firmware(self) -> Firmware:
+        rig = rig_of(self._reader())
+        firmware = None if rig is None else rig.firmware
         if firmware is None:
             raise SkipExecution(f"{self.ctx.device_name} is a real module: serial faults need the virtual "
                                 "firmware (virtual:…?via=kiosk|stb)")
         return firmware
 
-    def _slot(self) -> CardSlot:
-        slot = getattr(self.ctx.require_reader(), "slot", None)
-        if slot is None:
+    def _rig(self) -> VirtualRig:
+        rig = rig_of(self.ctx.require_reader())
+        if rig is None:
             raise SkipExecution(f"{self.ctx.device_name} has no virtual slot: moving the card needs a person")
-        return slot
+        return rig
 
     # -- protocol facts --------------------------------------------------------------------------
     @keyword
@@ -137,7 +133,7 @@ class SerialKeywords(LibraryComponent):
         timing = self._reader().spec.timing
         per_try = timing.apdu_timeout + (timing.ack_timeout if self._reader().spec.framing.has_ack_nak else 0)
         seconds = round((timing.retries + 1) * per_try + 0.2, 3)
-        self._firmware().arm(SerialFaultPlan(stall_responses=1, stall_seconds=seconds))
+        self._rig().arm_serial(stall_responses=1, stall_seconds=seconds)
         self.state.stall_ends = time.monotonic() + seconds
         return seconds
 
@@ -149,7 +145,8 @@ class SerialKeywords(LibraryComponent):
     @keyword
     def port_server_line_settings_should_be(self, **expected: str) -> None:
         """Over RFC 2217: fails unless the client negotiated these line settings (``baudrate=38400``…)."""
-        server = getattr(self._reader(), "server", None)
+        rig = rig_of(self._reader())
+        server = None if rig is None else rig.port_server
         if server is None or server.line is None:
             raise SkipExecution(f"{self.ctx.device_name} is not served by the virtual RFC 2217 port server")
         for key, value in expected.items():
@@ -170,7 +167,8 @@ class SerialKeywords(LibraryComponent):
         """Remembers the host link's and the firmware's counters; later checks count from here."""
         reader = self._reader()
         self.state.link_baseline = reader.stats.as_dict()
-        firmware = getattr(reader, "firmware", None)
+        rig = rig_of(reader)
+        firmware = None if rig is None else rig.firmware
         self.state.firmware_baseline = firmware.stats.as_dict() if firmware is not None else {}
 
     @keyword
@@ -207,37 +205,26 @@ class SerialKeywords(LibraryComponent):
         """Arms serial faults on the virtual firmware for the coming frames, e.g. ``corrupt_responses=1``,
         ``drop_response_bytes=1``, ``mute_responses=1``, ``stall_responses=1  stall_seconds=0.3``,
         ``corrupt_commands=1``, ``drop_command_bytes=1``, ``pull_card_on_ins=0x2A``."""
-        known = {f.name: f.type for f in fields(SerialFaultPlan)}
-        values: dict[str, Any] = {}
-        for key, value in plan.items():
-            if key not in known:
-                raise ValueError(f"unknown serial fault {key!r}; known: {', '.join(known)}")
-            if key == "stall_seconds":
-                values[key] = float(value)
-            else:
-                values[key] = _int_or_none(value)
-        self._firmware().arm(SerialFaultPlan(**values))
+        values = {key: float(value) if key == "stall_seconds" else _int_or_none(value) for key, value in plan.items()}
+        self._firmware()  # skips on a real module before the names are checked
+        self._rig().arm_serial(**values)
 
     @keyword
     def clear_serial_faults(self) -> None:
         """Disarms every serial and card fault of the virtual firmware and slot."""
-        reader = self.ctx.require_reader()
-        firmware = getattr(reader, "firmware", None)
-        if firmware is not None:
-            firmware.arm(SerialFaultPlan())
-        slot = getattr(reader, "slot", None)
-        if slot is not None:
-            slot.arm(FaultPlan())
+        rig = rig_of(self.ctx.require_reader())
+        if rig is not None:
+            rig.clear_faults()
 
     @keyword
     def slow_down_card(self, seconds: float, at_apdu: int = 1) -> None:
         """The card answers APDU ``at_apdu`` (1 = the next) only after ``seconds`` (slot fault plan)."""
-        self._slot().arm(FaultPlan(stall_at_apdu=int(at_apdu), stall_seconds=float(seconds)))
+        self._rig().arm(FaultPlan(stall_at_apdu=int(at_apdu), stall_seconds=float(seconds)))
 
     @keyword
     def pull_card_at_apdu(self, index: int = 1) -> None:
         """The card leaves the slot while APDU ``index`` (1 = the next) is in flight (slot fault plan)."""
-        self._slot().arm(FaultPlan(remove_at_apdu=int(index)))
+        self._rig().arm(FaultPlan(remove_at_apdu=int(index)))
 
     # -- exchanges that must fail ----------------------------------------------------------------------
     @keyword
@@ -311,19 +298,12 @@ class SerialKeywords(LibraryComponent):
     @keyword
     def take_card_out_of_serial_reader(self) -> None:
         """Pulls the card out of the virtual slot; the module notifies the host with its removal event."""
-        card = self._slot().remove()
-        if card is not None:
-            self.state.removed = card
+        self._rig().remove()
 
     @keyword
     def put_card_into_serial_reader(self, fresh: bool = False) -> None:
         """Puts the removed card back (``fresh=True``: a factory-fresh card of its profile), unpowered."""
-        slot = self._slot()
-        card = self.state.removed
-        if card is None:
-            raise DeviceError("no card to put back: take one out first")
-        slot.insert(VirtualCard(card.profile) if fresh else card)
-        self.state.removed = None
+        self._rig().insert(fresh=fresh)
 
     @keyword
     def card_event_should_be_notified(self, event: str, timeout: float = 2.0) -> None:
@@ -345,12 +325,9 @@ class SerialKeywords(LibraryComponent):
         reader = self.ctx.reader
         if reader is None:
             return
-        self.clear_serial_faults()
-        slot = getattr(reader, "slot", None)
-        if slot is not None and not slot.present:
-            card = self.state.removed or VirtualCard.from_profile(parse_virtual_uri(reader.uri)[0] or "card")
-            slot.insert(card)
-            self.state.removed = None
+        rig = rig_of(reader)
+        if rig is not None:
+            rig.restore()
         try:
             _power_cycle(reader)
         except DeviceError as exc:

@@ -14,11 +14,9 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices.base import DeviceError
-from devices.virtual.card import VirtualCard
-from devices.virtual.reader import parse_virtual_uri
-from devices.virtual.serial_firmware import SerialFaultPlan
+from devices.virtual.rig import rig_of
 from harness import lab
-from harness.credentials import facts_for_device, virtual_card_of
+from harness.credentials import card_facts_of, facts_for_device
 from harness.jpki import JpkiClient
 from harness.pin_guard import fresh_card, wrong_pin_like
 from harness.pki import checks, profile
@@ -183,7 +181,7 @@ class TerminalKeywords(_TerminalComponent):
         ctx.channel = terminal.channel
         ctx.changed_pins.clear()
         self.state.lab_device = lab_device
-        ctx.facts = facts_for_device(virtual_card_of(terminal.reader), lab_device)
+        ctx.facts = facts_for_device(card_facts_of(terminal.reader), lab_device)
         privacy.protect(ctx)
         terminal.guard_factory = lambda: ctx.guard(terminal.channel)  # keypad entries are guarded too
         terminal.keypad.person = self._holder
@@ -360,30 +358,21 @@ class TerminalKeywords(_TerminalComponent):
     def pull_card_during_next(self, command: str = "SIGN", occurrence: int = 1) -> None:
         """The card is pulled from the terminal's reader when the ``occurrence``-th APDU of ``command``
         (SIGN, VERIFY, READ BINARY, SELECT or an INS in hex) arrives. Needs the virtual firmware."""
-        firmware = getattr(self.terminal().reader, "firmware", None)
-        if firmware is None:
+        rig = rig_of(self.terminal().reader)
+        if rig is None or rig.firmware is None:
             raise SkipExecution(f"{self.ctx.device_name}: pulling the card mid-flow needs the virtual firmware")
         ins = INS.get(command.upper())
         ins = int(command, 16) if ins is None else ins
-        firmware.arm(SerialFaultPlan(pull_card_on_ins=ins, pull_card_occurrence=int(occurrence)))
+        rig.arm_serial(pull_card_on_ins=ins, pull_card_occurrence=int(occurrence))
 
     @keyword
     def put_fresh_card_into_terminal(self) -> None:
         """Inserts a factory-fresh card of the same profile (full retry counters) into the terminal's reader."""
-        reader = self.terminal().reader
-        slot = getattr(reader, "slot", None)
-        if slot is None:
+        rig = rig_of(self.terminal().reader)
+        if rig is None:
             raise SkipExecution(f"{self.ctx.device_name} has no virtual slot")
-        card = virtual_card_of(reader)
-        if card is not None:
-            fresh = VirtualCard(card.profile)
-        else:
-            fresh = VirtualCard.from_profile(parse_virtual_uri(reader.uri)[0] or "card")
-        firmware = getattr(reader, "firmware", None)
-        if firmware is not None:
-            firmware.arm(SerialFaultPlan())
-        slot.insert(fresh)
-        self.ctx.facts = facts_for_device(fresh, self.state.lab_device)
+        rig.insert_fresh()
+        self.ctx.facts = facts_for_device(rig.card_facts(), self.state.lab_device)
         fresh_card(self.ctx.device_name)
         privacy.protect(self.ctx)
         self.terminal().card_changed()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from robot.api import logger
 from robotlibcore import keyword
 
-from devices.virtual.applets import number_b
+from harness.fixtures import number_b
 from harness.iso import tlv
 from harness.iso.apdu import sw_hex
 from harness.iso.redact import HolderValue, describe_my_number, my_number_check_digit_ok, revealed_value

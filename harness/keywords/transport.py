@@ -15,8 +15,7 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices.base import CardRemoved, DeviceError, NoCard, Reader
-from devices.virtual.card import VirtualCard
-from devices.virtual.slot import CardSlot, FaultPlan
+from devices.virtual.rig import FaultPlan, VirtualRig, rig_of
 from harness.iso import tlv
 from harness.iso.apdu import ResponseApdu, parse_hex, sw_hex, to_hex
 from harness.iso.atr import Atr, parse_atr
@@ -40,9 +39,6 @@ def _flag(value: Any) -> bool:
 class TransportKeywords(LibraryComponent):
     """Reader transport requirements (the ``transport`` suites)."""
 
-    _removed: VirtualCard | None = None  # the card a removal took out, to put back
-    _last_card: VirtualCard | None = None  # the card last seen in the slot
-
     # -- plumbing ----------------------------------------------------------------------------
     def _pcsc_reader(self) -> Any:
         """The open reader when it is a PC/SC reader (it has the 61xx/6Cxx switches), else fail."""
@@ -51,14 +47,12 @@ class TransportKeywords(LibraryComponent):
             raise DeviceError(f"{self.ctx.device_name} is not a PC/SC reader (pcsc:… or virtual:…?via=pcsc)")
         return reader
 
-    def _slot(self) -> CardSlot:
-        slot = getattr(self.ctx.require_reader(), "slot", None)
-        if slot is None:
+    def _rig(self) -> VirtualRig:
+        rig = rig_of(self.ctx.require_reader())
+        if rig is None:
             raise SkipExecution(f"{self.ctx.device_name} has no virtual slot: moving the card needs a person "
                                 "or a lab robot; run this requirement on virtual:…")
-        if slot.card is not None:
-            self._last_card = slot.card  # a fault may pull it later, inside the slot
-        return slot
+        return rig
 
     def _auto_exchanges(self) -> list[tuple[bytes, bytes]]:
         return list(getattr(self.ctx.require_reader(), "auto_exchanges", []))
@@ -236,24 +230,13 @@ class TransportKeywords(LibraryComponent):
     @keyword
     def remove_card_from_virtual_slot(self, timeout: float = 5.0) -> None:
         """Takes the card out of the virtual slot; on a PC/SC reader, waits until the reader reports it gone."""
-        slot = self._slot()
-        card = slot.remove()
-        if card is not None:
-            self._removed = card
-        wait = getattr(self.ctx.require_reader(), "wait_for_removal", None)
-        if wait is not None:
-            wait(float(timeout))
+        self._rig().remove(float(timeout))
 
     @keyword
     def insert_card_into_virtual_slot(self, fresh: bool = False, timeout: float = 5.0) -> None:
         """Puts the removed card back (``fresh=True``: a factory-fresh card of its profile) and waits until
         the reader reports it. The card is not powered: use ``Reconnect Card``."""
-        slot = self._slot()
-        card = self._removed or self._last_card
-        if card is None:
-            raise DeviceError("no card to insert: remove one first")
-        slot.insert(VirtualCard(card.profile) if fresh else card)
-        self._removed = None
+        self._rig().insert(fresh=fresh)
         self.ctx.require_reader().wait_for_card(float(timeout))
 
     @keyword
@@ -261,7 +244,7 @@ class TransportKeywords(LibraryComponent):
                   stall_seconds: float = 0.0) -> None:
         """Arms the virtual slot: pull the card during APDU ``remove_at_apdu`` (1 = the next), or answer APDU
         ``stall_at_apdu`` only after ``stall_seconds``. Counts APDUs that reach the card."""
-        self._slot().arm(FaultPlan(
+        self._rig().arm(FaultPlan(
             remove_at_apdu=int(remove_at_apdu) if remove_at_apdu is not None else None,
             stall_at_apdu=int(stall_at_apdu) if stall_at_apdu is not None else None,
             stall_seconds=float(stall_seconds)))
@@ -269,7 +252,7 @@ class TransportKeywords(LibraryComponent):
     @keyword
     def clear_faults(self) -> None:
         """Disarms every fault of the virtual slot."""
-        self._slot().arm(FaultPlan())
+        self._rig().arm(FaultPlan())
 
     @keyword
     def card_removal_should_be_reported(self, apdu: str = "00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01",
@@ -306,14 +289,8 @@ class TransportKeywords(LibraryComponent):
     def restore_card_in_virtual_slot(self) -> None:
         """Teardown helper: clears faults, puts a removed card back and reconnects, so the next test starts
         with a powered card. Does nothing on devices without a virtual slot."""
-        slot = getattr(self.ctx.reader, "slot", None)
-        if slot is None:
+        rig = rig_of(self.ctx.reader)
+        if rig is None:
             return
-        slot.arm(FaultPlan())
-        if not slot.present:
-            card = self._removed or self._last_card
-            if card is None:
-                raise DeviceError("the virtual slot is empty and no removed card is known")
-            slot.insert(card)
-            self._removed = None
+        rig.restore()
         self.reconnect_card()

@@ -12,7 +12,7 @@ from typing import Any
 
 from devices.base import DeviceError
 from devices.remote import DEVICE_ERRORS, RemoteReader
-from harness import pin_guard
+from harness import fixtures, pin_guard
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts, MissingSecret, expected_certificates
 from harness.iso.apdu import ResponseApdu
@@ -38,13 +38,11 @@ def remote_facts(reader: RemoteReader, lab_device: Any | None) -> DeviceFacts:
     """What the host says of its card, made stricter by the controller's inventory entry where it speaks.
 
     PINs stay on the host: the controller knows only which ones it has (as :data:`SEALED`)."""
-    from devices.virtual.profile import load_holder
-
     told = dict(reader.description.get("facts") or {})
     holder = str(told.get("holder") or "") or (lab_device.holder if lab_device is not None else "") or ""
     expendable = bool(told.get("expendable")) and (lab_device is None or lab_device.expendable)
     facts = DeviceFacts(kind=str(told.get("kind") or "card"), expendable=expendable, virtual=False,
-                        holder=load_holder(holder) if holder else None,
+                        holder=fixtures.load_holder(holder) if holder else None,
                         expected_certificates=expected_certificates(holder) if holder else {},
                         pins={str(kind): SEALED for kind in told.get("pins") or ()}, sealed=True)
     facts.pin_reserve.update({str(k): int(v) for k, v in dict(told.get("pin_reserve") or {}).items()})

@@ -23,10 +23,10 @@ from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 from devices import DeviceError, open_device
 from devices.base import Reader, ReaderCapabilities
 from devices.remote import TOKEN_HEADER, remote_token
-from devices.virtual.applets import number_b
 from harness import lab
 from harness.channel import CardChannel
-from harness.credentials import DeviceFacts, MissingSecret, facts_for_device, virtual_card_of
+from harness.credentials import DeviceFacts, MissingSecret, card_facts_of, facts_for_device
+from harness.fixtures import number_b
 from harness.iso.redact import redact_text
 from harness.jpki import CardStatusError, JpkiClient, PinKind
 from harness.pin_guard import PIN_FORMATS, PinGuard, PinGuardRefusal
@@ -91,7 +91,7 @@ class ReaderHost:
     def open(cls, name: str) -> ReaderHost:
         uri, lab_device = lab.resolve(name)
         reader = open_device(uri)
-        return cls(name, reader, facts_for_device(virtual_card_of(reader), lab_device))
+        return cls(name, reader, facts_for_device(card_facts_of(reader), lab_device))
 
     # -- what only this host knows ---------------------------------------------------------------
     def pin_value(self, name: str) -> str:

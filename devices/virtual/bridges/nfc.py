@@ -23,6 +23,7 @@ from devices.uri import Option, parse_flag
 
 from ..card import VirtualCard
 from ..profile import ProfileError
+from ..rig import VirtualRig, attach
 from ..slot import CardSlot
 from .iso_dep_picc import IsoDepPicc
 
@@ -183,6 +184,7 @@ class VirtualNfcReader(NfcReader):
                  max_response: int = 65536) -> None:
         self.server = server
         self.slot = server.slot
+        attach(self, VirtualRig(server.slot, unplug=server.stop, link=server))
         try:
             super().__init__(f"udp:{server.host}:{server.port}", uri, targets=("106B",), extended=extended,
                              max_response=max_response)

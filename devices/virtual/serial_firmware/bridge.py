@@ -23,6 +23,7 @@ from devices.serial.protocol import ProtocolFileError, Timing, load_protocol
 from devices.serial.reader import SerialReader
 
 from ..card import VirtualCard
+from ..rig import VirtualRig, attach
 from ..slot import CardSlot
 from .firmware import ReaderFirmware
 from .portserver import PortServer
@@ -71,9 +72,7 @@ def open_via_serial(card: VirtualCard, uri: str, options: Mapping[str, str]) -> 
     reader.device_uri = reader.uri  # type: ignore[attr-defined]
     reader.uri = uri
     reader.link.name = uri
-    reader.slot = slot  # type: ignore[attr-defined]
-    reader.firmware = firmware  # type: ignore[attr-defined]
-    reader.server = server  # type: ignore[attr-defined]
+    attach(reader, VirtualRig(slot, unplug=firmware.stop, firmware=firmware, port_server=server))
     if server is not None:
         reader.on_close(server.stop)
     reader.on_close(firmware.stop)

@@ -159,6 +159,15 @@ class ReaderFirmware:
             self.faults = plan
             self._ins_seen = 0
 
+    def arm_faults(self, **plan: int | float | None) -> None:
+        """Arms the plan given by :class:`SerialFaultPlan` field names (none: disarm); an unknown name is a
+        ValueError naming the known ones."""
+        known = [f.name for f in fields(SerialFaultPlan)]
+        unknown = sorted(set(plan) - set(known))
+        if unknown:
+            raise ValueError(f"unknown serial fault {unknown[0]!r}; known: {', '.join(known)}")
+        self.arm(SerialFaultPlan(**plan))  # type: ignore[arg-type]
+
     def _take(self, name: str) -> bool:
         """Consumes one frame's worth of the fault ``name``; True when it applies to this frame."""
         with self._faults_lock:
