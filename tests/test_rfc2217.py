@@ -53,10 +53,10 @@ def rfc(kiosk_over_rfc2217):
 
 
 def test_rfc2217_negotiates_the_protocol_files_line_settings(rfc) -> None:
-    settings = rfc.server.line.settings
+    settings = rig_of(rfc).port_server.line.settings
     assert (settings["baudrate"], settings["bytesize"], settings["parity"], settings["stopbits"]) == (38400, 8, "N", 1)
     assert rfc.transport == "rfc2217" and "ign_set_control" in rfc.url
-    assert rfc.server.clients_served == 1
+    assert rig_of(rfc).port_server.clients_served == 1
 
 
 def test_a_certificate_reads_whole_over_rfc2217(rfc) -> None:
@@ -84,10 +84,10 @@ def test_a_card_pulled_over_rfc2217_is_reported(rfc) -> None:
 
 
 def test_a_second_client_is_turned_away_while_one_is_served(rfc) -> None:
-    with socket.create_connection(("127.0.0.1", rfc.server.port), timeout=2) as extra:
+    with socket.create_connection(("127.0.0.1", rig_of(rfc).port_server.port), timeout=2) as extra:
         extra.settimeout(2)
         assert extra.recv(16) == b""  # closed by the server without a byte
-    assert rfc.server.clients_refused >= 1
+    assert rig_of(rfc).port_server.clients_refused >= 1
     assert rfc.transmit(SELECT_JPKI) == b"\x90\x00"  # the first client is undisturbed
 
 
