@@ -80,6 +80,34 @@ class _Suite:
     announced: dict[str, list[str]] = field(default_factory=dict)  # test name → tags
 
 
+def announce(target: Path, sources: list[str], name: str, include: list[str], exclude: list[str]) -> None:
+    """Writes every suite the run will start, with its tests, before a parallel run begins.
+
+    pabot starts a worker per suite; a run killed before a worker began would leave that suite out of the
+    journal, and ``hil recover`` would report fewer tests than the run had. Announced here, they come back
+    as not run. The workers' own suite records follow and agree (same ``--name``, same tag filters).
+    """
+    from robot.api import TestSuiteBuilder
+    from robot.errors import DataError
+
+    try:
+        suite = TestSuiteBuilder().build(*sources)
+        suite.name = name
+        suite.configure(include_tags=include or None, exclude_tags=exclude or None)
+    except DataError:
+        return  # Robot itself reports what is wrong with the suites, in its own words
+    listener = JournalListener(str(target))
+    try:
+        pending = [suite]
+        while pending:
+            current = pending.pop(0)
+            if current.tests:
+                listener.start_suite(current, current)
+            pending[0:0] = list(current.suites)
+    finally:
+        listener.close()
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The journal's whole records; a last line cut short by a kill is dropped."""
     records = []

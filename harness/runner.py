@@ -154,6 +154,9 @@ def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> in
         raise RunError("pabot needs the 'robot' command on PATH")
     if options.value_sets:
         (outputdir / VALUE_SETS).write_text(options.value_sets, encoding="utf-8")
+    if options.processes > 1:  # pabot starts suites one by one: a kill before one began must not lose it
+        journal.announce(outputdir / journal.JOURNAL_NAME, [str(Path(p).resolve()) for p in options.suites],
+                         options.name, options.include, options.exclude)
     command = [sys.executable, "-m", "harness.supervise", "--", *robot_command(options, outputdir)]
     sys.stdout.flush()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True,

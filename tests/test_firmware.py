@@ -14,6 +14,7 @@ from devices import open_device
 from devices.serial import load_protocol
 from devices.serial.framing import Control, Frame, Garbled
 from devices.virtual.card import VirtualCard
+from devices.virtual.rig import rig_of
 from devices.virtual.serial_firmware import ReaderFirmware, SerialFaultPlan, serve_forever
 from devices.virtual.slot import CardSlot
 
@@ -211,8 +212,10 @@ def test_stop_while_a_host_holds_the_port_makes_it_gone(slot) -> None:
 
 def test_open_via_serial_exposes_slot_and_firmware_and_stops_them_on_close() -> None:
     reader = open_device("virtual:phone?via=stb")
-    firmware = reader.firmware
-    assert reader.slot.card.profile.kind == "phone" and firmware.running
+    rig = rig_of(reader)
+    assert rig is not None and rig.firmware is not None
+    firmware = rig.firmware
+    assert rig.slot.card.profile.kind == "phone" and firmware.running
     assert reader.uri == "virtual:phone?via=stb" and reader.spec.name == "stb"
     reader.close()
     assert not firmware.running

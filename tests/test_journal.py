@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
 from robot.api import ExecutionResult
 
-from harness.journal import JournalListener, read_records, write_output
+from harness.journal import JournalListener, announce, read_records, write_output
 from robot import run as robot_run
 
 ROBOT = Path(__file__).resolve().parents[1] / "robot"
@@ -55,3 +56,19 @@ def test_a_journal_cut_by_a_kill_keeps_what_finished_and_marks_the_rest_not_run(
     assert all(t.status == "SKIP" and t.message.startswith("not run: the run was killed") for t in not_run)
     announced = sum(len(r["tests"]) for r in records if r["event"] == "suite")
     assert len(tests) == announced
+
+
+def test_announced_suites_that_never_started_come_back_as_not_run(journal, tmp_path):
+    """A parallel run announces its suites first: killed before pabot started the second one, it still counts."""
+    path = tmp_path / "j.jsonl"
+    sources = [str(ROBOT / "card" / "selection.robot"), str(ROBOT / "card" / "iso_errors.robot")]
+    announce(path, sources, "Selection & Iso Errors", [], [])
+    real = read_records(journal)
+    first_suite = next(r["suite"] for r in real if r["event"] == "suite" and r["tests"])
+    path.write_text(path.read_text(encoding="utf-8") + "".join(  # the first suite's own records, as a worker's
+        json.dumps(r) + "\n" for r in real if r["suite"] == first_suite), encoding="utf-8")
+    tests = list(ExecutionResult(str(write_output(read_records(path), tmp_path / "output.xml"))).suite.all_tests)
+    assert len(tests) == sum(r["event"] == "end" for r in real)  # every test of both suites, none twice
+    ran = [t for t in tests if t.status == "PASS"]
+    assert ran and len(ran) == sum(r["event"] == "end" and r["suite"] == first_suite for r in real)
+    assert all("not run" in t.message for t in tests if t.status != "PASS")
