@@ -11,10 +11,12 @@ import argparse
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devices.pcsc.scard import establish_context, list_readers, release_context
 from devices.virtual.pcscd import PcscDaemon
 from harness.cli import main
 
@@ -28,6 +30,20 @@ def reader_conf(channel: int) -> Path:
     return folder
 
 
+def wait_for_reader(name: str, timeout: float = 10.0) -> None:
+    """pcscd answers before it has brought up the readers of its configuration (seen on a busy CI machine):
+    wait, bounded, until vpcd's reader is listed; after the timeout the serve command says what is missing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        context = establish_context()
+        try:
+            if name in list_readers(context):
+                return
+        finally:
+            release_context(context)
+        time.sleep(0.1)
+
+
 def run() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--channel", type=lambda s: int(s, 0), required=True, help="vpcd's first port")
@@ -37,6 +53,7 @@ def run() -> int:
     args = parser.parse_args()
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/pcscd"], check=True)  # this namespace's own
     daemon = PcscDaemon(config=reader_conf(args.channel)).start()
+    wait_for_reader("Virtual PCD 00 00")
     device = f"virtual:{args.profile}?via=pcsc&port={args.channel}&reader=Virtual PCD 00 00&expendable=0"
     try:
         return main(["remote", "serve", "--device", device, "--host", args.host, "--port", str(args.port)])

@@ -87,6 +87,19 @@ def _suite_devices(output: Path) -> list[tuple[str, str, object, object]]:
     return found
 
 
+def _assert_never_shared(used: list[tuple[str, str, object, object]]) -> None:
+    """Every suite ran on a member of the pool, and suites that ran at the same time had different members.
+
+    Which members are used depends on timing: a worker that starts after the other released its member
+    takes the same one (on a loaded machine every suite may end on ``ci-1``), so the test checks the rule
+    rather than a count of members.
+    """
+    assert used and {device for _, device, _, _ in used} <= {"ci-1", "ci-2"}, used
+    for device in ("ci-1", "ci-2"):
+        spans = sorted((start, end) for _, d, start, end in used if d == device)
+        assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(spans)), spans
+
+
 def _leaf_suites(suite):
     if suite.tests:
         yield suite
@@ -112,11 +125,7 @@ def test_pabot_workers_share_the_pool_without_ever_sharing_a_device(tmp_path):
     assert parallel.returncode == 0, parallel.stdout[-2000:] + parallel.stderr[-2000:]
     serial = _hil_run(tmp_path, "serial", "--device", "pool:cards")
     assert serial.returncode == 0, serial.stdout[-2000:] + serial.stderr[-2000:]
-    used = _suite_devices(tmp_path / "parallel" / "output.xml")
-    assert {device for _, device, _, _ in used} == {"ci-1", "ci-2"}  # both workers ran, each on its own
-    for device in ("ci-1", "ci-2"):
-        spans = sorted((start, end) for _, d, start, end in used if d == device)
-        assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(spans)), spans
+    _assert_never_shared(_suite_devices(tmp_path / "parallel" / "output.xml"))
     assert {d for _, d, _, _ in _suite_devices(tmp_path / "serial" / "output.xml")} == {"ci-1"}
 
     def outcomes(out: str) -> list[tuple[str, str]]:
@@ -140,6 +149,6 @@ def test_a_plan_part_on_a_pool_runs_its_suites_on_pabot_workers(tmp_path):
                            "--console", "quiet"], capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     parts = sorted(p for p in (tmp_path / "out" / "parts").iterdir() if p.is_dir())
-    assert {d for _, d, _, _ in _suite_devices(parts[0] / "output.xml")} == {"ci-1", "ci-2"}
+    _assert_never_shared(_suite_devices(parts[0] / "output.xml"))
     assert {d for _, d, _, _ in _suite_devices(parts[1] / "output.xml")} == {"other"}
     assert (parts[0] / "pool-value-sets.ini").read_text(encoding="utf-8").count("tags = pool-cards") == 2
