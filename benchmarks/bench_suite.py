@@ -39,10 +39,11 @@ from smartcard import scard  # noqa: E402
 
 from devices import open_device  # noqa: E402
 from devices.pcsc.reader import PcscReader  # noqa: E402
+from devices.virtual.bridges.pcsc import open_via_pcsc  # noqa: E402
+from devices.virtual.bridges.vpcd_sessions import PARKED  # noqa: E402
 from devices.virtual.card import VirtualCard  # noqa: E402
 from devices.virtual.pcscd import ensure_pcscd  # noqa: E402
 from devices.virtual.profile import load_profile  # noqa: E402
-from devices.virtual.vpcd import PARKED, open_via_pcsc  # noqa: E402
 from harness.channel import CardChannel  # noqa: E402
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")

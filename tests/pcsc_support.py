@@ -26,10 +26,12 @@ import pytest
 from smartcard import scard
 
 from devices import open_device
+from devices.virtual.bridges.pcsc import BridgedPcscReader
+from devices.virtual.bridges.vpcd import VpcdCardServer
+from devices.virtual.bridges.vpcd_sessions import PARKED, free_vpcd_slot
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
 from devices.virtual.slot import CardSlot
-from devices.virtual.vpcd import PARKED, BridgedPcscReader, VpcdCardServer, free_vpcd_slot
 
 REPO = Path(__file__).resolve().parents[1]
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")

@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from devices.virtual.bridges.vpcd import VpcdCardServer
+from devices.virtual.bridges.vpcd_sessions import free_vpcd_slot
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
 from devices.virtual.profile import PROFILES_DIR, load_profile
 from devices.virtual.slot import CardSlot
-from devices.virtual.vpcd import VpcdCardServer, free_vpcd_slot
 
 pytest_plugins = ["pcsc_support"]  # fixtures: pcscd, served_card
 

@@ -35,9 +35,9 @@ from devices.base import (
 from devices.pcsc.names import discover
 from devices.pcsc.reader import PcscReader, open_pcsc
 from devices.pcsc.scard import map_error
+from devices.virtual.bridges.vpcd_sessions import free_vpcd_slot
 from devices.virtual.profile import REPO_ROOT as REPO
 from devices.virtual.slot import FaultPlan
-from devices.virtual.vpcd import free_vpcd_slot
 from harness.iso import tlv
 from harness.pki import checks
 

@@ -18,10 +18,12 @@ from smartcard import scard
 from devices import CardRemoved, DeviceTimeout, open_device
 from devices.pcsc.reader import open_pcsc
 from devices.pcsc.scard import POOL
-from devices.virtual import vpcd_sessions
+from devices.virtual.bridges import vpcd_sessions
+from devices.virtual.bridges.pcsc import BridgedPcscReader
+from devices.virtual.bridges.vpcd import VpcdCardServer
+from devices.virtual.bridges.vpcd_sessions import PARKED, free_vpcd_slot
 from devices.virtual.card import VirtualCard
 from devices.virtual.slot import CardSlot, FaultPlan
-from devices.virtual.vpcd import PARKED, BridgedPcscReader, VpcdCardServer, free_vpcd_slot
 from harness.channel import CardChannel, MalformedApdu
 from harness.iso.apdu import CommandApdu
 

@@ -68,7 +68,7 @@ from devices.pcsc.reader import PcscReader, open_pcsc
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
 from devices.virtual.slot import CardSlot
-from devices.virtual.vpcd import VpcdCardServer
+from devices.virtual.bridges.vpcd import VpcdCardServer
 
 out = {}
 def attempt(key, action):

@@ -15,11 +15,13 @@ import pytest
 from devices import open_device
 from devices.base import BackendUnavailable, DeviceBusy, DeviceError
 from devices.pcsc.reader import open_pcsc
+from devices.virtual.bridges.pcsc import serve_forever
+from devices.virtual.bridges.t0 import T0Responder
+from devices.virtual.bridges.vpcd import VpcdCardServer
+from devices.virtual.bridges.vpcd_sessions import free_vpcd_slot
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import REPO_ROOT
 from devices.virtual.slot import CardSlot, FaultPlan
-from devices.virtual.t0 import T0Responder
-from devices.virtual.vpcd import VpcdCardServer, free_vpcd_slot, serve_forever
 
 pytest_plugins = ["pcsc_support"]  # fixtures: pcscd, served_card, bridged, no_leaked_threads
 
@@ -173,7 +175,7 @@ def test_every_vpcd_slot_taken_is_device_busy_and_port_picks_the_slot(pcscd, no_
 
 # -- serve_forever ------------------------------------------------------------------------------------
 def _serve(port: int) -> subprocess.Popen[str]:
-    code = f"from devices.virtual.vpcd import serve_forever\nserve_forever('card', port={port})\n"
+    code = f"from devices.virtual.bridges.pcsc import serve_forever\nserve_forever('card', port={port})\n"
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
 

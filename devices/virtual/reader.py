@@ -160,7 +160,7 @@ class VirtualReader(Reader):
 # process: the reader side is the real backend (pyscard, nfcpy, pyserial), the card side
 # a bridge thread. Each opener takes (card, uri, options) and returns a Reader with ``.slot``.
 VIA_BRIDGES: dict[str, tuple[str, str]] = {
-    "pcsc": ("devices.virtual.vpcd", "open_via_pcsc"),
+    "pcsc": ("devices.virtual.bridges.pcsc", "open_via_pcsc"),
     "nfc": ("devices.virtual.bridges.nfc", "open_via_nfc"),
     "kiosk": ("devices.virtual.serial_firmware", "open_via_serial"),
     "stb": ("devices.virtual.serial_firmware", "open_via_serial"),

@@ -49,7 +49,7 @@ def serve(profile: str, *, pcsc: bool = False, port: int | None = None, nfc_udp:
     check_options(profile, pcsc=pcsc, port=port, nfc_udp=nfc_udp, serial=serial, rfc2217=rfc2217)
     card = served_card(profile, tries, state_file)
     if pcsc:
-        from .vpcd import serve_forever as serve_pcsc
+        from .bridges.pcsc import serve_forever as serve_pcsc
 
         serve_pcsc(profile, port=port or 35963, card=card)
     elif nfc_udp is not None:

@@ -1,9 +1,10 @@
-"""Sessions of the vpcd bridge that outlive one open: slot claims between processes, parked card servers.
+"""Sessions of the vpcd bridge that outlive one open: which slot is free, slot claims between processes,
+parked card servers.
 
 Two processes serving cards into one vpcd reader would talk to each other's card: each process takes
 an exclusive ``flock`` per slot (next to pcscd's socket) while its card server runs. Within a process,
 a closed ``via=pcsc`` reader leaves its server parked (connected, card in), so the next open pays no
-presence poll; see :class:`ParkedServers`.
+presence poll; see :class:`ParkedServers`. :func:`claim_vpcd_slot` picks a slot with both in mind.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from typing import Protocol
 
 from smartcard import scard
 
-from devices.base import BackendUnavailable, DeviceError
+from devices.base import BackendUnavailable, DeviceBusy, DeviceError
 from devices.pcsc.reader import REMOVAL_GRACE
-from devices.pcsc.scard import establish_context, release_context
+from devices.pcsc.scard import establish_context, list_readers, reader_states, release_context
 
-from .pcscd import users_lock_path
+from ..pcscd import INSTALL_HINT, users_lock_path
+from .vpcd_wire import VPCD_PORT
 
 
 class VpcdCardServer(Protocol):
-    """What parking needs of :class:`devices.virtual.vpcd.VpcdCardServer` (no import: vpcd imports us)."""
+    """What parking needs of :class:`.vpcd.VpcdCardServer` (no import: the server imports us)."""
 
     port: int
     _thread: threading.Thread | None
@@ -39,6 +41,9 @@ class VpcdCardServer(Protocol):
 
     def stop(self, timeout: float = 5.0) -> None: ...
 
+
+VPCD_READER = "Virtual PCD"
+VPCD_SLOTS = 2
 IDLE_SECONDS = 15.0  # a parked server nobody reuses within this leaves vpcd's reader
 
 
@@ -181,3 +186,71 @@ def wait_listed_state(name: str, *, present: bool, timeout: float) -> bool:
             current = states[0][1] & ~scard.SCARD_STATE_CHANGED
     finally:
         release_context(context)
+
+
+# -- choosing a slot ------------------------------------------------------------------------
+def vpcd_reader_name(port: int, readers: list[str], base_port: int = VPCD_PORT,
+                     friendly: str = VPCD_READER) -> str | None:
+    """pcscd names vpcd slot n ``Virtual PCD XX 0n`` (XX: the reader's index); None if not listed."""
+    suffix = f" {port - base_port:02X}"
+    for name in readers:
+        if name.startswith(friendly + " ") and name.endswith(suffix):
+            return name
+    return None
+
+
+def free_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str]:
+    """The first vpcd (port, reader name) whose reader holds no card and no other server claims;
+    DeviceBusy when all do. A slot held by a parked server of this process is freed if need be."""
+    port, name, claim = claim_vpcd_slot(ports, reader)
+    claim.release()
+    return port, name
+
+
+def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str, SlotClaim]:
+    """:func:`free_vpcd_slot` and the slot's claim, held until the card server using it stops."""
+    ports = ports or [VPCD_PORT + n for n in range(VPCD_SLOTS)]
+    parked = PARKED.ports()
+    for attempt in range(2):
+        context = establish_context()
+        try:
+            readers = list_readers(context)
+            names = {port: reader or vpcd_reader_name(port, readers) for port in ports}
+            listed = [name for name in names.values() if name and name in readers]
+            if not listed:
+                raise BackendUnavailable(f"pcscd lists no vpcd reader ('{VPCD_READER} 00 00'); "
+                                         f"{INSTALL_HINT}, then restart pcscd")
+            states = {name: state for name, state, _atr in reader_states(context, listed)}
+        finally:
+            release_context(context)
+        for port, name in names.items():
+            if name in states and not states[name] & scard.SCARD_STATE_PRESENT and port not in parked:
+                claim = SlotClaim.try_take(port)
+                if claim is not None:
+                    return port, name, claim
+        if attempt == 0 and _free_one(ports, names, states, parked):
+            parked = PARKED.ports()
+            continue
+        break
+    taken = ", ".join(f"'{name}'" for name in states)
+    raise DeviceBusy(f"every vpcd reader already holds a card or is claimed ({taken}): another card server "
+                     "is running; stop it or choose a free slot with port=…")
+
+
+def _free_one(ports: list[int], names: dict[int, str | None], states: dict[str, int], parked: list[int]) -> bool:
+    """Make one slot free if one can be: stop a parked server of ours, or wait (bounded) for a card that
+    nobody claims to leave (a server just stopped: pcscd sees it gone at its next poll)."""
+    evictable = [port for port in ports if port in parked]
+    if evictable and PARKED.evict(evictable[0]):
+        return True
+    for port in ports:
+        name = names.get(port)
+        if not name or name not in states:
+            continue
+        claim = SlotClaim.try_take(port)
+        if claim is None:
+            continue
+        claim.release()
+        if wait_listed_state(name, present=False, timeout=REMOVAL_GRACE):
+            return True
+    return False

@@ -21,7 +21,7 @@ import threading
 
 from harness.iso.apdu import ApduError, CommandApdu
 
-from .slot import CardSlot
+from ..slot import CardSlot
 
 GET_RESPONSE_INS = 0xC0
 

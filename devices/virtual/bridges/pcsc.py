@@ -1,0 +1,200 @@
+"""``virtual:card?via=pcsc``: a virtual card in a vpcd reader, and the real PC/SC reader on it.
+
+:func:`open_via_pcsc` puts the card behind :class:`~.vpcd.VpcdCardServer` on a free vpcd slot and returns
+the real :class:`~devices.pcsc.reader.PcscReader` on that vpcd reader, so the whole PC/SC path (pyscard,
+pcscd, the driver) runs under the suites. :func:`serve_forever` is ``hil virtual serve card --pcsc``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import signal
+import threading
+import time
+from collections.abc import Mapping
+
+from smartcard import scard
+
+from devices.base import DeviceBusy, DeviceError, ReaderCapabilities
+from devices.pcsc.reader import REMOVAL_GRACE, PcscReader, reader_options
+from devices.pcsc.scard import establish_context, list_readers, release_context
+from devices.uri import parse_flag
+
+from ..card import VirtualCard
+from ..pcscd import ensure_pcscd
+from ..profile import ProfileError
+from ..rig import VirtualRig, attach
+from ..slot import CardSlot, FaultPlan
+from .vpcd import VpcdCardServer
+from .vpcd_sessions import PARKED, VPCD_SLOTS, SlotClaim, claim_vpcd_slot, vpcd_reader_name
+from .vpcd_wire import VPCD_PORT
+
+__all__ = ["BridgedPcscReader", "open_via_pcsc", "serve_forever"]
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class BridgedPcscReader(PcscReader):
+    """A :class:`PcscReader` whose card is in-process: ``.slot`` for faults and card swaps, ``.server``."""
+
+    def __init__(self, reader_name: str, server: VpcdCardServer, **kwargs: object) -> None:
+        super().__init__(reader_name, **kwargs)  # type: ignore[arg-type]
+        self.server = server
+        self.slot = server.slot
+        attach(self, VirtualRig(server.slot, unplug=server.stop, wait_removed=self.wait_for_removal))
+
+    def _detect_capabilities(self) -> ReaderCapabilities:
+        caps = super()._detect_capabilities()
+        details = {**caps.details, "via": "vpcd", "vpcd_port": str(self.server.port),
+                   "t0_emulation": "on" if self.server.t0 else "off"}
+        return dataclasses.replace(caps, details=details)
+
+    @property
+    def parkable(self) -> bool:
+        """Whether the card server can stay up for the next open: connected, card in, pcscd sees it."""
+        server = self.server
+        if not (server.running and server.connected and self.slot.present and self._context is not None):
+            return False
+        try:
+            return bool(self.card_state() & scard.SCARD_STATE_PRESENT)
+        except DeviceError:
+            return False
+
+    def close(self) -> None:
+        """Release the reader. A healthy card server is parked (see :class:`ParkedServers`): the card stays
+        in vpcd's reader and the next ``virtual:…?via=pcsc`` of this process swaps in its fresh card with
+        no presence poll. Otherwise: take the card out and wait (bounded) until pcscd shows the slot empty,
+        so the next open finds this slot free."""
+        if self._context is None:
+            self.server.stop()
+            return
+        with contextlib.suppress(DeviceError):
+            self.power_off()
+        if self.pooled and PARKED.enabled and self.parkable:
+            PARKED.park(self.server, self.name)
+            super().close()
+            return
+        try:
+            self.server.stop()
+        finally:
+            with contextlib.suppress(DeviceError):
+                self._wait_state(False, REMOVAL_GRACE)
+            super().close()
+
+
+# Options of virtual:…?via=pcsc: the bridge's, then those devices.virtual.reader applies to the card itself.
+BRIDGE_OPTIONS = ("via", "port", "t0", "extended", "reader", "timeout", "max_response", "expendable",
+                  "sign_delay_ms")
+
+
+def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> BridgedPcscReader:
+    """``virtual:<profile>?via=pcsc[&port=35963][&t0=1][&get_response=0]…``: the card behind pcscd + vpcd.
+
+    Starts pcscd if none runs, connects the card to the first free vpcd slot (or ``port``), waits until
+    pcscd reports it present and returns the PC/SC reader on it. ``close()`` also takes the card out.
+    ``t0=1`` makes the card answer like a T=0 card (61xx/6Cxx), ``extended=0`` like a short-APDU path.
+    """
+    unknown = sorted(set(options) - set(BRIDGE_OPTIONS) - {"get_response", "resend_6c", "reset", "share"})
+    if unknown:
+        raise DeviceError(f"{uri}: unknown option(s) {', '.join(unknown)}")
+    try:
+        ports = [int(options["port"])] if "port" in options else [VPCD_PORT + n for n in range(VPCD_SLOTS)]
+        timeout = float(options.get("timeout", "5"))
+    except ValueError:
+        raise DeviceError(f"{uri}: port and timeout must be numbers") from None
+    t0 = parse_flag(options.get("t0", "0"), "t0")
+    short_only = not parse_flag(options.get("extended", "1"), "extended")
+    kwargs = reader_options({k: v for k, v in options.items() if k not in BRIDGE_OPTIONS}, uri)
+    ensure_pcscd()
+    parked = PARKED.take(ports, options.get("reader"))
+    if parked is not None:
+        server, name = parked
+        server.reconfigure(t0=t0, short_only=short_only)
+        server.slot.arm(FaultPlan())
+        server.insert(card)  # one step: pcscd sees no change, the power-on's reset reaches the new card
+    else:
+        port, name, claim = claim_vpcd_slot(ports, options.get("reader"))
+        server = VpcdCardServer(CardSlot(card), port=port, t0=t0, short_only=short_only)
+        server.claim = claim
+        try:
+            server.start(timeout)
+        except DeviceError:
+            claim.release()
+            raise
+    try:
+        reader = BridgedPcscReader(name, server, uri=uri, **kwargs)
+    except DeviceError:
+        server.stop()
+        raise
+    try:
+        reader.wait_for_card(timeout)
+    except DeviceError:
+        reader.close()
+        raise
+    return reader
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1", *,
+                  card: VirtualCard | None = None) -> None:
+    """``hil virtual serve card --pcsc``: keep the card in a vpcd reader until Ctrl-C (or SIGTERM).
+
+    Both signals are handled here: a process started in the background by a shell ignores SIGINT,
+    and an unhandled SIGTERM would skip the atexit hook that stops a pcscd this process started.
+    """
+    try:
+        card = card if card is not None else VirtualCard.from_profile(profile)
+    except ProfileError as exc:
+        raise DeviceError(str(exc)) from None
+    previous: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+                    signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
+    server: VpcdCardServer | None = None
+    try:
+        local = host in LOCAL_HOSTS
+        if local:
+            ensure_pcscd()
+        server = VpcdCardServer(CardSlot(card), host=host, port=port)
+        if local:  # another process serving this slot would answer for our card: refuse instead
+            server.claim = SlotClaim.try_take(port)
+            if server.claim is None:
+                raise DeviceBusy(f"vpcd slot {port} is served by another process; choose another port")
+        server.start()
+        name = _wait_listed(port) if local else None
+        where = f"PC/SC reader '{name}' (device pcsc:{name})" if name else f"the vpcd reader on {host}:{port}"
+        print(f"virtual card '{profile}' is in {where}; Ctrl-C to remove it and stop", flush=True)
+        while server.running:
+            server.join(0.5)
+        raise DeviceError(f"the card server on port {port} stopped: {server.last_error}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+def _wait_listed(port: int, timeout: float = 5.0) -> str | None:
+    """The reader name once pcscd reports the card present (bounded); None if it does not show."""
+    context = establish_context()
+    try:
+        name = vpcd_reader_name(port, list_readers(context))
+        if name is None:
+            return None
+        hr, states = scard.SCardGetStatusChange(context, 0, [(name, scard.SCARD_STATE_UNAWARE)])
+        deadline = time.monotonic() + timeout
+        while hr == scard.SCARD_S_SUCCESS and not states[0][1] & scard.SCARD_STATE_PRESENT:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            current = states[0][1] & ~scard.SCARD_STATE_CHANGED
+            hr, states = scard.SCardGetStatusChange(context, int(remaining * 1000), [(name, current)])
+        return name
+    finally:
+        release_context(context)
