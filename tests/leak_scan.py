@@ -21,12 +21,12 @@ from pathlib import Path
 from devices.virtual.applets import number_b
 from devices.virtual.profile import PKI_DIR, PROFILES_DIR, load_holder, load_profile
 from harness import fixtures
+from harness.iso.redact import SHORT_SECRET, secret_regex
 from harness.safety import new_pin_like, wrong_pin_like
 
 STRINGS_BLOCK = re.compile(r'window\.output\["strings"\]\s*=\s*window\.output\["strings"\]\.concat\((\[.*?\])\);',
                            re.S)
 JS_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")  # JavaScript's \x3c is not JSON
-SHORT = 8  # values shorter than this are only found as whole words (4-digit PINs occur inside timestamps)
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ _ALNUM_BYTE = r"(?:3[0-9]|4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa])"
 def encodings(value: str) -> list[tuple[str, str, str]]:
     """(encoding name, needle, bounds) for one secret value: bounds "" none, "word" text, "byte" hex bytes."""
     raw = value.encode("utf-8")
-    short = len(value) < SHORT
+    short = len(value) < SHORT_SECRET  # the masking's own rule (harness.iso.redact)
     forms = [("text", value, "word" if short else "")]
     hexed = raw.hex()
     bytewise = "byte" if short else ""
@@ -116,10 +116,8 @@ def _compile(secrets: list[Secret]) -> list[tuple[Secret, str, str, re.Pattern[s
     compiled = []
     for secret in secrets:
         for name, needle, bounds in encodings(secret.value):
-            pattern = re.escape(needle)
-            if bounds == "word":
-                pattern = rf"(?<![0-9A-Za-z]){pattern}(?![0-9A-Za-z])"
-            elif bounds == "byte":
+            pattern = secret_regex(needle) if bounds == "word" else re.escape(needle)
+            if bounds == "byte":
                 gap = " " if " " in needle else ""
                 pattern = rf"(?<!{_ALNUM_BYTE}{gap}){pattern}(?!{gap}{_ALNUM_BYTE})"
             compiled.append((secret, name, needle, re.compile(pattern)))

@@ -3,6 +3,7 @@
 import http.client
 import http.server
 import logging
+import re
 import threading
 
 import pytest
@@ -16,14 +17,17 @@ from harness.channel import CardChannel
 from harness.iso.redact import (
     MASK,
     SECRETS,
+    SHORT_SECRET,
     SHOW_HOLDER_DATA_ENV,
     ApduContext,
     HolderValue,
     SecretRegistry,
     describe_my_number,
+    holds_secret,
     mask_secret_frames,
     redact_text,
     render_personal,
+    secret_regex,
 )
 from harness.jpki import BasicFour, JpkiClient, PinKind
 from harness.keywords import privacy
@@ -152,6 +156,22 @@ def test_known_values_are_masked_in_every_spelling_but_short_ones_only_as_words(
         assert needle not in scrubbed, encoding
     registry.add("x", "one character")  # too short to tell from other text: ignored
     assert registry.scrub("x") == "x"
+
+
+@pytest.mark.parametrize(("value", "haystack", "found"), [
+    ("2580", "pin=2580;", True), ("2580", "2580", True), ("2580", "a92580f1", False), ("2580", "125803", False),
+    ("2580", "ＰＩＮ2580", True),  # a full-width neighbour is no ASCII word character
+    ("ABC1234", "xABC1234y", True),  # 6 characters and more: anywhere
+    ("TESTSIGN1", "idTESTSIGN1x", True),
+])
+def test_masking_and_leak_checks_share_one_rule_for_short_values(value, haystack, found):
+    """What a leak check calls a leak (holds_secret, also on bytes) is exactly what the masking hides."""
+    assert holds_secret(haystack, value) is found
+    assert holds_secret(haystack.encode("utf-8"), value) is found
+    registry = SecretRegistry()
+    registry.add(value, "secret")
+    assert (registry.scrub(haystack) != haystack) is found
+    assert (len(value) < SHORT_SECRET) is (secret_regex(value) != re.escape(value))
 
 
 def test_a_holder_value_compares_as_its_value_and_logs_as_a_description():

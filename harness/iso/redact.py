@@ -277,6 +277,26 @@ def value_forms(value: str) -> list[str]:
     return forms
 
 
+SHORT_SECRET = 6  # shorter values are secrets only as whole words: a 4-digit PIN also occurs inside timestamps and ids
+
+
+def secret_regex(value: str) -> str:
+    """The pattern that finds ``value`` as a secret: a short one only where no ASCII letter or digit touches it.
+
+    The one rule for masking (:class:`SecretRegistry`) and for every leak check, so that what a check calls a
+    leak is always something the masking would have hidden."""
+    text = re.escape(value)
+    return text if len(value) >= SHORT_SECRET else rf"(?<![0-9A-Za-z]){text}(?![0-9A-Za-z])"
+
+
+def holds_secret(haystack: str | bytes, value: str) -> bool:
+    """Whether ``value`` stands in ``haystack`` (text, or bytes as UTF-8) under :func:`secret_regex`'s rule."""
+    pattern = secret_regex(value)
+    if isinstance(haystack, bytes):
+        return re.search(pattern.encode("utf-8"), haystack) is not None
+    return re.search(pattern, haystack) is not None
+
+
 @dataclass
 class SecretRegistry:
     """The secret values known in this process; :meth:`scrub` masks each wherever it appears in text."""
@@ -313,9 +333,7 @@ class SecretRegistry:
             if self._pattern is None and self._values:
                 alternatives = set()
                 for value in self._values:
-                    text = re.escape(value)
-                    # short values only as whole words: a 4-digit PIN also occurs inside timestamps
-                    alternatives.add(rf"(?<![0-9A-Za-z]){text}(?![0-9A-Za-z])" if len(value) < 6 else text)
+                    alternatives.add(secret_regex(value))
                     alternatives.update(re.escape(form) for form in value_forms(value))
                 ordered = sorted(alternatives, key=len, reverse=True)
                 self._pattern = re.compile("|".join(ordered))

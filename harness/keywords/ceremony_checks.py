@@ -3,7 +3,6 @@ no PIN or private key leaked."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any
 
@@ -12,6 +11,7 @@ from robotlibcore import keyword
 
 from devices.virtual.rig import provisioning_state
 from harness.authority import AuthorityError
+from harness.iso.redact import holds_secret
 from harness.jpki import JpkiClient, PinKind
 from harness.phone_download import CeremonyResult, PinSource, verify_card_pin
 from harness.pki import checks, revocation
@@ -191,8 +191,8 @@ class CeremonyChecks(CeremonyComponent):
         haystacks = {"APDU trace": trace, "authority events": str(self._client().get("/api/events")),
                      "authority bindings": str(self._client().get("/api/bindings"))}
         db = self._server().config.db_path.read_bytes()
-        leaks = [f"a PIN in the {where}" for where, text in haystacks.items() for s in secrets if _holds(text, s)]
-        leaks += ["a PIN in the authority's database" for s in secrets if _holds(db, s)]
+        leaks = [f"a PIN in the {where}" for where, text in haystacks.items() for s in secrets if holds_secret(text, s)]
+        leaks += ["a PIN in the authority's database" for s in secrets if holds_secret(db, s)]
         leaks += [f"a private key in the {where}" for where, text in haystacks.items() if "PRIVATE KEY" in text]
         phone = self.state.phone
         if phone is not None and phone.card is not None:
@@ -203,20 +203,3 @@ class CeremonyChecks(CeremonyComponent):
                     leaks += [f"the phone's private key in the {w}" for w, t in haystacks.items() if d in t.lower()]
         if leaks:
             raise AssertionError("; ".join(sorted(set(leaks))))
-
-
-SHORT_SECRET = 8  # a 4-digit PIN occurs by chance inside random hex ids, nonces and timestamps
-
-
-def _holds(text: str | bytes, secret: str) -> bool:
-    """Whether ``secret`` stands in ``text``; a short one only as a whole word (not inside a longer word).
-
-    The authority's events carry random ceremony ids and timestamps: ``"2580"`` inside ``"a92580f1"`` is
-    chance, ``"pin=2580"`` or a field holding exactly ``2580`` is a leak.
-    """
-    needle = secret if isinstance(text, str) else secret.encode("utf-8")
-    if len(secret) >= SHORT_SECRET:
-        return needle in text
-    if isinstance(text, str):
-        return re.search(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])", text) is not None
-    return re.search(rb"(?<![0-9A-Za-z])" + re.escape(needle) + rb"(?![0-9A-Za-z])", text) is not None
