@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
@@ -95,11 +95,50 @@ class CardFacts:
     profile: str = ""  # the virtual profile's name (for messages)
 
 
+class TraceObserver(Protocol):
+    """Told of what happens at a reader besides its answers (``harness.tracefile``'s writers are the ones)."""
+
+    def event(self, name: str) -> None: ...
+
+
 class Reader(ABC):
-    """A card reader with one slot. Lifecycle: open → wait_for_card → power_on → transmit* → power_off → close."""
+    """A card reader with one slot. Lifecycle: open → wait_for_card → power_on → transmit* → power_off → close.
+
+    Besides the abstract methods, a reader declares its optional features here with the default of a reader
+    that lacks them, so the harness reads them as plain attributes and never guesses at a backend's insides.
+    """
 
     uri: str = ""
     recorded_header: dict | None = None  # a ``replay:`` device: the header of the recording it answers from
+    # No I/O, answers in the calling thread (the in-process card): the channel needs no deadline thread.
+    answers_in_caller: bool = False
+    # Every exchange ends within the protocol's own timeouts and bounded retries (a serial module).
+    bounded_by_protocol: bool = False
+    # The reader itself answers 61xx with GET RESPONSE and 6Cxx with a re-send (PC/SC): see
+    # :meth:`set_status_word_handling`.
+    handles_status_words: bool = False
+    # The trace files this reader writes to (``harness.tracefile.attach`` adds them), told of card changes.
+    trace_writers: tuple[TraceObserver, ...] = ()
+
+    @property
+    def protocol(self) -> str:
+        """The transmission protocol negotiated with the card (``T=0``, ``T=1``); "" where none is negotiated."""
+        return ""
+
+    @property
+    def auto_exchanges(self) -> Sequence[tuple[bytes, bytes]]:
+        """The (command, response) pairs the reader sent on its own during the last transmit (GET RESPONSE,
+        a re-send after ``6Cxx``), so the trace shows them where they happened; none for most readers."""
+        return ()
+
+    @property
+    def terminal_kind(self) -> str:
+        """The kind of terminal (``kiosk``, ``stb``) this reader is the module of; "" for a plain reader."""
+        return ""
+
+    def set_status_word_handling(self, *, get_response: bool, resend_6c: bool) -> None:
+        """Switches the reader's own GET RESPONSE after ``61xx`` and re-send after ``6Cxx`` on or off."""
+        raise DeviceError(f"{self.uri}: this reader does not handle 61xx/6Cxx itself (a PC/SC reader does)")
 
     @property
     @abstractmethod

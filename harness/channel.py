@@ -167,7 +167,7 @@ class _BackendWorker:
 def _bounds_itself(reader: Reader) -> bool:
     """Readers whose calls cannot outlive a deadline of their own: the in-process card (no I/O) and a
     serial module, whose every exchange ends within its protocol's timeouts and bounded retries."""
-    return bool(getattr(reader, "answers_in_caller", False) or getattr(reader, "bounded_by_protocol", False))
+    return reader.answers_in_caller or reader.bounded_by_protocol
 
 
 class CardChannel:

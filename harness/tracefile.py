@@ -199,8 +199,8 @@ def _now() -> str:
 def attach(reader: Reader, writer: TraceWriter) -> Reader:
     """Makes ``reader`` write every power-on, power-off and exchange to ``writer``; returns the same object.
 
-    The methods are replaced on the instance, so the reader keeps its class and attributes (the keywords
-    look for ``slot``, ``auto_exchanges``, a serial reader's class…).
+    The methods are replaced on the instance, so the reader keeps its class, its features (``auto_exchanges``…)
+    and its virtual rig (``devices.virtual.rig.rig_of``).
     """
     inner_transmit, inner_on, inner_off, inner_close = reader.transmit, reader.power_on, reader.power_off, reader.close
 
@@ -214,7 +214,7 @@ def attach(reader: Reader, writer: TraceWriter) -> Reader:
             raise
         elapsed = (time.perf_counter() - start) * 1000
         writer.exchange(bytes(apdu), bytes(answer), elapsed, sent)
-        for command, response in list(getattr(reader, "auto_exchanges", []) or []):
+        for command, response in list(reader.auto_exchanges):
             writer.exchange(bytes(command), bytes(response), 0.0, sent, by="reader")
         return answer
 
@@ -233,7 +233,7 @@ def attach(reader: Reader, writer: TraceWriter) -> Reader:
         finally:
             writer.close()
 
-    reader.trace_writers = [*getattr(reader, "trace_writers", []), writer]  # type: ignore[attr-defined]
+    reader.trace_writers = (*reader.trace_writers, writer)
     reader.transmit = transmit  # type: ignore[method-assign]
     reader.power_on = power_on  # type: ignore[method-assign]
     reader.power_off = power_off  # type: ignore[method-assign]

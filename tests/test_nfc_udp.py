@@ -24,11 +24,14 @@ from devices.virtual.bridges.iso_dep_picc import State, bit_rate_byte, build_atq
 from devices.virtual.bridges.nfc import NfcUdpCard, VirtualNfcReader, serve_forever
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import load_profile
+from devices.virtual.rig import FaultUnsupported
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness.keywords.card import CardKeywords
 from harness.keywords.contactless import ContactlessKeywords
 from harness.keywords.context import LibraryContext
 from harness.keywords.device import DeviceKeywords
+from harness.keywords.faults import FaultKeywords
+from harness.keywords.transport import TransportKeywords
 
 pytestmark = pytest.mark.nfc
 
@@ -477,19 +480,21 @@ def test_chaining_wtx_and_field_keywords(keywords):
         kw.last_exchange_should_have_used_chaining("command")
     with pytest.raises(AssertionError, match="S\\(WTX\\)"):
         kw.last_exchange_should_have_used_wtx()
-    kw.set_card_response_delay(500)
+    faults = FaultKeywords(ctx)
+    faults.delay_card_signatures(500)
     card.sign_data("auth", "challenge")
     kw.last_exchange_should_have_used_wtx()
-    kw.set_card_response_delay(0)
-    kw.lose_next_frames(1, "response")
+    faults.delay_card_signatures(0)
+    faults.inject_link_fault(lose_responses=1)
     card.select_jpki_ap()
     kw.link_statistic_should_be_at_least("naks_in", 1)
     kw.reset_link_statistics()
     assert kw.get_link_statistics()["naks_in"] == 0
-    kw.remove_card_from_field(during_apdu=1)
+    faults.pull_card_during_apdu(1)
     with pytest.raises(CardRemoved):
         card.select_jpki_ap()
-    atr = kw.return_card_to_field()
+    faults.insert_card()
+    atr = TransportKeywords(ctx).reconnect_card()
     assert atr == ctx.atr.hex(" ").upper()
     card.select_jpki_ap()
     kw.last_exchange_should_not_have_used_chaining()
@@ -505,7 +510,7 @@ def test_fault_keywords_refuse_a_device_without_a_virtual_picc():
             kw.require_virtual_contactless_card()
         with pytest.raises(DeviceError, match="not a contactless device"):
             kw.get_contactless_parameters()
-        with pytest.raises(DeviceError, match="UDP link"):
-            kw.remove_card_from_field()
+        with pytest.raises(FaultUnsupported, match="virtual:card cannot inject lose_responses"):
+            FaultKeywords(ctx).inject_link_fault(lose_responses=1)
     finally:
         device.close_device()

@@ -92,6 +92,8 @@ POWER_UP_PAUSE = 0.2
 class PcscReader(Reader):
     """One PC/SC reader. Not thread-safe: one thread drives it, as with a real terminal."""
 
+    handles_status_words = True  # get_response / resend_6c
+
     def __init__(self, reader_name: str, *, uri: str = "", get_response: bool = True, resend_6c: bool = True,
                  extended: bool | None = None, reset: str = "cold", exclusive: bool = False,
                  pooled: bool = True) -> None:
@@ -111,7 +113,7 @@ class PcscReader(Reader):
         self._caps: ReaderCapabilities | None = None
         self._caps_atr: bytes | None = None
         # (command, response) pairs the reader sent on its own (GET RESPONSE, 6C re-send) in the last transmit.
-        self.auto_exchanges: list[tuple[bytes, bytes]] = []
+        self._auto: list[tuple[bytes, bytes]] = []
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -121,6 +123,13 @@ class PcscReader(Reader):
     @property
     def atr(self) -> bytes:
         return self._atr
+
+    @property
+    def auto_exchanges(self) -> list[tuple[bytes, bytes]]:
+        return self._auto
+
+    def set_status_word_handling(self, *, get_response: bool, resend_6c: bool) -> None:
+        self.get_response, self.resend_6c = get_response, resend_6c
 
     @property
     def protocol(self) -> str:
@@ -294,7 +303,7 @@ class PcscReader(Reader):
 
     def transmit(self, apdu: bytes) -> bytes:
         """Send one APDU; ``61xx`` and ``6Cxx`` are handled here unless switched off (see the module doc)."""
-        self.auto_exchanges = []
+        self._auto = []
         if len(apdu) < 4:  # vpcd would take one byte for a control message and never answer
             raise DeviceError(f"{self.uri}: a {len(apdu)}-byte command is no APDU (4-byte header); not sent")
         response = self._exchange(list(apdu))
@@ -314,7 +323,7 @@ class PcscReader(Reader):
         except ApduError:
             return apdu, response
         again = self._exchange(list(fixed))
-        self.auto_exchanges.append((fixed, bytes(again)))
+        self._auto.append((fixed, bytes(again)))
         return fixed, again
 
     def _get_response(self, cla: int, response: list[int]) -> bytes:
@@ -325,10 +334,10 @@ class PcscReader(Reader):
             command = bytes((channel, 0xC0, 0x00, 0x00, response[-1]))
             response = self._exchange(list(command))
             if response[-2] == 0x6C and self.resend_6c:
-                self.auto_exchanges.append((command, bytes(response)))
+                self._auto.append((command, bytes(response)))
                 command = command[:4] + bytes((response[-1],))
                 response = self._exchange(list(command))
-            self.auto_exchanges.append((command, bytes(response)))
+            self._auto.append((command, bytes(response)))
             data += bytes(response[:-2])
             if response[-2] != 0x61:
                 return bytes(data) + bytes(response[-2:])

@@ -133,6 +133,11 @@ class SerialReader(Reader):
 
     bounded_by_protocol = True  # every exchange ends within the protocol's timeouts and bounded retries
 
+    @property
+    def terminal_kind(self) -> str:
+        """The terminal the protocol file belongs to (``kiosk``, ``stb``), "" for a plain module."""
+        return self.spec.terminal
+
     def __init__(self, uri: str, spec: ProtocolSpec, port: serial.SerialBase, *, transport: str = "tty",
                  url: str = "") -> None:
         self.uri = uri

@@ -8,7 +8,7 @@ bridge's attributes, so a bridge can change its insides without breaking a keywo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -18,8 +18,28 @@ from .card import VirtualCard
 from .profile import CardProfile, ProfileError, available_profiles, load_profile
 from .slot import CardSlot, FaultPlan
 
-__all__ = ["FaultPlan", "FieldLink", "Firmware", "PortServer", "VirtualCard", "VirtualRig", "attach", "card_facts",
-           "known_profile_facts", "profile_facts", "provisioning_options", "provisioning_state", "rig_of"]
+__all__ = ["CARD_FAULTS", "FAULTS", "LINK_FAULTS", "FaultPlan", "FaultUnsupported", "FieldLink", "Firmware",
+           "PortServer", "VirtualCard", "VirtualRig", "attach", "card_facts", "known_profile_facts", "profile_facts",
+           "provisioning_options", "provisioning_state", "rig_of"]
+
+# One fault vocabulary for every bridge. Card faults act on the slot, so every virtual device has them:
+CARD_FAULTS = ("remove_card", "pull_card", "delay_card", "delay_signatures", "unplug")
+# Link faults act on the frames between the card's side and the host's reader stack; each bridge with a link
+# names them its own way: (the name on nfcpy's UDP link, the name in the serial firmware), None where it has none.
+LINK_FAULTS: dict[str, tuple[str | None, str | None]] = {
+    "lose_responses": ("drop_responses", "mute_responses"),  # the answer never reaches the host
+    "lose_commands": ("ignore_commands", None),  # the host's frame never reaches the card
+    "corrupt_responses": (None, "corrupt_responses"),  # the answer arrives with a wrong check value
+    "corrupt_commands": (None, "corrupt_commands"),
+    "truncate_responses": (None, "drop_response_bytes"),  # a byte of the answer is lost
+    "truncate_commands": (None, "drop_command_bytes"),
+    "delay_responses": (None, "stall_responses"),  # the answer is held back ``delay_seconds``
+}
+FAULTS = CARD_FAULTS + tuple(LINK_FAULTS)
+
+
+class FaultUnsupported(DeviceError):
+    """The virtual device has no such fault (its bridge lacks that link); one line naming what it has."""
 
 
 # What the rig hands out of each bridge, as protocols: the bridges import the rig to register, so the rig
@@ -38,7 +58,7 @@ class FieldLink(Protocol):
 
     def remove_from_field(self) -> None: ...
 
-    def return_to_field(self) -> None: ...
+    def return_to_field(self, card: VirtualCard | None = None) -> None: ...
 
 
 class Firmware(Protocol):
@@ -138,8 +158,13 @@ class VirtualRig:
         return None if card is None else card_facts(card)
 
     def remove(self, timeout: float | None = None) -> None:
-        """Takes the card out; with ``timeout``, waits (where the stack polls) until the host sees it gone."""
-        card = self.slot.remove()
+        """Takes the card out (off nfcpy's field: it falls silent at once); with ``timeout``, waits (where the
+        stack polls) until the host sees it gone."""
+        card = self.slot.card
+        if self.link is not None:
+            self.link.remove_from_field()
+        else:
+            self.slot.remove()
         if card is not None:
             self._model = self._removed = card
         if timeout is not None and self.wait_removed is not None:
@@ -152,9 +177,15 @@ class VirtualRig:
             raise DeviceError("no card to insert: the slot has never held one")
         if fresh:
             card = VirtualCard(card.profile)
-        self.slot.insert(card)
+        self._put(card)
         self._model, self._removed = card, None
         return card
+
+    def _put(self, card: VirtualCard) -> None:
+        if self.link is not None:
+            self.link.return_to_field(card)  # back in the field, unpowered: the reader activates it anew
+        else:
+            self.slot.insert(card)
 
     def new_card(self, profile: str | None = None) -> VirtualCard:
         """A factory-fresh card of ``profile`` (default: the profile of the card last in the slot), not inserted."""
@@ -170,7 +201,7 @@ class VirtualRig:
         unless it is there already; None: leave the slot's card."""
         self.slot.arm(FaultPlan())
         if card is not None and self.slot.card is not card:
-            self.slot.insert(card)
+            self._put(card)
             self._model, self._removed = card, None
 
     def insert_fresh(self) -> VirtualCard:
@@ -197,6 +228,40 @@ class VirtualRig:
     def arm(self, plan: FaultPlan) -> None:
         """Card faults, counted in APDUs that reach the card: removal during one, a stall of one."""
         self.slot.arm(plan)
+
+    def supported_faults(self) -> tuple[str, ...]:
+        """The names of :data:`FAULTS` this device can inject: the card faults, and its link's."""
+        side = 0 if self.link is not None else 1 if self.firmware is not None else None
+        link = () if side is None else tuple(name for name, names in LINK_FAULTS.items() if names[side])
+        return CARD_FAULTS + link
+
+    def require(self, fault: str, device: str = "this device") -> None:
+        """Raises :class:`FaultUnsupported` (or, for a name outside :data:`FAULTS`, a plain error) unless
+        ``device`` can inject ``fault``."""
+        if fault not in FAULTS:
+            raise DeviceError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        if fault not in self.supported_faults():
+            where = ("nfcpy's UDP link" if self.link is not None else "the serial firmware"
+                     if self.firmware is not None else "no link the harness can disturb")
+            raise FaultUnsupported(f"{device} cannot inject {fault}: it has {where}; its faults are "
+                                   f"{', '.join(self.supported_faults())}")
+
+    def arm_link(self, counts: Mapping[str, int], delay_seconds: float = 0.0, device: str = "this device") -> None:
+        """Arms link faults by their :data:`LINK_FAULTS` names, each for the next ``count`` frames (replacing
+        what was armed on the link); ``delay_seconds`` is how long ``delay_responses`` holds an answer."""
+        for name in counts:
+            if name not in LINK_FAULTS:
+                raise DeviceError(f"unknown link fault {name!r}; known: {', '.join(LINK_FAULTS)}")
+            self.require(name, device)
+        if self.link is not None:
+            self.link.faults.drop_responses = int(counts.get("lose_responses", 0))
+            self.link.faults.ignore_commands = int(counts.get("lose_commands", 0))
+        elif self.firmware is not None:
+            plan: dict[str, int | float | None] = {LINK_FAULTS[name][1] or name: int(count)
+                                                   for name, count in counts.items()}
+            if delay_seconds:
+                plan["stall_seconds"] = float(delay_seconds)
+            self.firmware.arm_faults(**plan)
 
     def arm_serial(self, **plan: int | float | None) -> None:
         """Serial faults of the firmware for the coming frames (``SerialFaultPlan`` field names)."""

@@ -22,6 +22,8 @@ class FaultPlan:
     remove_at_apdu: int | None = None  # the card is pulled while this APDU is in flight: no answer
     stall_at_apdu: int | None = None  # this APDU is answered only after ``stall_seconds``
     stall_seconds: float = 0.0
+    remove_on_ins: int | None = None  # the card is pulled while an APDU with this INS is in flight…
+    remove_on_occurrence: int = 1  # …the n-th such APDU after arming
 
 
 class CardSlot:
@@ -33,6 +35,7 @@ class CardSlot:
         self.card = card
         self.faults = FaultPlan()
         self._armed_at = 0
+        self._ins_seen = 0
         self.apdu_count = 0
         self.generation = 0  # bumps on every insertion/removal
 
@@ -65,6 +68,7 @@ class CardSlot:
         with self._lock:
             self.faults = plan
             self._armed_at = self.apdu_count
+            self._ins_seen = 0
 
     def power_on(self) -> bytes:
         with self._lock:
@@ -77,6 +81,13 @@ class CardSlot:
             if self.card is not None:
                 self.card.power_off()
 
+    def _pull_on_ins(self, faults: FaultPlan, apdu: bytes) -> bool:
+        """Counts the APDUs of the plan's INS (under the lock); True for the one the card is pulled during."""
+        if faults.remove_on_ins is None or len(apdu) < 2 or apdu[1] != faults.remove_on_ins:
+            return False
+        self._ins_seen += 1
+        return self._ins_seen == faults.remove_on_occurrence
+
     def exchange(self, apdu: bytes) -> bytes:
         with self._lock:
             card = self.card
@@ -85,12 +96,13 @@ class CardSlot:
             self.apdu_count += 1
             index = self.apdu_count - self._armed_at
             faults = self.faults
+            pull = self._pull_on_ins(faults, apdu)
         delay = card.response_delay(apdu)
         if faults.stall_at_apdu == index:
             delay += faults.stall_seconds
         if delay > 0:
             time.sleep(delay)  # outside the lock: the card can be pulled while it works
-        if faults.remove_at_apdu == index:
+        if faults.remove_at_apdu == index or pull:
             self.remove()
             raise CardRemoved(f"card removed during APDU {index} after the fault plan was armed")
         with self._lock:

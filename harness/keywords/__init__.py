@@ -22,6 +22,7 @@ from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
 from .evacuation import EvacuationKeywords
+from .fault_aliases import DeprecatedFaultKeywords
 from .local_services import LocalServiceKeywords
 from .mailbox import MailboxKeywords
 from .recordings import RecordingKeywords
@@ -67,6 +68,7 @@ class JPKILibrary(DynamicCore):
             TransportKeywords(self.ctx),
             ContactlessKeywords(self.ctx),
             SerialKeywords(self.ctx),
+            DeprecatedFaultKeywords(self.ctx),  # the fault vocabulary (FaultKeywords) and its old names
             self.terminals,
             self.relying_party,
             self.ceremony,

@@ -14,7 +14,7 @@ from robotlibcore import keyword
 
 from devices.base import DeviceError
 from devices.nfc.iso14443 import atr_from_atqb
-from devices.virtual.rig import FaultPlan, VirtualRig, rig_of
+from devices.virtual.rig import VirtualRig, rig_of
 from harness.iso.apdu import parse_hex, to_hex
 
 from .context import LibraryComponent
@@ -189,58 +189,6 @@ class ContactlessKeywords(LibraryComponent):
         logger.info(f"last APDU: {record.wtx} S(WTX) over {record.elapsed_ms:.0f} ms")
 
     # -- faults -----------------------------------------------------------------------------------
-    @keyword
-    def remove_card_from_field(self, during_apdu: int = 0) -> None:
-        """Takes the virtual card out of the field: now, or during APDU ``during_apdu`` (1 = the next).
-
-        The card then stays silent; the reader sees the target lost on its next exchange (``CardRemoved``).
-        """
-        rig = self._rig()
-        if int(during_apdu) > 0:
-            rig.arm(FaultPlan(remove_at_apdu=int(during_apdu)))
-        else:
-            rig.require_link().remove_from_field()
-
-    @keyword
-    def return_card_to_field(self, timeout: float = 5.0) -> str:
-        """Brings the virtual card back; the reader discovers and activates it again. Returns the new ATR.
-
-        Volatile state (selected applet, verified PINs) starts afresh, as with a real card.
-        """
-        self._rig().require_link().return_to_field()
-        reader = self.ctx.require_reader()
-        reader.wait_for_card(float(timeout))
-        self.ctx.atr = reader.power_on()
-        return to_hex(self.ctx.atr)
-
-    @keyword
-    def set_card_response_delay(self, delay_ms: int, command: str = "sign") -> None:
-        """Makes the virtual card slower, to provoke S(WTX): ``command=sign`` delays every signature
-        by ``delay_ms``; ``command=next`` stalls only the next APDU. ``0`` restores the profile's speed.
-        """
-        rig = self._rig()
-        delay = int(delay_ms)
-        if command == "sign":
-            rig.slow_signing(delay)
-        elif command == "next":
-            rig.arm(FaultPlan(stall_at_apdu=1, stall_seconds=delay / 1000) if delay else FaultPlan())
-        else:
-            raise ValueError(f"command must be 'sign' or 'next', got '{command}'")
-
-    @keyword
-    def lose_next_frames(self, count: int = 1, direction: str = "response") -> None:
-        """Loses the next ``count`` frames on the link, so the reader must recover with R(NAK).
-
-        ``direction=response`` loses the card's answers; ``direction=command`` the reader's blocks.
-        """
-        faults = self._rig().require_link().faults
-        if direction == "response":
-            faults.drop_responses = int(count)
-        elif direction == "command":
-            faults.ignore_commands = int(count)
-        else:
-            raise ValueError(f"direction must be 'response' or 'command', got '{direction}'")
-
     @keyword
     def link_statistic_should_be_at_least(self, name: str, minimum: int) -> None:
         """Fails unless the link counter ``name`` (see ``Get Link Statistics``) reached ``minimum``."""

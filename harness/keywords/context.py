@@ -10,6 +10,7 @@ from devices.base import DeviceError, Reader
 from harness.channel import CardChannel
 from harness.credentials import DeviceFacts
 from harness.jpki import JpkiClient
+from harness.lab import LabDevice
 from harness.pin_guard import PinGuard
 from harness.remote.guard import RemotePinGuard, remote_reader_of
 from harness.trace import ApduTrace
@@ -25,6 +26,7 @@ class LibraryContext:
     atr: bytes = b""
     trace: ApduTrace = field(default_factory=ApduTrace)
     facts: DeviceFacts = field(default_factory=DeviceFacts)
+    lab_device: LabDevice | None = None  # the inventory's entry for the open device, None for a bare URI
     changed_pins: dict[str, str] = field(default_factory=dict, repr=False)  # PINs a test changed
     extensions: dict[str, Any] = field(default_factory=dict)  # per-concern state of keyword classes
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
@@ -15,18 +13,19 @@ from harness.channel import CardChannel
 from harness.credentials import facts_for_device, recorded_facts
 from harness.iso.apdu import to_hex
 from harness.notrun import NOT_RUN_PREFIX
-from harness.pin_guard import fresh_card
 from harness.preflight import identify
 from harness.remote.guard import remote_facts
 
 from . import privacy, trace_files
 from .context import LibraryComponent
+from .faults import insert_fresh_card
 
 
 class DeviceKeywords(LibraryComponent):
-    def __init__(self, ctx) -> None:
-        super().__init__(ctx)
-        self.lab_device: lab.LabDevice | None = None
+    @property
+    def lab_device(self) -> lab.LabDevice | None:
+        """The inventory's entry for the open device (kept on the shared context)."""
+        return self.ctx.lab_device
 
     @keyword
     def open_device(self, name: str, timeout: float = 5.0) -> str:
@@ -49,7 +48,7 @@ class DeviceKeywords(LibraryComponent):
             raise
         self.ctx.device_name = name
         self.ctx.changed_pins.clear()
-        self.lab_device = lab_device
+        self.ctx.lab_device = lab_device
         self.ctx.reader = reader
         self.ctx.channel = CardChannel(reader, self.ctx.trace)
         self.ctx.atr = atr
@@ -119,27 +118,6 @@ class DeviceKeywords(LibraryComponent):
             )
 
     @keyword
-    def insert_fresh_virtual_card(self) -> str:
-        """Replaces the virtual card with a factory-fresh one of the same profile and powers it on.
-
-        Used after destructive requirements so the next test starts with full retry counters.
-        """
-        reader = self.ctx.require_reader()
-        rig = rig_of(reader)
-        if rig is None:
-            raise DeviceError(f"{self.ctx.device_name} is not a virtual device: its card cannot be replaced")
-        rig.insert_fresh()
-        trace_files.card_replaced(reader)
-        self.ctx.facts = facts_for_device(rig.card_facts(), self.lab_device)
-        fresh_card(self.ctx.device_name)
-        privacy.protect(self.ctx)
-        with contextlib.suppress(DeviceError):
-            reader.power_off()
-        reader.wait_for_card(5.0)
-        self.ctx.atr = reader.power_on()
-        return to_hex(self.ctx.atr)
-
-    @keyword
     def restore_virtual_card(self) -> None:
         """After a destructive requirement: a virtual card is replaced by a fresh one; a real one stays as left."""
         if self.ctx.reader is None:
@@ -147,7 +125,7 @@ class DeviceKeywords(LibraryComponent):
         if rig_of(self.ctx.reader) is None:
             logger.warn(f"{self.ctx.device_name}: a real card stays as the destructive requirement left it")
             return
-        self.insert_fresh_virtual_card()
+        insert_fresh_card(self.ctx)
 
     @keyword
     def set_apdu_timeout(self, seconds: str | float | None) -> None:
@@ -158,16 +136,6 @@ class DeviceKeywords(LibraryComponent):
         """
         channel = self.ctx.require_channel()
         channel.timeout = None if seconds in (None, "None", "") else float(seconds)
-
-    @keyword
-    def unplug_virtual_reader(self) -> None:
-        """Takes the virtual reader away mid-run: its firmware or card server stops (serial, NFC, PC/SC bridges)
-        or the in-process reader closes. The next APDU fails with ``DeviceGone`` or ``CardRemoved``;
-        ``Open Device`` gives a new one."""
-        rig = rig_of(self.ctx.require_reader())
-        if rig is None:
-            raise DeviceError(f"{self.ctx.device_name} is not a virtual device: unplug it by hand")
-        rig.unplug()
 
     @keyword
     def get_atr(self) -> str:

@@ -15,7 +15,7 @@ from robotlibcore import keyword
 
 from devices.base import DeviceError, Reader
 from devices.serial.reader import SerialReader
-from devices.virtual.rig import FaultPlan, Firmware, VirtualRig, rig_of
+from devices.virtual.rig import Firmware, rig_of
 from harness.iso.apdu import parse_hex, sw_hex
 from harness.jpki import JpkiClient, PinKind
 from harness.pin_guard import refuse_raw_secret
@@ -39,7 +39,6 @@ class SerialState:
         self.firmware_baseline: dict[str, Any] = {}
         self.last_error: str = ""
         self.last_elapsed: float = 0.0
-        self.stall_ends: float = 0.0
 
 
 def serial_state(ctx: LibraryContext) -> SerialState:
@@ -68,12 +67,6 @@ class SerialKeywords(LibraryComponent):
             raise SkipExecution(f"{self.ctx.device_name} is a real module: serial faults need the virtual "
                                 "firmware (virtual:…?via=kiosk|stb)")
         return firmware
-
-    def _rig(self) -> VirtualRig:
-        rig = rig_of(self.ctx.require_reader())
-        if rig is None:
-            raise SkipExecution(f"{self.ctx.device_name} has no virtual slot: moving the card needs a person")
-        return rig
 
     # -- protocol facts --------------------------------------------------------------------------
     @keyword
@@ -126,21 +119,6 @@ class SerialKeywords(LibraryComponent):
         caps = self._reader().capabilities
         per_read = caps.max_response if caps.extended_apdu else min(caps.max_response, 256)
         return 2 + -(-len(der) // per_read)
-
-    @keyword
-    def stall_longer_than_the_timeouts(self) -> float:
-        """Arms a stall of the next answer that outlasts every timeout and re-send; returns its seconds."""
-        timing = self._reader().spec.timing
-        per_try = timing.apdu_timeout + (timing.ack_timeout if self._reader().spec.framing.has_ack_nak else 0)
-        seconds = round((timing.retries + 1) * per_try + 0.2, 3)
-        self._rig().arm_serial(stall_responses=1, stall_seconds=seconds)
-        self.state.stall_ends = time.monotonic() + seconds
-        return seconds
-
-    @keyword
-    def wait_for_stall_to_end(self) -> None:
-        """Sleeps until the armed stall is over and the module's late answers are on the line."""
-        time.sleep(max(0.0, self.state.stall_ends - time.monotonic()) + 0.2)
 
     @keyword
     def port_server_line_settings_should_be(self, **expected: str) -> None:
@@ -200,32 +178,6 @@ class SerialKeywords(LibraryComponent):
             raise AssertionError(f"firmware statistic {name} grew by {delta}, expected {expected}")
 
     # -- faults --------------------------------------------------------------------------------------------
-    @keyword
-    def inject_serial_fault(self, **plan: str) -> None:
-        """Arms serial faults on the virtual firmware for the coming frames, e.g. ``corrupt_responses=1``,
-        ``drop_response_bytes=1``, ``mute_responses=1``, ``stall_responses=1  stall_seconds=0.3``,
-        ``corrupt_commands=1``, ``drop_command_bytes=1``, ``pull_card_on_ins=0x2A``."""
-        values = {key: float(value) if key == "stall_seconds" else _int_or_none(value) for key, value in plan.items()}
-        self._firmware()  # skips on a real module before the names are checked
-        self._rig().arm_serial(**values)
-
-    @keyword
-    def clear_serial_faults(self) -> None:
-        """Disarms every serial and card fault of the virtual firmware and slot."""
-        rig = rig_of(self.ctx.require_reader())
-        if rig is not None:
-            rig.clear_faults()
-
-    @keyword
-    def slow_down_card(self, seconds: float, at_apdu: int = 1) -> None:
-        """The card answers APDU ``at_apdu`` (1 = the next) only after ``seconds`` (slot fault plan)."""
-        self._rig().arm(FaultPlan(stall_at_apdu=int(at_apdu), stall_seconds=float(seconds)))
-
-    @keyword
-    def pull_card_at_apdu(self, index: int = 1) -> None:
-        """The card leaves the slot while APDU ``index`` (1 = the next) is in flight (slot fault plan)."""
-        self._rig().arm(FaultPlan(remove_at_apdu=int(index)))
-
     # -- exchanges that must fail ----------------------------------------------------------------------
     @keyword
     def send_apdu_expecting_error(self, apdu: str, error: str) -> str:
@@ -296,16 +248,6 @@ class SerialKeywords(LibraryComponent):
 
     # -- card events -------------------------------------------------------------------------------------
     @keyword
-    def take_card_out_of_serial_reader(self) -> None:
-        """Pulls the card out of the virtual slot; the module notifies the host with its removal event."""
-        self._rig().remove()
-
-    @keyword
-    def put_card_into_serial_reader(self, fresh: bool = False) -> None:
-        """Puts the removed card back (``fresh=True``: a factory-fresh card of its profile), unpowered."""
-        self._rig().insert(fresh=fresh)
-
-    @keyword
     def card_event_should_be_notified(self, event: str, timeout: float = 2.0) -> None:
         """Fails unless the module's ``inserted``/``removed`` notification reaches the host within ``timeout``
         seconds, without the host asking (no status command is sent)."""
@@ -318,22 +260,6 @@ class SerialKeywords(LibraryComponent):
             if reader.stats.events > before and reader.present_by_events == (wanted == "inserted"):
                 return
         raise AssertionError(f"no card {wanted} notification within {timeout} s")
-
-    @keyword
-    def restore_serial_reader(self) -> None:
-        """Teardown: clears faults, puts a taken card back, and powers the card up again."""
-        reader = self.ctx.reader
-        if reader is None:
-            return
-        rig = rig_of(reader)
-        if rig is not None:
-            rig.restore()
-        try:
-            _power_cycle(reader)
-        except DeviceError as exc:
-            logger.info(f"restore: {exc}; power cycling once more")
-            _power_cycle(reader)
-
 
 def _power_cycle(reader: Reader) -> None:
     try:

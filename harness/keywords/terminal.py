@@ -28,7 +28,6 @@ from harness.terminals.ui import PinPrompt
 from . import privacy
 from .context import LibraryComponent, LibraryContext
 
-INS = {"SIGN": 0x2A, "VERIFY": 0x20, "READ BINARY": 0xB0, "SELECT": 0xA4}
 EFFECTS = ("bookings", "payments", "issued", "watch_log", "occupancy")
 
 
@@ -354,17 +353,6 @@ class TerminalKeywords(_TerminalComponent):
                                  f"for serial {cert.serial_number:x}")
 
     # -- faults and the card --------------------------------------------------------------------------------
-    @keyword
-    def pull_card_during_next(self, command: str = "SIGN", occurrence: int = 1) -> None:
-        """The card is pulled from the terminal's reader when the ``occurrence``-th APDU of ``command``
-        (SIGN, VERIFY, READ BINARY, SELECT or an INS in hex) arrives. Needs the virtual firmware."""
-        rig = rig_of(self.terminal().reader)
-        if rig is None or rig.firmware is None:
-            raise SkipExecution(f"{self.ctx.device_name}: pulling the card mid-flow needs the virtual firmware")
-        ins = INS.get(command.upper())
-        ins = int(command, 16) if ins is None else ins
-        rig.arm_serial(pull_card_on_ins=ins, pull_card_occurrence=int(occurrence))
-
     @keyword
     def put_fresh_card_into_terminal(self) -> None:
         """Inserts a factory-fresh card of the same profile (full retry counters) into the terminal's reader."""

@@ -84,5 +84,5 @@ def start(writers: list[TraceWriter], ctx: LibraryContext) -> None:
 
 def card_replaced(reader: Reader) -> None:
     """Notes in the trace that a fresh virtual card went in (``hil compare`` does the same on its device)."""
-    for writer in getattr(reader, "trace_writers", []):
+    for writer in reader.trace_writers:
         writer.event("card_replaced")

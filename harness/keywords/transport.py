@@ -15,7 +15,6 @@ from robot.api import SkipExecution, logger
 from robotlibcore import keyword
 
 from devices.base import CardRemoved, DeviceError, NoCard, Reader
-from devices.virtual.rig import FaultPlan, VirtualRig, rig_of
 from harness.iso import tlv
 from harness.iso.apdu import ResponseApdu, parse_hex, sw_hex, to_hex
 from harness.iso.atr import Atr, parse_atr
@@ -40,22 +39,15 @@ class TransportKeywords(LibraryComponent):
     """Reader transport requirements (the ``transport`` suites)."""
 
     # -- plumbing ----------------------------------------------------------------------------
-    def _pcsc_reader(self) -> Any:
+    def _pcsc_reader(self) -> Reader:
         """The open reader when it is a PC/SC reader (it has the 61xx/6Cxx switches), else fail."""
         reader = self.ctx.require_reader()
-        if not hasattr(reader, "resend_6c"):
+        if not reader.handles_status_words:
             raise DeviceError(f"{self.ctx.device_name} is not a PC/SC reader (pcsc:… or virtual:…?via=pcsc)")
         return reader
 
-    def _rig(self) -> VirtualRig:
-        rig = rig_of(self.ctx.require_reader())
-        if rig is None:
-            raise SkipExecution(f"{self.ctx.device_name} has no virtual slot: moving the card needs a person "
-                                "or a lab robot; run this requirement on virtual:…")
-        return rig
-
     def _auto_exchanges(self) -> list[tuple[bytes, bytes]]:
-        return list(getattr(self.ctx.require_reader(), "auto_exchanges", []))
+        return list(self.ctx.require_reader().auto_exchanges)
 
     def _record_auto_exchanges(self) -> None:
         """Put what the reader sent on its own (GET RESPONSE, re-sent commands) into the trace, before the
@@ -106,7 +98,7 @@ class TransportKeywords(LibraryComponent):
 
         Skips on readers without protocol negotiation (the in-process virtual reader).
         """
-        protocol = getattr(self.ctx.require_reader(), "protocol", "")
+        protocol = self.ctx.require_reader().protocol
         if not protocol:
             raise SkipExecution(f"{self.ctx.device_name} negotiates no protocol (not a PC/SC reader)")
         atr = self._atr()
@@ -222,38 +214,9 @@ class TransportKeywords(LibraryComponent):
 
         Off lets ``61xx``/``6Cxx`` reach the test, to see whether the reader or its driver handles them.
         """
-        reader = self._pcsc_reader()
-        reader.get_response = _flag(get_response)
-        reader.resend_6c = _flag(resend_6c)
+        self._pcsc_reader().set_status_word_handling(get_response=_flag(get_response), resend_6c=_flag(resend_6c))
 
     # -- card movement and faults ------------------------------------------------------------
-    @keyword
-    def remove_card_from_virtual_slot(self, timeout: float = 5.0) -> None:
-        """Takes the card out of the virtual slot; on a PC/SC reader, waits until the reader reports it gone."""
-        self._rig().remove(float(timeout))
-
-    @keyword
-    def insert_card_into_virtual_slot(self, fresh: bool = False, timeout: float = 5.0) -> None:
-        """Puts the removed card back (``fresh=True``: a factory-fresh card of its profile) and waits until
-        the reader reports it. The card is not powered: use ``Reconnect Card``."""
-        self._rig().insert(fresh=fresh)
-        self.ctx.require_reader().wait_for_card(float(timeout))
-
-    @keyword
-    def arm_fault(self, remove_at_apdu: int | None = None, stall_at_apdu: int | None = None,
-                  stall_seconds: float = 0.0) -> None:
-        """Arms the virtual slot: pull the card during APDU ``remove_at_apdu`` (1 = the next), or answer APDU
-        ``stall_at_apdu`` only after ``stall_seconds``. Counts APDUs that reach the card."""
-        self._rig().arm(FaultPlan(
-            remove_at_apdu=int(remove_at_apdu) if remove_at_apdu is not None else None,
-            stall_at_apdu=int(stall_at_apdu) if stall_at_apdu is not None else None,
-            stall_seconds=float(stall_seconds)))
-
-    @keyword
-    def clear_faults(self) -> None:
-        """Disarms every fault of the virtual slot."""
-        self._rig().arm(FaultPlan())
-
     @keyword
     def card_removal_should_be_reported(self, apdu: str = "00 A4 04 0C 0A D3 92 F0 00 26 01 00 00 00 01",
                                         timeout: float = 5.0) -> str:
@@ -285,12 +248,3 @@ class TransportKeywords(LibraryComponent):
         self.ctx.atr = reader.power_on()
         return to_hex(self.ctx.atr)
 
-    @keyword
-    def restore_card_in_virtual_slot(self) -> None:
-        """Teardown helper: clears faults, puts a removed card back and reconnects, so the next test starts
-        with a powered card. Does nothing on devices without a virtual slot."""
-        rig = rig_of(self.ctx.reader)
-        if rig is None:
-            return
-        rig.restore()
-        self.reconnect_card()

@@ -44,8 +44,8 @@ class _Recorder(Reader):
     def __init__(self, reader: Reader) -> None:
         self.inner, self.uri = reader, reader.uri
         self.exchanges: list[list[Any]] = []
-        self.answers_in_caller = bool(getattr(reader, "answers_in_caller", False))
-        self.bounded_by_protocol = bool(getattr(reader, "bounded_by_protocol", False))
+        self.answers_in_caller = reader.answers_in_caller
+        self.bounded_by_protocol = reader.bounded_by_protocol
 
     @property
     def capabilities(self) -> ReaderCapabilities:

@@ -118,8 +118,7 @@ def terminal_kind_of(uri: str, reader: Reader | None = None) -> str:
         value = options.get(key, "")
         if value in TERMINAL_KINDS:
             return value
-    spec = getattr(reader, "spec", None)
-    return getattr(spec, "terminal", "") if spec is not None else ""
+    return reader.terminal_kind if reader is not None else ""
 
 
 def open_terminal(uri: str, relying_party: str, *, kind: str = "", terminal_id: str = "",

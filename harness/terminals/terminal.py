@@ -57,7 +57,7 @@ class ServiceTerminal(Terminal):
     def __init__(self, reader: Reader, relying_party: str, *, terminal_id: str = "", trace: ApduTrace | None = None,
                  pin_timeout: float = 2.0, card_timeout: float = 5.0, uri: str = "") -> None:
         self._reader = reader
-        self.uri = uri or getattr(reader, "uri", "")
+        self.uri = uri or reader.uri
         self.terminal_id = terminal_id or f"{self.kind.upper()}-{next(_ids):04d}"
         self.keypad = Keypad()
         self.display = Display()

@@ -43,7 +43,7 @@ A Card Pulled During The Payment Leaves No Half-Done Transaction
     ${eligibility}=    Check Insurance Eligibility
     Flow Should Succeed    ${eligibility}
     Take Relying Party Snapshot
-    Pull Card During Next    SIGN
+    Pull Card During Command    SIGN
     ${result}=    Pay At Reception    2000
     Flow Should End With    ${result}    card_removed
     ${tx}=    Get Flow Value    ${result}    tx

@@ -44,7 +44,7 @@ A Card Pulled During A Booking Leaves No Half-Done Transaction
     ${login}=    Log In On Terminal
     Flow Should Succeed    ${login}
     Take Relying Party Snapshot
-    Pull Card During Next    SIGN
+    Pull Card During Command    SIGN
     ${result}=    Book Facility    gym-a    2026-12-24    13:00
     Flow Should End With    ${result}    card_removed
     ${tx}=    Get Flow Value    ${result}    tx
@@ -58,7 +58,7 @@ A Card Pulled While The Kiosk Reads The Basic Four Issues Nothing
     ${name}=    Device Or Default    ${KIOSK}
     Open Terminal    ${name}    kind=kiosk
     Take Relying Party Snapshot
-    Pull Card During Next    READ BINARY
+    Pull Card During Command    READ BINARY
     ${result}=    Issue Certificate At Kiosk    residence
     Flow Should End With    ${result}    card_removed
     Relying Party Effects Should Be Unchanged

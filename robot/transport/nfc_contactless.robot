@@ -65,13 +65,13 @@ Slow Signing Is Bridged With WTX
     Require Virtual Contactless Card
     ${params}=    Get Contactless Parameters
     ${delay}=    Evaluate    int(float($params['fwt_ms']) * 1.5) + 100
-    Set Card Response Delay    ${delay}
+    Delay Card Signatures    ${delay}
     Verify PIN    auth
     ${cert}=    Read Certificate    auth
     ${signature}=    Sign Data    auth    ${CHALLENGE}
     Last Exchange Should Have Used WTX
     Signature Should Verify    ${signature}    ${CHALLENGE}    ${cert}
-    [Teardown]    Run Keywords    Set Card Response Delay    0    AND    Log APDU Trace
+    [Teardown]    Run Keywords    Delay Card Signatures    0    AND    Log APDU Trace
 
 Lost Frames Are Recovered With R(NAK)
     [Documentation]    The reader re-asks with R(NAK) when the card's answer or its own block goes missing.
@@ -81,9 +81,9 @@ Lost Frames Are Recovered With R(NAK)
     Skip If    $params['nak_retries'] == '0'
     ...    nfcpy (the harness's own reader stack) makes no R(NAK) retry when FWT reaches 1 s (FWI ${params}[fwi])
     Reset Link Statistics
-    Lose Next Frames    1    response
+    Inject Link Fault    lose_responses=1
     Select JPKI AP
-    Lose Next Frames    1    command
+    Inject Link Fault    lose_commands=1
     ${label}=    Read Token Label
     Should Start With    ${label}    JPKIAP
     Link Statistic Should Be At Least    naks_in    2
@@ -93,7 +93,7 @@ Card Leaving The Field Mid-APDU Is Reported
     [Tags]    TRN-NFC-008
     Require Virtual Contactless Card
     Select JPKI AP
-    Remove Card From Field    during_apdu=1
+    Pull Card During APDU    1
     Run Keyword And Expect Error    CardRemoved:*    Read Token Label
     [Teardown]    End Removal Requirement
 
@@ -102,9 +102,10 @@ Card Is Activated Again After Returning To The Field
     [Tags]    TRN-NFC-009
     Require Virtual Contactless Card
     Verify PIN    auth
-    Remove Card From Field
+    Remove Card
     Run Keyword And Expect Error    CardRemoved:*    Select JPKI AP
-    Return Card To Field
+    Insert Card
+    Reconnect Card
     Contactless Parameters Should Be    type=B
     Contactless ATR Should Match ATQB
     ${label}=    Read Token Label
@@ -129,8 +130,7 @@ Open Contactless Device
 
 End Removal Requirement
     [Documentation]    Brings a virtual card back into the field so the next requirement finds it there.
-    ${virtual}=    Has Virtual Contactless Card
-    IF    ${virtual}    Return Card To Field
+    Restore Card
     Log APDU Trace
 
 Begin Contactless Requirement

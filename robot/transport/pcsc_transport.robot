@@ -146,21 +146,21 @@ Two Hundred APDUs Back To Back
 Card Pulled During An APDU Is Reported
     [Documentation]    The card leaves while an APDU is in flight: the reader reports the removal, no answer.
     [Tags]    TRN-RMV-001
-    Arm Fault    remove_at_apdu=1
+    Pull Card During APDU    1
     Card Removal Should Be Reported
 
 Card Removed Between APDUs Is Reported
     [Documentation]    After the reader saw the slot empty, the next APDU fails with a removal, not a hang.
     [Tags]    TRN-RMV-002
-    Remove Card From Virtual Slot
+    Remove Card
     Card Removal Should Be Reported
 
 Reader Reconnects After Re-Insertion
     [Documentation]    Remove, insert again, reconnect: the same ATR and a working card.
     [Tags]    TRN-RCN-001
     ${before}=    Get ATR
-    Remove Card From Virtual Slot
-    Insert Card Into Virtual Slot
+    Remove Card
+    Insert Card
     ${after}=    Reconnect Card
     Should Be Equal    ${before}    ${after}
     ${response}=    Send Raw APDU    ${SELECT_JPKI}

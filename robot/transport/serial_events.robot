@@ -49,7 +49,7 @@ Removal Should Be Notified
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
-    Take Card Out Of Serial Reader
+    Remove Card
     Card Event Should Be Notified    removed    timeout=1
     Serial Statistic Should Be    frames_sent    0
 
@@ -58,9 +58,9 @@ Insertion Should Be Notified
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
-    Take Card Out Of Serial Reader
+    Remove Card
     Card Event Should Be Notified    removed    timeout=1
-    Put Card Into Serial Reader
+    Insert Card    timeout=0
     Card Event Should Be Notified    inserted    timeout=1
     ${atr}=    Power Cycle Card
     Should Start With    ${atr}    3B
@@ -70,7 +70,7 @@ Card Pulled Mid APDU Should Be Reported
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
-    Pull Card At APDU    1
+    Pull Card During APDU    1
     Send APDU Expecting Error    ${SELECT_JPKI}    CardRemoved
     Card State Should Be    absent
 
@@ -79,8 +79,8 @@ Card Put Back Should Need Power On
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
-    Take Card Out Of Serial Reader
-    Put Card Into Serial Reader
+    Remove Card
+    Insert Card    timeout=0
     Card Event Should Be Notified    inserted    timeout=1
     Send APDU Expecting Error    ${SELECT_JPKI}    CardRemoved
     Power Cycle Card
@@ -92,5 +92,5 @@ Power On Without Card Should Fail
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
-    Take Card Out Of Serial Reader
+    Remove Card
     Run Keyword And Expect Error    NoCard: *    Power Cycle Card

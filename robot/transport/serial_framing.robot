@@ -94,7 +94,7 @@ Card State Should Follow The Card
     Card State Should Be    powered
     Power Cycle Card
     Card State Should Be    powered
-    Take Card Out Of Serial Reader
+    Remove Card
     Card State Should Be    absent
-    Put Card Into Serial Reader
+    Insert Card    timeout=0
     Card State Should Be    present

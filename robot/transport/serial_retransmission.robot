@@ -18,9 +18,9 @@ A Corrupted Response Checksum Is Recovered
 Dropped Response Bytes Are Recovered
     [Tags]    SER-RTX-002
     [Template]    Response Fault Should Be Recovered
-    ${KIOSK_READER}    drop_response_bytes
-    ${STB_READER}      drop_response_bytes
-    ${LINE_READER}     drop_response_bytes
+    ${KIOSK_READER}    truncate_responses
+    ${STB_READER}      truncate_responses
+    ${LINE_READER}     truncate_responses
 
 A Corrupted Command Is Sent Again
     [Documentation]    The kiosk and line modules NAK the bad frame at once; the set-top box reader drops it and
@@ -34,9 +34,9 @@ A Corrupted Command Is Sent Again
 Dropped Command Bytes Are Recovered
     [Tags]    SER-RTX-004
     [Template]    Command Fault Should Be Recovered
-    ${KIOSK_READER}    drop_command_bytes
-    ${STB_READER}${FAST}    drop_command_bytes
-    ${LINE_READER}     drop_command_bytes
+    ${KIOSK_READER}    truncate_commands
+    ${STB_READER}${FAST}    truncate_commands
+    ${LINE_READER}     truncate_commands
 
 A Lost VERIFY Answer Costs One Try And Is Never Re-Sent
     [Documentation]    The answer to a wrong VERIFY is lost; a command carrying a PIN is never sent twice (a module
@@ -63,7 +63,7 @@ Response Fault Should Be Recovered
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
     ${facts}=    Get Serial Reader Facts
-    Inject Serial Fault    ${fault}=1
+    Inject Link Fault    ${fault}=1
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
     Serial Statistic Should Be    garbled    1
@@ -76,7 +76,7 @@ Command Fault Should Be Recovered
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
     ${facts}=    Get Serial Reader Facts
-    Inject Serial Fault    ${fault}=1
+    Inject Link Fault    ${fault}=1
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
     Serial Statistic Should Be    ${facts}[bad_command_symptom]    1
@@ -91,12 +91,12 @@ Lost VERIFY Answer Should Cost One Try
     ${before}=    Query PIN Tries    auth
     Select PIN File    auth
     Reset Serial Statistics
-    Inject Serial Fault    mute_responses=1
+    Inject Link Fault    lose_responses=1
     Run Keyword And Expect Error    ProtocolError: *never sent twice*    Send Wrong PIN    auth
     Serial Statistic Should Be    retransmissions    0
     Firmware Statistic Should Be    commands_run    1
     Firmware Statistic Should Be    replays    0
-    Clear Serial Faults
+    Clear Faults
     ${after}=    Query PIN Tries    auth
     Should Be Equal As Integers    ${after}    ${before - 1}
 
@@ -106,9 +106,9 @@ Persistent Bad Frames Should Raise ProtocolError
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
     ${facts}=    Get Serial Reader Facts
-    Inject Serial Fault    corrupt_responses=20
+    Inject Link Fault    corrupt_responses=20
     Send APDU Expecting Error    ${SELECT_JPKI}    ProtocolError
     Last Error Should Mention    transmit    ${facts}[checksum_word]    retries
-    Clear Serial Faults
+    Clear Faults
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000

@@ -28,29 +28,29 @@ A Certificate Reads Whole Over RFC 2217
 
 A Corrupted Checksum Is Recovered Over RFC 2217
     [Tags]    SER-NET-003    fault
-    Inject Serial Fault    corrupt_responses=1
+    Inject Link Fault    corrupt_responses=1
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
     Serial Statistic Should Be    naks_sent    1
 
 Dropped Bytes Are Recovered Over RFC 2217
     [Tags]    SER-NET-004    fault
-    Inject Serial Fault    drop_response_bytes=1
+    Inject Link Fault    truncate_responses=1
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
     Serial Statistic Should Be    garbled    1
 
 A Stalled Module Times Out Over RFC 2217 And The Link Recovers
     [Tags]    SER-NET-005    fault
-    Stall Longer Than The Timeouts
+    Delay Responses Beyond The Timeouts
     Send APDU Expecting Error    ${SELECT_JPKI}    DeviceTimeout
-    Wait For Stall To End    # the late answers must be skipped as stale
+    Wait For Delayed Responses    # the late answers must be skipped as stale
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
 
 A Card Pulled Over RFC 2217 Is Reported
     [Tags]    SER-NET-006    fault
-    Pull Card At APDU    1
+    Pull Card During APDU    1
     Send APDU Expecting Error    ${SELECT_JPKI}    CardRemoved
     Card State Should Be    absent
 
@@ -64,4 +64,4 @@ Begin Network Requirement
 End Network Requirement
     [Documentation]    Logs the requirement's APDUs and puts the serial reader back as the suite opened it.
     Log APDU Trace
-    Restore Serial Reader
+    Restore Card

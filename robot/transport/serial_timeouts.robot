@@ -35,7 +35,7 @@ Slow Card Should Be Waited For
     [Arguments]    ${reader}
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
-    Slow Down Card    0.4
+    Delay Card Answer    0.4
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
     Last Exchange Should Have Taken    at_least=0.4    at_most=2.5
@@ -47,7 +47,7 @@ Lost Answer Should Be Recovered
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
     ${facts}=    Get Serial Reader Facts
-    Inject Serial Fault    mute_responses=1
+    Inject Link Fault    lose_responses=1
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000
     ${limit}=    Evaluate    $facts['timing.apdu_timeout'] * 3 + 1
@@ -62,10 +62,10 @@ Stalled Module Should Time Out
     [Teardown]    Close Serial Reader
     Open Serial Reader    ${reader}
     ${facts}=    Get Serial Reader Facts
-    ${stall}=    Stall Longer Than The Timeouts
+    ${stall}=    Delay Responses Beyond The Timeouts
     Send APDU Expecting Error    ${SELECT_JPKI}    DeviceTimeout
     Last Exchange Should Have Taken    at_least=${facts}[timing.apdu_timeout]    at_most=${stall}
     Last Error Should Mention    transmit    retries
-    Wait For Stall To End    # the module then answers late: those answers must be skipped as stale
+    Wait For Delayed Responses    # the module then answers late: those answers must be skipped as stale
     ${sw}=    Send APDU Timed    ${SELECT_JPKI}
     Should Be Equal    ${sw}    9000

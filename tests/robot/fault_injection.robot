@@ -13,21 +13,21 @@ ${DEVICE}       virtual:card
 
 *** Test Cases ***
 Card Pulled During The Certificate Read
-    Arm Fault    remove_at_apdu=3
+    Pull Card During APDU    3
     Read Certificate    auth
 
 Certificate Read Works On The Re-Inserted Card
-    [Setup]    Insert Fresh Virtual Card
+    [Setup]    Insert Fresh Card
     ${der}=    Read Certificate    auth
     Certificate Should Match Fixture    ${der}    auth
 
 Card Pulled During The Signature
     Verify PIN    auth
-    Arm Fault    remove_at_apdu=3
+    Pull Card During APDU    3
     Sign Data    auth    challenge
 
 Signature Works On The Re-Inserted Card
-    [Setup]    Insert Fresh Virtual Card
+    [Setup]    Insert Fresh Card
     ${cert}=    Read Certificate    auth
     Verify PIN    auth
     ${signature}=    Sign Data    auth    challenge
@@ -35,7 +35,7 @@ Signature Works On The Re-Inserted Card
 
 Card Stalls Three Seconds Beyond The APDU Timeout
     Set APDU Timeout    1
-    Arm Fault    stall_at_apdu=1    stall_seconds=4
+    Delay Card Answer    4
     Select JPKI AP
 
 Card Answers Again After The Stall
@@ -45,7 +45,7 @@ Card Answers Again After The Stall
     Should Be Equal    ${label}    JPKIAPICCTOKEN2
 
 Reader Unplugged Mid-Run
-    Unplug Virtual Reader
+    Unplug Reader
     Select JPKI AP
 
 The Next Test Opens The Device Again
@@ -60,4 +60,4 @@ Recover From Stall
     Set APDU Timeout    None
     Clear Faults
     Sleep    3.5s    the stalled APDU is still with the card
-    Insert Fresh Virtual Card
+    Insert Fresh Card
