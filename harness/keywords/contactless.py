@@ -1,8 +1,9 @@
-"""Keywords for contactless readers: ATQB parameters, frame sizes, chaining, WTX, the card leaving the field.
+"""Keywords for contactless readers: ATQB parameters, frame sizes, chaining, WTX, link counters.
 
-Parameters come from any ``nfc:`` reader (what nfcpy saw during activation). Link counters
-and faults need the virtual PICC behind nfcpy's UDP link (``virtual:<profile>?via=nfc``),
-the ``link`` of the reader's virtual rig; with a real card those keywords say so and fail.
+Parameters come from any ``nfc:`` reader (what nfcpy saw during activation). Link counters need the
+virtual PICC behind nfcpy's UDP link (``virtual:<profile>?via=nfc``), the ``link`` of the reader's virtual
+rig; with a real card those keywords say so and fail. Faults on the link and the card (lost frames, slow
+answers, the card leaving the field) are the fault keywords' (``harness.keywords.faults``).
 """
 
 from __future__ import annotations

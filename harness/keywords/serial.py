@@ -1,8 +1,9 @@
-"""Keywords for serial reader modules: protocol facts, link statistics, serial and card faults, card events.
+"""Keywords for serial reader modules: protocol facts, link and firmware statistics, timed and failing exchanges,
+card events.
 
-Faults need the virtual firmware (``virtual:…?via=kiosk|stb|serial``); on a real module those keywords
-skip with the reason, and the requirements that only observe (framing, timing, events moved by a
-person) still run.
+Faults (garbled, lost, delayed frames, the card pulled) are the fault keywords' (``harness.keywords.faults``)
+and need the virtual firmware (``virtual:…?via=kiosk|stb|serial``); the requirements that only observe
+(framing, timing, events moved by a person) run on a real module too.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Keywords for reader transport requirements: ATR, APDU sizes, GET RESPONSE and 6Cxx, removal, reconnection.
+"""Keywords for reader transport requirements: ATR, APDU sizes, GET RESPONSE and 6Cxx, removal seen, reconnection.
 
-They work on any reader; what needs a PC/SC reader (``pcsc:…`` or ``virtual:…?via=pcsc``) or a virtual
-slot says so. Removal and insertion use the slot of a virtual device (in-process or behind vpcd):
-on a real reader a person or a lab robot moves the card, and those keywords skip with the reason.
+They work on any reader; what needs a PC/SC reader (``pcsc:…`` or ``virtual:…?via=pcsc``) says so. Moving
+the card and other faults are the fault keywords' (``harness.keywords.faults``); these check what the
+reader reports afterwards.
 """
 
 from __future__ import annotations
