@@ -3,11 +3,13 @@ one that has not, a skip on a real device, and the old names still working."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
 from conftest import VIRTUAL_BACKENDS
-from robot.api import SkipExecution
+from robot.api import ExecutionResult, SkipExecution
 
 from devices import CardRemoved, DeviceError, DeviceTimeout, NoCard
 from devices.virtual.rig import CARD_FAULTS, LINK_FAULTS, FaultUnsupported, rig_of
@@ -254,3 +256,36 @@ def test_insert_fresh_card_gives_full_tries_and_the_fault_keywords_are_in_the_li
             "insert_fresh_card", "require_fault", "fault_is_supported"} <= names
     assert {"arm_fault", "inject_serial_fault", "Pull Card At APDU", "pull_card_during_next"} <= names  # aliases
     assert isinstance(DeprecatedFaultKeywords(LibraryContext()), FaultKeywords)
+
+
+OLD_NAMES_SUITE = """*** Settings ***
+Library             harness.keywords.JPKILibrary
+Suite Setup         Open Device    virtual:card
+Suite Teardown      Close Device
+
+
+*** Test Cases ***
+Old Names Still Pull And Restore
+    Arm Fault    remove_at_apdu=1
+    Run Keyword And Expect Error    CardRemoved:*    Select JPKI AP
+    Insert Fresh Virtual Card
+    Arm Fault    remove_at_apdu=1
+    Run Keyword And Expect Error    CardRemoved:*    Select JPKI AP
+    Insert Fresh Virtual Card
+    Select JPKI AP
+"""
+
+
+def test_a_robot_run_with_old_names_passes_and_warns_once_per_name(tmp_path):
+    suite = tmp_path / "old_names.robot"
+    suite.write_text(OLD_NAMES_SUITE, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "robot", "--outputdir", str(tmp_path), "--log", "NONE",
+                           "--report", "NONE", str(suite)], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    warnings = [message.message for message in ExecutionResult(str(tmp_path / "output.xml")).errors.messages
+                if message.level == "WARN"]
+    assert warnings == [
+        "Keyword 'Arm Fault' is deprecated: use 'Pull Card During APDU' or 'Delay Card Answer' "
+        "(harness.keywords.faults)",
+        "Keyword 'Insert Fresh Virtual Card' is deprecated: use 'Insert Fresh Card' (harness.keywords.faults)",
+    ]
