@@ -1,4 +1,10 @@
-"""Fixtures shared by the test modules of several components."""
+"""Fixtures shared by the test modules of several components.
+
+The tests live in ``unit/`` (nothing but this process), ``integration/`` (one component against real pcscd, vpcd,
+nfcpy, ptys or HTTP on 127.0.0.1) and ``acceptance/`` (whole ``hil`` runs and Robot suites). The helper modules
+beside this file (``leak_scan``, ``pcsc_support``, ...) are importable from all three: pytest puts this folder on
+``sys.path`` for its conftest.
+"""
 
 import threading
 import time

@@ -12,7 +12,7 @@ from robot.api import ExecutionResult
 from harness.journal import JournalListener, announce, read_records, write_output
 from robot import run as robot_run
 
-ROBOT = Path(__file__).resolve().parents[1] / "robot"
+ROBOT = Path(__file__).resolve().parents[2] / "robot"
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from harness.authority.store import Store
 from harness.pki import checks, profile, revocation, testpki
 
 pytestmark = pytest.mark.usefixtures("no_thread_leak")  # tests/conftest.py
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

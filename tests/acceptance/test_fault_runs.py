@@ -9,7 +9,7 @@ import pytest
 from conftest import VIRTUAL_BACKENDS
 from robot.api import ExecutionResult
 
-SUITE = Path(__file__).parent / "robot" / "fault_injection.robot"
+SUITE = Path(__file__).parents[1] / "robot" / "fault_injection.robot"
 EXPECTED = [
     ("Card Pulled During The Certificate Read", "FAIL", "CardRemoved"),
     ("Certificate Read Works On The Re-Inserted Card", "PASS", ""),
@@ -25,7 +25,7 @@ EXPECTED = [
 @pytest.mark.parametrize("device", VIRTUAL_BACKENDS)
 def test_each_fault_fails_its_test_and_the_run_goes_on(tmp_path, device):
     proc = subprocess.run(
-        [sys.executable, "-m", "robot", "--pythonpath", str(Path(__file__).parents[1]), "--variable",
+        [sys.executable, "-m", "robot", "--pythonpath", str(Path(__file__).parents[2]), "--variable",
          f"DEVICE:{device}", "--outputdir", str(tmp_path), "--console", "none", str(SUITE)],
         capture_output=True, text=True, timeout=180, check=False,
     )

@@ -13,7 +13,7 @@ from robot.api import ExecutionResult
 
 from harness.matrix import REQUIREMENT_TAG
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ from harness.keywords.transport import TransportKeywords
 
 pytestmark = pytest.mark.nfc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PKI = REPO / "fixtures" / "pki"
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
 SHA256_PREFIX = bytes.fromhex("3031300D060960864801650304020105000420")

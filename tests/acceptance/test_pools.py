@@ -14,7 +14,7 @@ from robot.api import ExecutionResult
 from harness.lab import InventoryError, load_inventory
 from harness.pools import PoolError, members, value_sets
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POOL = """[devices.ci-1]
 uri = "virtual:card"
 pool = "cards"

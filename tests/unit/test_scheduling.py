@@ -8,7 +8,7 @@ from robot.running import TestSuiteBuilder as SuiteBuilder
 
 from harness.scheduling import TWIN_SUFFIX, DestructiveLast
 
-ROBOT = Path(__file__).resolve().parents[1] / "robot"
+ROBOT = Path(__file__).resolve().parents[2] / "robot"
 
 
 def scheduled(*paths: Path):

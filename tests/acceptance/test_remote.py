@@ -31,7 +31,7 @@ from harness.jpki import PinKind
 from harness.remote.guard import RemotePinGuard
 from harness.remote.wire import mask_secret
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "lab-token-7f3a"
 PINS = {kind: spec.value for kind, spec in load_profile("card").pins.items()}
 

@@ -39,7 +39,7 @@ from devices.virtual.rig import rig_of
 
 pytest_plugins = ["pcsc_support"]  # the session's pcscd (vpcd's reader)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MATRIX_FILE = REPO / "results" / "guard-matrix.md"
 RESERVE = {"auth": 2, "sign": 3, "text": 2, "number_a": 2, "number_b": 2}
 GOOD = {"card": {"auth": "2580", "sign": "TESTSIGN1", "text": "2580"},

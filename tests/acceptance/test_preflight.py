@@ -18,7 +18,7 @@ from harness.channel import CardChannel
 from harness.preflight import identify, kind_from_label, needs_of
 from harness.trace import ApduTrace
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_udp_port() -> int:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from leak_scan import Secret, encodings, log_model_strings, profile_secrets, scan, scan_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SECRETS = profile_secrets()
 SUBSET = ["--include", "TXT-*", "--include", "JPKI-PIN-*"]  # the requirements that send PINs and read holder data
 

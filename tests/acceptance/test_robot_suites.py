@@ -12,7 +12,7 @@ from devices.virtual.profile import load_profile
 from harness.matrix import REQUIREMENT_TAG
 from harness.safety import new_pin_like
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 PLAN = REPO / "fixtures" / "lab" / "virtual-plan.toml"

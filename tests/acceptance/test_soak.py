@@ -17,7 +17,7 @@ from harness.keywords.soak import SoakKeywords
 from harness.pin_guard import RawSecretRefused
 from harness.soak import MAX_TIMES, Exchange, SoakStats, bucket_upper_ms, check_times, parse_step, verdict
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SELECT_JPKI = "00A4040C0AD392F000260100000001"
 
 

@@ -21,7 +21,7 @@ from devices.virtual.slot import CardSlot
 
 pytestmark = pytest.mark.nfc
 
-PKI = Path(__file__).resolve().parents[1] / "fixtures" / "pki"
+PKI = Path(__file__).resolve().parents[2] / "fixtures" / "pki"
 SELECT_JPKI = bytes.fromhex("00A4040C0AD392F000260100000001")
 
 

@@ -10,7 +10,7 @@ import pytest
 from devices.serial.framing import LengthFraming, LineFraming, StxEtxFraming
 from devices.serial.protocol import ProtocolFileError, available_protocols, load_protocol
 
-KIOSK = Path(__file__).resolve().parents[1] / "fixtures" / "protocols" / "kiosk.toml"
+KIOSK = Path(__file__).resolve().parents[2] / "fixtures" / "protocols" / "kiosk.toml"
 
 
 def variant(tmp_path: Path, old: str, new: str, name: str = "bad.toml") -> Path:
