@@ -80,20 +80,26 @@ class _Suite:
     announced: dict[str, list[str]] = field(default_factory=dict)  # test name → tags
 
 
-def announce(target: Path, sources: list[str], name: str, include: list[str], exclude: list[str]) -> None:
+def announce(target: Path, sources: list[str], name: str, include: list[str], exclude: list[str],
+             metadata: dict[str, str] | None = None) -> None:
     """Writes every suite the run will start, with its tests, before a parallel run begins.
 
     pabot starts a worker per suite; a run killed before a worker began would leave that suite out of the
     journal, and ``hil recover`` would report fewer tests than the run had. Announced here, they come back
-    as not run. The workers' own suite records follow and agree (same ``--name``, same tag filters).
+    as not run. The workers' own suite records follow and agree (same ``--name``, same tag filters, and
+    ``metadata`` as the run's ``--metadata`` gives its top suite).
     """
     from robot.api import TestSuiteBuilder
     from robot.errors import DataError
 
+    from harness.scheduling import DestructiveLast
+
     try:
         suite = TestSuiteBuilder().build(*sources)
         suite.name = name
+        suite.metadata.update(metadata or {})
         suite.configure(include_tags=include or None, exclude_tags=exclude or None)
+        suite.visit(DestructiveLast())  # the run's own order and twin suites, so its records agree
     except DataError:
         return  # Robot itself reports what is wrong with the suites, in its own words
     listener = JournalListener(str(target))

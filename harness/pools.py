@@ -5,29 +5,25 @@ sets (one set per member, tagged ``pool-<name>``): pabot's own server hands a se
 time, so two workers never drive one reader, and a worker that finds none free waits for one. The
 lease is taken when a suite first opens ``pool:<name>`` and kept by the worker process until it ends
 (a pabot worker runs one suite): a suite that reopens its device gets the same reader back. Without
-pabot a run is alone on the pool (its reader locks say so) and takes the first member.
+pabot a run is alone on the pool (its reader locks say so) and takes the first member. A parallel
+plan (``hil run --plan F --processes N``) leases the member itself before it starts a part, under the
+part's ``${CALLER_ID}``, and frees it when the part has ended: the part only reads which one it got.
 """
 
 from __future__ import annotations
 
 import atexit
-import configparser
 import contextlib
-import io
 from dataclasses import dataclass
 
 from harness.lab import Inventory, InventoryError, LabDevice, active_inventory
+from harness.value_sets import POOL_PREFIX, TAG_PREFIX, is_pool, value_sets_text
 
-POOL_PREFIX = "pool:"
-TAG_PREFIX = "pool-"
+__all__ = ["POOL_PREFIX", "TAG_PREFIX", "PoolError", "is_pool", "lease", "members", "value_sets"]
 
 
 class PoolError(InventoryError):
     """A pool nobody named in the inventory, or one without members; one line."""
-
-
-def is_pool(name: str | None) -> bool:
-    return bool(name) and str(name).startswith(POOL_PREFIX)
 
 
 def members(name: str, inventory: Inventory | None = None) -> list[LabDevice]:
@@ -44,13 +40,7 @@ def members(name: str, inventory: Inventory | None = None) -> list[LabDevice]:
 
 def value_sets(name: str, inventory: Inventory | None = None) -> str:
     """PabotLib's resource file (``--resourcefile``): one value set per member, tagged with the pool."""
-    pool = name[len(POOL_PREFIX):]
-    sets = configparser.ConfigParser()
-    for device in members(name, inventory):
-        sets[device.name] = {"tags": f"{TAG_PREFIX}{pool}", "device": device.name}
-    text = io.StringIO()
-    sets.write(text)
-    return text.getvalue()
+    return value_sets_text(name, [device.name for device in members(name, inventory)])
 
 
 @dataclass
@@ -87,6 +77,9 @@ def lease(name: str) -> str:
     if not uri:
         held = _Lease(name, members(name)[0].name)
         logger.info(f"{name}: {held.device} (the only run on the pool)")
+    elif (planned := _leased_for_part(name, uri if "://" in uri else f"http://{uri}", caller)) is not None:
+        held = _Lease(name, planned)  # the plan's scheduler took it for this part and frees it when the part ends
+        logger.info(f"{name}: {planned}, leased for this plan part (PabotLib value set, caller {caller})")
     else:
         from pabot.pabotlib import PabotLib
 
@@ -98,3 +91,14 @@ def lease(name: str) -> str:
     _LEASES[name] = held
     atexit.register(held.release)
     return held.device
+
+
+def _leased_for_part(name: str, uri: str, caller: str) -> str | None:
+    """The member a parallel plan leased for this part before starting it (:mod:`harness.parallel_parts`), if any."""
+    from robot.libraries.Remote import Remote
+
+    try:
+        device = str(Remote(uri).run_keyword("get_value_from_set", ["device", caller], {}))
+    except Exception:  # no set reserved for this caller: a pabot worker, which leases for itself
+        return None
+    return device if device in {member.name for member in members(name)} else None

@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from harness.supervise import die_with_parent
 OUTPUT_LOCK = ".hil-run.lock"
 VALUE_SETS = "pool-value-sets.ini"
 OWNED = ("output.xml", ".output.reduced.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
-         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames", VALUE_SETS)
+         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames", VALUE_SETS, "pabotlib.log")
 LISTENERS = ("harness.notrun.NotRunListener", "harness.scheduling.BlockedPins", "harness.journal.JournalListener")
 EXIT_NOT_RUN = 3
 EXIT_INTERRUPTED = 130
@@ -57,6 +56,7 @@ class RunOptions:
     check_only: bool = False
     part: str | None = None  # the plan part's name: the matrix's column (harness/matrix.py)
     value_sets: str = ""  # PabotLib's resource file of a device pool (--device pool:NAME under pabot)
+    variables: list[str] = field(default_factory=list)  # NAME:value for Robot, e.g. a plan's PabotLib lease
 
 
 @dataclass(frozen=True)
@@ -85,11 +85,11 @@ def summarise(outputdir: Path) -> RunSummary:
 
 
 class Interrupts:
-    """SIGINT/SIGTERM while a run is on: the first stops it gracefully, the second at once."""
+    """SIGINT/SIGTERM while a run is on: the first stops it gracefully, the second at once (every part)."""
 
     def __init__(self) -> None:
         self.count = 0
-        self.current: subprocess.Popen | None = None
+        self.running: set[subprocess.Popen] = set()  # the parts' supervisors (several in a parallel plan)
         self._saved: dict[int, object] = {}
 
     def __enter__(self) -> Interrupts:
@@ -108,9 +108,9 @@ class Interrupts:
         self.forward()
 
     def forward(self) -> None:
-        process = self.current
-        if process is not None and process.poll() is None and self.count:
-            process.send_signal(signal.SIGINT if self.count == 1 else signal.SIGTERM)
+        for process in list(self.running):
+            if process.poll() is None and self.count:
+                process.send_signal(signal.SIGINT if self.count == 1 else signal.SIGTERM)
 
 
 def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
@@ -124,6 +124,8 @@ def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
         args += ["--variable", f"DEVICE:{options.device}", "--metadata", f"Device:{options.device}"]
     if options.part:
         args += ["--metadata", f"{matrix.PART_METADATA}:{options.part}"]
+    for variable in options.variables:
+        args += ["--variable", variable]
     for tag in options.include:
         args += ["--include", tag]
     for tag in options.exclude:
@@ -143,8 +145,8 @@ def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
     return [sys.executable, "-m", "robot", *args, *suites]
 
 
-def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> int:
-    """One Robot (or pabot) invocation under the supervisor; returns its exit code."""
+def start_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> subprocess.Popen:
+    """One Robot (or pabot) invocation started under the supervisor; :func:`end_part` after it exits."""
     outputdir = outputdir.resolve()  # pabot runs in the output folder
     outputdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -162,11 +164,16 @@ def run_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> in
     process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True,
                                cwd=outputdir if options.processes > 1 else None,
                                preexec_fn=lambda: die_with_parent(signal.SIGTERM))
-    interrupts.current = process
+    interrupts.running.add(process)
+    return process
+
+
+def end_part(process: subprocess.Popen, interrupts: Interrupts) -> int:
+    """The part's exit code, once its supervisor has ended it (its stdin's EOF would stop it early)."""
     try:
         return process.wait()
     finally:
-        interrupts.current = None
+        interrupts.running.discard(process)
         if process.stdin:
             process.stdin.close()
 
@@ -239,10 +246,6 @@ def write_reports(outputs: list[Path], outputdir: Path, name: str | None,
     return reason or next((line for line in lines if "[ ERROR ]" in line), f"rebot exit {code}")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40]
-
-
 class OutputFolder:
     """The output folder held by this run: locked, then cleared of everything a run writes."""
 
@@ -303,11 +306,11 @@ class ReaderLocks:
 
 @dataclass(frozen=True)
 class Guards:
-    """What a run holds and checks before any test: the readers to lock (name → URI), and whether the
-    parts' devices go through the pre-flight (:mod:`harness.preflight`)."""
+    """What a run holds and checks: the readers to lock (name → URI), pools' members, whether to pre-flight."""
 
     readers: dict[str, str] = field(default_factory=dict)
     preflight: bool = True
+    pools: dict[str, list[str]] = field(default_factory=dict)  # pool:NAME → its members' names in readers
 
 
 def preflight(parts: list[tuple[str, RunOptions]]) -> list[str]:
@@ -337,8 +340,9 @@ def preflight(parts: list[tuple[str, RunOptions]]) -> list[str]:
 
 
 def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, *, is_plan: bool,
-            wait: float = 0.0, check_only: bool = False, guards: Guards | None = None) -> int:
-    """Locks, pre-flight, every part, then one report, matrix and closing line."""
+            wait: float = 0.0, check_only: bool = False, guards: Guards | None = None, processes: int = 1) -> int:
+    """Locks, pre-flight, every part (up to ``processes`` plan parts at once), then one report, matrix and
+    closing line."""
     guards = guards or Guards()
     with OutputFolder(outputdir), ReaderLocks(guards.readers, wait):
         checked = preflight(parts) if guards.preflight else []
@@ -347,54 +351,9 @@ def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
                 print(f"ok {line}")
             print(f"pre-flight: {len(checked)} device(s) ready")
             return 0
-        return _run_parts(plan_name, parts, outputdir, is_plan)
+        from harness.parallel_parts import run_parts
 
-
-def _run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool) -> int:
-    outputs: list[Path] = []
-    rows: list[matrix.Outcome] = []
-    worst = 0
-    started = time.monotonic()
-    with Interrupts() as interrupts:
-        for index, (label, options) in enumerate(parts, 1):
-            part_dir = outputdir / "parts" / f"{index:02d}-{_slug(label)}" if is_plan else outputdir
-            if interrupts.count:
-                print(f"== {index}/{len(parts)} {label}: not run (interrupted)", flush=True)
-                continue
-            if is_plan:
-                print(f"== {index}/{len(parts)}: {label}", flush=True)
-            part_start = time.monotonic()
-            code = run_part(options, part_dir, interrupts)
-            worst = max(worst, code)
-            output, _ = part_output(
-                part_dir, "the run was interrupted" if interrupts.count else "Robot stopped")
-            if output is None:
-                print(f"hil: {label}: not run (Robot wrote no output, exit {code})", file=sys.stderr)
-                continue
-            outputs.append(output)
-            rows += matrix.outcomes(output, options.device or "suite default", number=index, linked_from=outputdir)
-            if is_plan:
-                # each part keeps its own log and report
-                problem = write_reports([output], part_dir, None, report_options(options.robot_args))
-                if problem:
-                    print(f"hil: error: {label}: its report could not be written: {problem}", file=sys.stderr)
-                line = _part_line(output, part_dir, time.monotonic() - part_start)
-                done = time.monotonic() - started
-                left = len(parts) - index
-                estimate = f", about {done / index * left:.0f} s left" if left and not interrupts.count else ""
-                print(f"== {index}/{len(parts)} {label}: {line}{estimate}", flush=True)
-        if not outputs:
-            print("hil: no part of the run wrote results", file=sys.stderr)
-            return EXIT_INTERRUPTED if interrupts.count else (worst or 252)
-        summary, written = finish(outputs, rows, outputdir, plan_name, report_options(parts[0][1].robot_args))
-        if interrupts.count:
-            print("hil: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-    if summary.failed:
-        return 1
-    if not written:
-        return 2
-    return EXIT_NOT_RUN if summary.not_run else 0
+        return run_parts(plan_name, parts, outputdir, is_plan, processes, guards)
 
 
 def finish(outputs: list[Path], rows: list[matrix.Outcome], outputdir: Path,
@@ -431,14 +390,6 @@ def _load(output: Path):
     return ExecutionResult(str(output))
 
 
-def _part_line(output: Path, part_dir: Path, seconds: float) -> str:
-    tests = list(_load(output).suite.all_tests)
-    not_run = sum(1 for t in tests if is_not_run(t))
-    counts = {s: sum(1 for t in tests if t.status == s) for s in ("PASS", "FAIL", "SKIP")}
-    return (f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP'] - not_run} skipped, "
-            f"{not_run} not run ({seconds:.1f} s)")
-
-
 def run_suites(options: RunOptions, guards: Guards | None = None) -> int:
     """One run of some suites on one device (or the suites' defaults)."""
     return execute(options.name, [(options.name, options)], options.outputdir, is_plan=False,
@@ -447,18 +398,17 @@ def run_suites(options: RunOptions, guards: Guards | None = None) -> int:
 
 def run_plan(plan: Plan, outputdir: Path, *, wait: float = 0.0, check_only: bool = False,
              robot_args: list[str] | None = None, console: str | None = None, guards: Guards | None = None,
-             parallel: dict[str, tuple[int, str]] | None = None) -> int:
+             processes: int = 1) -> int:
     """Each planned run into its own folder, then one merged report and the device × requirement matrix.
 
-    ``parallel``: device pool → (pabot workers, PabotLib value sets) for the parts on that pool."""
-    parallel = parallel or {}
+    ``processes``: how many parts may run at once (:mod:`harness.parallel_parts`); each part is one Robot
+    process, its suites in series."""
     parts = [(part.name, RunOptions(part.suites, outputdir, part.device, part.include, part.exclude,
-                                    processes=parallel.get(part.device or "", (1, ""))[0],
-                                    value_sets=parallel.get(part.device or "", (1, ""))[1],
                                     name=part.name, robot_args=list(robot_args or []), console=console,
                                     part=part.name))
              for part in plan.runs]
-    return execute(plan.name, parts, outputdir, is_plan=True, wait=wait, check_only=check_only, guards=guards)
+    return execute(plan.name, parts, outputdir, is_plan=True, wait=wait, check_only=check_only, guards=guards,
+                   processes=processes)
 
 
 def recover(outputdir: Path) -> int:

@@ -15,11 +15,11 @@ from harness.lab import INVENTORY_ENV, active_inventory, load_inventory, resolve
 from .common import OPT_IN_SUITES, UsageError, resolve_suites, suite_names
 
 
-def _guards(devices: list[str]):
+def _guards(devices: list[str], pooled: dict[str, list[str]] | None = None):
     """The readers to lock, by the URI the inventory gives them; the runner resolves no name itself."""
     from harness.runner import Guards
 
-    return Guards(readers={device: resolve(device)[0] for device in devices})
+    return Guards(readers={device: resolve(device)[0] for device in devices}, pools=pooled or {})
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -45,19 +45,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"--plan names its own suites, devices and tags; {', '.join(given)} cannot go with it")
         plan = load_plan(Path(args.plan))
         readers: list[str] = []
-        parallel: dict[str, tuple[int, str]] = {}
+        pooled: dict[str, list[str]] = {}  # pool:NAME → members, for the parts' leases (harness.parallel_parts)
         for part in plan.runs:
             if part.device:
                 names = check_devices(part.device, ask=False)
                 readers += names
                 if pools.is_pool(part.device):
-                    parallel[part.device] = pool_parallelism(part.device, args.processes, len(names))
-        if args.processes != 1 and not parallel:
-            raise UsageError("--processes runs the parts of a plan that are on a device pool; no part of this plan "
-                             "is, so --processes cannot go with it")
+                    pooled[part.device] = names
         return run_plan(plan, Path(args.outputdir), wait=args.wait, check_only=args.check,
-                        robot_args=args.robot_args, console=args.console, parallel=parallel,
-                        guards=_guards(readers))
+                        robot_args=args.robot_args, console=args.console, processes=args.processes,
+                        guards=_guards(readers, pooled))
     processes, value_sets, readers = args.processes, "", [args.device] if args.device else []
     if pools.is_pool(args.device):
         readers = check_devices(args.device, ask=args.ask_pins)
@@ -171,7 +168,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--inventory", help=f"lab inventory (TOML); also read from ${INVENTORY_ENV}")
     run.add_argument("--include", action="append", help="only tests with this tag (repeatable)")
     run.add_argument("--exclude", action="append", help="skip tests with this tag (repeatable)")
-    run.add_argument("--processes", type=int, default=1, help="run suites in parallel with pabot")
+    run.add_argument("--processes", type=int, default=1,
+                     help="with --plan: up to N parts at once; else suites in parallel with pabot")
     run.add_argument("--ask-pins", action="store_true",
                      help="ask at the terminal (no echo) for the device's PINs not set in the environment")
     run.add_argument("--plan", help="a run plan (TOML): several suites × devices, one merged report and a matrix")

@@ -124,7 +124,6 @@ def test_plan_typos_are_one_line_naming_the_line(tmp_path, plan_text, message):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--plan", "fixtures/lab/virtual-plan.toml", "--include", "X"], "--include cannot go with it"),
-    (["--plan", "fixtures/lab/virtual-plan.toml", "--processes", "2"], "--processes cannot go with it"),
     (["card", "--processes", "0"], "--processes must be 1 or more"),
     (["card", "--wait", "-1"], "--wait must be 0 or more seconds"),
     (["card", "--device", "pcsc:ACS", "--processes", "2"], "would drive the one reader behind pcsc:ACS"),
