@@ -205,23 +205,29 @@ def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Pa
     needs = needs_of([o for _, o in parts], guards) if parallel else Needs([{} for _ in parts])
     pooled = dict.fromkeys(o.device for _, o in parts if o.device and is_pool(o.device))
     sets = "".join(value_sets_text(device, guards.pools[device]) for device in pooled) if parallel else ""
-    if parallel and is_plan:  # a part killed before it began still comes back from its journal as not run
-        for index, (label, options) in enumerate(parts, 1):
-            folder = _part_dir(outputdir, index, label, is_plan)
-            folder.mkdir(parents=True, exist_ok=True)
-            metadata = {key: value for key, value in (("Device", options.device),
-                                                      (matrix.PART_METADATA, options.part)) if value}
-            journal.announce(folder / journal.JOURNAL_NAME, [str(p.resolve()) for p in options.suites],
-                             options.name, options.include, options.exclude, metadata)
     with Interrupts() as interrupts, (LeaseServer(outputdir, sets) if parallel and sets
                                       else contextlib.nullcontext()) as server:
         progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server)
         return _report(plan_name, parts, outputdir, is_plan, progress, interrupts)
 
 
+def _announce(parts: list[tuple[str, RunOptions]], indices: list[int], outputdir: Path) -> None:
+    """Every test of parts not started yet into their journals: killed before it began, a part comes back as
+    not run (``hil recover``, and the partial report of an interrupted run)."""
+    for index in indices:
+        label, options = parts[index]
+        folder = _part_dir(outputdir, index + 1, label, True)
+        folder.mkdir(parents=True, exist_ok=True)
+        metadata = {key: value for key, value in (("Device", options.device), (matrix.PART_METADATA, options.part))
+                    if value}
+        journal.announce(folder / journal.JOURNAL_NAME, [str(p.resolve()) for p in options.suites],
+                         options.name, options.include, options.exclude, metadata)
+
+
 def _schedule(parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool, processes: int, needs: Needs,
               interrupts: Interrupts, server: LeaseServer | None) -> _Progress:
     pending = list(range(len(parts)))
+    announce = is_plan and processes > 1  # once the first parts are on their way (it takes ~0.1 s a part)
     running: list[_Running] = []
     held: dict[str, int] = {}
     progress = _Progress()
@@ -236,6 +242,9 @@ def _schedule(parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: boo
                 running.append(_start(index, parts, outputdir, is_plan, interrupts, server))
                 for need, units in needs.parts[index].items():
                     held[need] = held.get(need, 0) + units
+            if announce:
+                _announce(parts, pending, outputdir)
+                announce = False
             if not running:
                 break  # interrupted: what has not started stays not run
             for done in _wait_any(running):
