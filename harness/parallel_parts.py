@@ -9,8 +9,7 @@ A part starts only when what it needs alone is free. Needs are counted against c
   itself is leased from pabot's PabotLib server (value sets), which this module starts when a plan
   uses a pool: taken under the part's ``${CALLER_ID}`` before the part starts, freed after it ended,
   and read by the part's process (:mod:`harness.pools`); a part naming a member directly takes the
-  whole pool. The CLI gives the members (:class:`harness.runner.Guards`): the runner
-  reads no inventory.
+  whole pool. The CLI gives the members (:class:`harness.runner.Guards`): the runner reads no inventory.
 
 The other virtual bridges cannot collide between processes: the nfcpy UDP link, the RFC 2217 port
 server and the relying-party, OCSP and authority HTTP servers bind port 0, serial firmware opens its
@@ -205,10 +204,10 @@ def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Pa
     needs = needs_of([o for _, o in parts], guards) if parallel else Needs([{} for _ in parts])
     pooled = dict.fromkeys(o.device for _, o in parts if o.device and is_pool(o.device))
     sets = "".join(value_sets_text(device, guards.pools[device]) for device in pooled) if parallel else ""
-    with Interrupts() as interrupts, (LeaseServer(outputdir, sets) if parallel and sets
-                                      else contextlib.nullcontext()) as server:
-        progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server)
-        return _report(plan_name, parts, outputdir, is_plan, progress, interrupts)
+    with Interrupts() as interrupts:
+        with LeaseServer(outputdir, sets) if parallel and sets else contextlib.nullcontext() as server:
+            progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server)
+        return _report(plan_name, parts, outputdir, is_plan, progress, interrupts)  # PabotLib stopped first
 
 
 def _announce(parts: list[tuple[str, RunOptions]], indices: list[int], outputdir: Path) -> None:
