@@ -20,7 +20,7 @@ from robot.api import ExecutionResult
 from harness.parallel_parts import VPCD, needs_of
 from harness.runner import Guards, RunOptions
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROBOT = ROOT / "robot"
 SLOW_CARD = "virtual:card?sign_delay_ms=700"
 MEMBER = """[devices.{name}]
