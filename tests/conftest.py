@@ -6,6 +6,7 @@ beside this file (``leak_scan``, ``pcsc_support``, ...) are importable from all 
 ``sys.path`` for its conftest.
 """
 
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +21,14 @@ VIRTUAL_BACKENDS = [
     "virtual:card?via=kiosk",
     "virtual:card?via=stb",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A shell starts a background job (``pytest &`` in a script, ``nohup``) with SIGINT ignored, and every
+    process it starts inherits that: the Ctrl-C tests' servers would then never stop. A Python handler here is
+    reset to the default in each child at exec, so the children get Ctrl-C as a user's terminal gives it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
