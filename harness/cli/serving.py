@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode = serve.add_mutually_exclusive_group()
     mode.add_argument("--pcsc", action="store_true", help="as a card in vpcd's reader (pcscd must run)")
     serve.add_argument("--port", type=port_number(1), help="vpcd port (default 35963)")
-    mode.add_argument("--nfc-udp", type=port_number(1), metavar="PORT", help="as a Type B card on nfcpy's UDP link")
+    mode.add_argument("--nfc-udp", type=port_number(0), metavar="PORT",
+                      help="as a Type B card on nfcpy's UDP link on 127.0.0.1:PORT (0: any free port)")
     mode.add_argument("--serial", metavar="PROTOCOL",
                       help="as a serial reader module on a pty (kiosk, stb, line or a protocol .toml)")
     serve.add_argument("--rfc2217", type=port_number(0), metavar="PORT",

@@ -178,7 +178,7 @@ CASES: dict[str, Case] = {
         "hil virtual serve: error: argument --nfc-udp: not allowed with argument --pcsc"),
     "serve: port out of range": Case(
         ("virtual", "serve", "card", "--nfc-udp", "99999"),
-        "hil virtual serve: error: argument --nfc-udp: '99999' is not a port (1-65535)"),
+        "hil virtual serve: error: argument --nfc-udp: '99999' is not a port (0-65535)"),
     "serve: --port without --pcsc": Case(
         ("virtual", "serve", "card", "--nfc-udp", "54321", "--port", "35963"),
         "--port is the vpcd port of --pcsc; give --pcsc too, or drop --port"),

@@ -15,7 +15,7 @@ import fcntl
 import os
 import threading
 import time
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from smartcard import scard
 
@@ -45,13 +45,20 @@ class VpcdCardServer(Protocol):
 VPCD_READER = "Virtual PCD"
 VPCD_SLOTS = 2
 IDLE_SECONDS = 15.0  # a parked server nobody reuses within this leaves vpcd's reader
+# A slot another process holds is waited for this long: its parked server leaves after IDLE_SECONDS idle
+# and pcscd then needs a presence poll to see the reader empty. Slots this process holds are not waited for.
+OTHERS_WAIT = IDLE_SECONDS + 5.0
+OTHERS_POLL = 0.25
 
 
 class SlotClaim:
     """An exclusive ``flock`` on one vpcd slot, so two processes never serve cards into the same reader."""
 
+    held_here: ClassVar[set[int]] = set()  # ports this process holds a claim on (a flock cannot tell whose it is)
+
     def __init__(self, fd: int, port: int) -> None:
         self.fd, self.port = fd, port
+        SlotClaim.held_here.add(port)
 
     @classmethod
     def try_take(cls, port: int) -> SlotClaim | None:
@@ -71,6 +78,7 @@ class SlotClaim:
     def release(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
+            SlotClaim.held_here.discard(self.port)
             os.close(fd)
 
 
@@ -208,8 +216,24 @@ def free_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) ->
 
 
 def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -> tuple[int, str, SlotClaim]:
-    """:func:`free_vpcd_slot` and the slot's claim, held until the card server using it stops."""
+    """:func:`free_vpcd_slot` and the slot's claim, held until the card server using it stops.
+
+    While a slot is held by another process (its server may be parked, and leaves when idle), waits for it,
+    bounded by :data:`OTHERS_WAIT`; when this process holds every slot, DeviceBusy at once."""
     ports = ports or [VPCD_PORT + n for n in range(VPCD_SLOTS)]
+    deadline = time.monotonic() + OTHERS_WAIT
+    while True:
+        try:
+            return _claim_once(ports, reader)
+        except DeviceBusy as exc:
+            if set(ports) <= SlotClaim.held_here:
+                raise
+            if time.monotonic() >= deadline:
+                raise DeviceBusy(f"{exc} (waited {OTHERS_WAIT:.0f} s for another process to free one)") from None
+            time.sleep(OTHERS_POLL)
+
+
+def _claim_once(ports: list[int], reader: str | None) -> tuple[int, str, SlotClaim]:
     parked = PARKED.ports()
     for attempt in range(2):
         context = establish_context()
