@@ -6,9 +6,10 @@ backend stands behind it is decided by the device name alone.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Protocol
@@ -101,11 +102,27 @@ class TraceObserver(Protocol):
     def event(self, name: str) -> None: ...
 
 
+CloseHook = Callable[[], None]
+
+
+@dataclass
+class _Lifecycle:
+    """What others attached to one reader: close hooks and capability details (see :class:`Reader`)."""
+
+    before_close: list[CloseHook] = field(default_factory=list)
+    after_close: list[CloseHook] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)
+
+
 class Reader(ABC):
     """A card reader with one slot. Lifecycle: open → wait_for_card → power_on → transmit* → power_off → close.
 
     Besides the abstract methods, a reader declares its optional features here with the default of a reader
     that lacks them, so the harness reads them as plain attributes and never guesses at a backend's insides.
+
+    A virtual device's bridge opens the real backend through the registry and attaches what it needs with
+    :meth:`before_close`, :meth:`after_close` and :meth:`add_details`, never by subclassing the backend.
+    A backend frees its own resources in :meth:`release`; :meth:`close` runs the hooks around it.
     """
 
     uri: str = ""
@@ -160,8 +177,55 @@ class Reader(ABC):
     def power_off(self) -> None:
         """Deactivate the card; its volatile security state is lost."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
-        """Release the reader. Idempotent."""
+    # -- what a bridge attaches (see the class doc) --------------------------------------------------
+    def present_as(self, uri: str) -> None:
+        """Go by ``uri`` in messages and traces from now on: a bridge shows its ``virtual:`` name, not the
+        host-side device URI it opened. A backend that names itself in more places overrides this."""
+        self.uri = uri
+
+    def _lifecycle(self) -> _Lifecycle:
+        found = self.__dict__.get("_hooks")
+        if found is None:
+            found = self.__dict__["_hooks"] = _Lifecycle()
+        return found
+
+    def before_close(self, hook: CloseHook) -> None:
+        """Run ``hook`` at the first :meth:`close` while the host side is still open (a bridge decides here
+        whether its card server stays up for the next open). Last added, first run."""
+        self._lifecycle().before_close.append(hook)
+
+    def after_close(self, hook: CloseHook) -> None:
+        """Run ``hook`` at the first :meth:`close`, after :meth:`release` (a bridge stops its card side
+        here); it runs even if the release failed. Last added, first run."""
+        self._lifecycle().after_close.append(hook)
+
+    def add_details(self, details: Mapping[str, str]) -> None:
+        """Facts a bridge adds to :attr:`capabilities` ``.details`` (``via=vpcd``, its port), shown by
+        ``hil devices`` and in traces after the backend's own."""
+        self._lifecycle().details.update(details)
+
+    @property
+    def added_details(self) -> Mapping[str, str]:
+        """What :meth:`add_details` added; a backend merges it into the details it reports."""
+        hooks = self.__dict__.get("_hooks")
+        return {} if hooks is None else dict(hooks.details)
+
+    def close(self) -> None:
+        """Release the reader. Idempotent: the close hooks run once, around the first :meth:`release`."""
+        hooks = self.__dict__.pop("_hooks", None)
+        if hooks is None:
+            self.release()
+            return
+        self.__dict__["_hooks"] = _Lifecycle(details=hooks.details)  # the details outlive the close
+        with contextlib.ExitStack() as stack:
+            for hook in hooks.after_close:
+                stack.callback(hook)
+            stack.callback(self.release)  # first at exit, also when a before-close hook raised
+            for hook in reversed(hooks.before_close):
+                hook()
+
+    def release(self) -> None:  # noqa: B027 - optional
+        """What the backend frees on close (context, port, device). Idempotent."""
 
     def describe(self) -> str:
         return self.uri

@@ -88,11 +88,11 @@ def scheme_of(uri: str) -> str:
 # The option grammar of each built-in scheme, checked by check_uri() without opening anything.
 OPTION_CHECKERS: dict[str, tuple[str, str]] = {
     "virtual": ("devices.virtual.reader", "virtual_options"),
-    "pcsc": ("devices.pcsc.reader", "check_pcsc_uri"),
+    "pcsc": ("devices.pcsc.uri", "check_pcsc_uri"),
     "nfc": ("devices.nfc.uri", "parse_nfc_uri"),
-    "serial": ("devices.serial.reader", "parse_serial_uri"),
-    "rfc2217": ("devices.serial.reader", "parse_serial_uri"),
-    "socket": ("devices.serial.reader", "parse_serial_uri"),
+    "serial": ("devices.serial.uri", "parse_serial_uri"),
+    "rfc2217": ("devices.serial.uri", "parse_serial_uri"),
+    "socket": ("devices.serial.uri", "parse_serial_uri"),
     "remote": ("devices.remote", "check_remote_uri"),
 }
 
@@ -131,15 +131,8 @@ def check_uri(uri: str) -> None:
             checker(uri)
     if "protocol" in parsed.options and scheme in ("serial", "rfc2217", "socket", "virtual"):
         _check_protocol_file(uri, parsed.options["protocol"])
-    if scheme == "virtual":
-        from .virtual.profile import available_profiles, load_profile, profile_path
-        from .virtual.reader import parse_virtual_uri
-
-        name, _ = parse_virtual_uri(uri)
-        if not name or not profile_path(name).exists():
-            known = ", ".join(f"virtual:{p}" for p in available_profiles())
-            raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
-        load_profile(name)  # a broken profile is one ProfileError line naming the file, before any suite runs
+    if scheme == "virtual":  # by name, as the opener: the virtual devices open backends through this module
+        import_module("devices.virtual.reader").check_virtual_profile(uri)
 
 
 def open_uri(uri: str) -> Reader:

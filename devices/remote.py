@@ -144,7 +144,7 @@ class RemoteReader(Reader):
     def power_off(self) -> None:
         self.call("power_off")
 
-    def close(self) -> None:
+    def release(self) -> None:
         """The host keeps its reader open for the next controller; nothing to release here."""
         self._proxy("close")()
 

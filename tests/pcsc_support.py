@@ -26,7 +26,7 @@ import pytest
 from smartcard import scard
 
 from devices import open_device
-from devices.virtual.bridges.pcsc import BridgedPcscReader
+from devices.pcsc.reader import PcscReader
 from devices.virtual.bridges.vpcd import VpcdCardServer
 from devices.virtual.bridges.vpcd_sessions import PARKED, free_vpcd_slot
 from devices.virtual.card import VirtualCard
@@ -108,9 +108,9 @@ def served_card(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[tuple[Vp
     wait_reader(name, False, 3)
 
 
-def _bridged(uri: str) -> Iterator[BridgedPcscReader]:
+def _bridged(uri: str) -> Iterator[PcscReader]:
     reader = open_device(uri)
-    assert isinstance(reader, BridgedPcscReader)
+    assert isinstance(reader, PcscReader)
     try:
         reader.power_on()
         yield reader
@@ -119,13 +119,13 @@ def _bridged(uri: str) -> Iterator[BridgedPcscReader]:
 
 
 @pytest.fixture
-def bridged(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[BridgedPcscReader]:
+def bridged(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[PcscReader]:
     """``virtual:card?via=pcsc``, powered on."""
     yield from _bridged("virtual:card?via=pcsc")
 
 
 @pytest.fixture
-def bridged_t0(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[BridgedPcscReader]:
+def bridged_t0(pcscd: PcscDaemon, no_leaked_threads: None) -> Iterator[PcscReader]:
     """``virtual:card?via=pcsc&t0=1``: the card answers like a T=0 card (61xx, 6Cxx), powered on."""
     yield from _bridged("virtual:card?via=pcsc&t0=1")
 

@@ -138,6 +138,7 @@ class NfcReader(Reader):
     def capabilities(self) -> ReaderCapabilities:
         details = {"backend": "nfcpy", "device": str(self._clf) if self._clf else self.path}
         details.update(self._details)
+        details.update(self.added_details)
         return ReaderCapabilities(
             extended_apdu=self._extended,
             max_command_data=65535 if self._extended else 255,
@@ -203,7 +204,7 @@ class NfcReader(Reader):
             self._clf.exchange(bytearray((0xC2,)), self._fwt() + 0.01)
         self._lost()
 
-    def close(self) -> None:
+    def release(self) -> None:
         if self._clf is None:
             return
         try:

@@ -17,9 +17,8 @@ URI options (``pcsc:ACS?get_response=0&resend_6c=0``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import Mapping
-from urllib.parse import unquote
 
 from smartcard import scard
 
@@ -33,7 +32,6 @@ from devices.base import (
     Reader,
     ReaderCapabilities,
 )
-from devices.uri import TERMINAL_OPTION, DeviceUri, Option, options_named
 from harness.iso.apdu import ApduError, CommandApdu
 
 from .capabilities import Connection, ProbeLost, detect
@@ -45,6 +43,7 @@ from .scard import (
     OK,
     POOL,
     PROTOCOL_NAMES,
+    REMOVAL_GRACE,
     apdu_label,
     error_name,
     establish_context,
@@ -53,38 +52,17 @@ from .scard import (
     release_context,
     service_answers,
 )
+from .uri import (  # noqa: F401 - re-exported: the options were defined here first
+    READER_OPTION_ROWS,
+    READER_OPTIONS,
+    URI_OPTIONS,
+    check_pcsc_uri,
+    parse_pcsc_uri,
+    reader_options,
+)
 
 MAX_GET_RESPONSE = 300  # 64 KiB in 256-byte pieces, with room to spare; a card that chains on is broken
-REMOVAL_GRACE = 1.5  # pcscd polls presence every 0.4 s: time to let it notice a card that vanished mid-APDU
 
-
-def parse_pcsc_uri(uri: str) -> tuple[str, dict[str, str]]:
-    """``pcsc:Virtual%20PCD?get_response=0`` → (``"Virtual PCD"``, ``{"get_response": "0"}``)."""
-    parsed = DeviceUri.parse(uri if ":" in uri else f"pcsc:{uri}")
-    return unquote(parsed.body).strip(), dict(parsed.options)
-
-READER_OPTION_ROWS = (
-    Option("get_response"),
-    Option("resend_6c"),
-    Option("extended", "auto_flag"),
-    Option("reset", "choice", choices=("cold", "warm", "none")),
-    Option("share", "choice", choices=("shared", "exclusive")),
-)
-READER_OPTIONS = tuple(row.name for row in READER_OPTION_ROWS)
-URI_OPTIONS = (*READER_OPTION_ROWS, TERMINAL_OPTION)
-
-
-def reader_options(options: Mapping[str, str], uri: str, *, strict: bool = True) -> dict[str, object]:
-    """Constructor keywords of :class:`PcscReader` from URI options; ``strict`` rejects unknown keys."""
-    rows = options_named(READER_OPTION_ROWS)
-    parsed = DeviceUri(uri, "pcsc", "", {k: v for k, v in options.items() if strict or k in rows})
-    values = parsed.typed(rows)
-    kwargs: dict[str, object] = {key: values[key] for key in ("get_response", "resend_6c") if key in values}
-    if values.get("extended") is not None:
-        kwargs["extended"] = values["extended"]
-    kwargs["reset"] = values.get("reset", "cold")
-    kwargs["exclusive"] = values.get("share", "shared") == "exclusive"
-    return kwargs
 
 POWER_UP_RETRIES = 5  # bounded: 5 × 0.2 s
 POWER_UP_PAUSE = 0.2
@@ -260,7 +238,7 @@ class PcscReader(Reader):
         self.wait_for_card(timeout)
         return self.power_on()
 
-    def close(self) -> None:
+    def release(self) -> None:
         """Release the reader: the card is disconnected (unpowered: its security state is gone) and the
         context parked in :data:`POOL`, so the next open of this reader needs no new one."""
         with contextlib.suppress(DeviceError):
@@ -350,6 +328,9 @@ class PcscReader(Reader):
         if self._caps is None or self._caps_atr != self._atr:
             self._caps = self._detect_capabilities()
             self._caps_atr = self._atr
+        added = self.added_details  # a bridge's facts (via=vpcd, its port), after the backend's own
+        if added and any(self._caps.details.get(k) != v for k, v in added.items()):
+            self._caps = dataclasses.replace(self._caps, details={**self._caps.details, **added})
         return self._caps
 
     def _detect_capabilities(self) -> ReaderCapabilities:
@@ -364,13 +345,6 @@ class PcscReader(Reader):
 
     def describe(self) -> str:
         return f"{self.uri} (PC/SC reader '{self.name}')"
-
-
-def check_pcsc_uri(uri: str) -> tuple[str, dict[str, object]]:
-    """(reader pattern, :class:`PcscReader` keywords) of a ``pcsc:`` URI; refuses unknown options."""
-    pattern, options = parse_pcsc_uri(uri)
-    DeviceUri.parse(uri).typed(URI_OPTIONS)
-    return pattern, reader_options({k: v for k, v in options.items() if k != TERMINAL_OPTION.name}, uri)
 
 
 def open_pcsc(uri: str) -> PcscReader:

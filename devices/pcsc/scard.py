@@ -28,6 +28,7 @@ from harness.iso.redact import redact_apdu
 START_HINT = "start it with `pcscd --foreground &` (not installed? apt-get install pcscd, or scripts/setup.sh)"
 
 OK = scard.SCARD_S_SUCCESS
+REMOVAL_GRACE = 1.5  # pcscd polls presence every 0.4 s: time to let it notice a card that vanished mid-APDU
 BOTH_PROTOCOLS = scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1
 PROTOCOL_NAMES = {scard.SCARD_PROTOCOL_T0: "T=0", scard.SCARD_PROTOCOL_T1: "T=1", scard.SCARD_PROTOCOL_RAW: "RAW"}
 

@@ -10,11 +10,10 @@ taken out of the URI; the rest (``ign_set_control``, ``poll_modem``, ``timeout``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import threading
 import time
-from collections.abc import Callable
-from urllib.parse import urlsplit
 
 import serial
 from serial import SerialException
@@ -31,70 +30,19 @@ from devices.base import (
     Reader,
     ReaderCapabilities,
 )
-from devices.uri import TERMINAL_OPTION, BadDeviceUri, DeviceUri, Option, parse_flag
+from devices.uri import parse_flag
 
 from .link import LinkStats, SerialLink, _one_line
 from .messages import CodecError, Message
-from .protocol import PARITIES, ProtocolFileError, ProtocolSpec, Timing, available_protocols, load_protocol
-
-SECONDS = {"low": 0.001, "high": 600}
-HARNESS_OPTION_ROWS = (
-    Option("protocol", "text"),
-    Option("baudrate", "int", low=50, high=4_000_000),
-    Option("bytesize", "choice", choices=("5", "6", "7", "8")),
-    Option("parity", "choice", choices=tuple(p.lower() for p in PARITIES)),
-    Option("stopbits", "choice", choices=("1", "1.5", "2")),
-    Option("exclusive"),
-    *(Option(name, "float", **SECONDS) for name in Timing.__dataclass_fields__ if name != "retries"),
-    Option("retries", "int", low=0, high=10),
-    TERMINAL_OPTION,
+from .protocol import ProtocolFileError, ProtocolSpec, available_protocols, load_protocol
+from .uri import (  # noqa: F401 - re-exported: the options were defined here first
+    HARNESS_OPTION_ROWS,
+    HARNESS_OPTIONS,
+    PYSERIAL_OPTIONS,
+    parse_serial_uri,
 )
-HARNESS_OPTIONS = frozenset(row.name for row in HARNESS_OPTION_ROWS)
-# What pyserial's own URL handlers take (serial/urlhandler/protocol_*.py); a tty takes none.
-PYSERIAL_OPTIONS: dict[str, tuple[Option, ...]] = {
-    "tty": (),
-    "rfc2217": (Option("ign_set_control", "bare"), Option("poll_modem", "bare"),
-                Option("timeout", "float", low=0.001, high=600),
-                Option("logging", "choice", choices=("debug", "info", "warning", "error"))),
-    "socket": (Option("logging", "choice", choices=("debug", "info", "warning", "error")),),
-}
+
 STATUS_POLL = 1.0  # seconds between status queries while waiting for a card (events may be lost)
-
-
-def parse_serial_uri(uri: str) -> tuple[str, str, dict[str, str]]:
-    """``(transport, pyserial url, harness options)`` for a ``serial:``, ``rfc2217://`` or ``socket://`` URI.
-
-    Every option is checked here, harness and pyserial ones alike: a typo is an error, not a default."""
-    parsed = DeviceUri.parse(uri)
-    base = uri.partition("?")[0]
-    scheme = parsed.scheme
-    if scheme == "serial":
-        transport = "tty"
-    elif scheme in ("rfc2217", "socket"):
-        transport = scheme
-    else:
-        raise BadDeviceUri(f"'{uri}' is not a serial device URI (serial:, rfc2217://, socket://)")
-    passed_rows = PYSERIAL_OPTIONS[transport]
-    parsed.typed((*HARNESS_OPTION_ROWS, *passed_rows), f"for {scheme}")
-    if transport != "tty" and "exclusive" in parsed.options:
-        raise BadDeviceUri(f"{uri}: option exclusive means nothing for {scheme}:// (only a local tty is locked)")
-    ours = {key: value for key, value in parsed.options.items() if key in HARNESS_OPTIONS}
-    passed = [key if value == "" else f"{key}={value}" for key, value in parsed.options.items()
-              if key not in HARNESS_OPTIONS]
-    if transport == "tty":
-        path = base[len("serial:") :]
-        path = path[2:] if path.startswith("///") else path
-        if not path:
-            raise BadDeviceUri(f"'{uri}' names no port; e.g. serial:/dev/ttyUSB0?protocol=kiosk")
-        return "tty", path, ours
-    try:
-        parts = urlsplit(base)
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a malformed [IPv6] literal or port
-        host = port = None
-    if not host or port is None:
-        raise BadDeviceUri(f"'{uri}' needs host and port, e.g. {scheme}://127.0.0.1:4000?protocol=kiosk")
-    return scheme, base + ("?" + "&".join(passed) if passed else ""), ours
 
 
 def _open_port(url: str, spec: ProtocolSpec, transport: str, uri: str, exclusive: bool) -> serial.SerialBase:
@@ -149,7 +97,6 @@ class SerialReader(Reader):
         self._present: bool | None = None
         self._generation = 0
         self._powered_generation: int | None = None
-        self._closers: list[Callable[[], None]] = []
         self._closed = False
         # One exchange at a time: a caller that gave up waiting (a harness deadline) may leave one running,
         # and the next must wait for it (bounded by the protocol's timeouts) rather than share the line.
@@ -188,22 +135,23 @@ class SerialReader(Reader):
         return cls(uri, spec, port, transport=transport, url=url)
 
     # -- lifecycle -----------------------------------------------------------------------
-    def on_close(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` after the port closes (a bridge stops its firmware here)."""
-        self._closers.append(callback)
+    def present_as(self, uri: str) -> None:
+        """The link's messages name the reader too."""
+        super().present_as(uri)
+        self.link.name = uri
 
-    def close(self) -> None:
+    def release(self) -> None:
+        """Close the port (a bridge stops its firmware in an :meth:`after_close` hook)."""
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(SerialException, OSError):
             self.port.close()
-        for callback in reversed(self._closers):
-            callback()
 
     @property
     def capabilities(self) -> ReaderCapabilities:
-        return self._caps
+        added = self.added_details
+        return dataclasses.replace(self._caps, details={**self._caps.details, **added}) if added else self._caps
 
     @property
     def stats(self) -> LinkStats:

@@ -61,10 +61,10 @@ def _bridge_options(via: str, uri: str) -> tuple[Option, ...]:
         return IN_PROCESS_OPTIONS[:2]
     try:
         if via == "pcsc":
-            from devices.pcsc.reader import READER_OPTION_ROWS
+            from devices.pcsc.uri import READER_OPTION_ROWS
             return (Option("port", "int", low=1, high=65535), Option("t0"), Option("extended"),
                     Option("reader", "text"), TIMEOUT, *(r for r in READER_OPTION_ROWS if r.name != "extended"))
-        from devices.serial.reader import HARNESS_OPTION_ROWS
+        from devices.serial.uri import HARNESS_OPTION_ROWS
         from devices.virtual.serial_firmware.bridge import PASSED_OPTIONS, TRANSPORTS
     except ImportError as exc:
         raise BackendUnavailable(f"{uri}: needs the missing package {exc.name}") from None
@@ -150,7 +150,7 @@ class VirtualReader(Reader):
     def power_off(self) -> None:
         self.slot.power_off()
 
-    def close(self) -> None:
+    def release(self) -> None:
         self.closed = True
         if self._worker is not None:
             self._worker.shutdown(wait=False, cancel_futures=True)
@@ -158,7 +158,8 @@ class VirtualReader(Reader):
 
 # ``virtual:<profile>?via=<bridge>`` puts the virtual card behind a real stack in this
 # process: the reader side is the real backend (pyscard, nfcpy, pyserial), the card side
-# a bridge thread. Each opener takes (card, uri, options) and returns a Reader with ``.slot``.
+# a bridge thread. Each opener takes (card, uri, options), opens the host side through the registry
+# and returns that reader with its rig attached (``rig.attach``).
 VIA_BRIDGES: dict[str, tuple[str, str]] = {
     "pcsc": ("devices.virtual.bridges.pcsc", "open_via_pcsc"),
     "nfc": ("devices.virtual.bridges.nfc", "open_via_nfc"),
@@ -196,6 +197,16 @@ def open_virtual(uri: str) -> Reader:
     return VirtualReader(card, uri, extended=bool(values.get("extended", True)),
                          max_response=int(values.get("max_response", 65536)),  # type: ignore[call-overload]
                          timeout=values.get("timeout"))  # type: ignore[arg-type]
+
+
+def check_virtual_profile(uri: str) -> None:
+    """For :func:`devices.registry.check_uri`: the profile ``uri`` names exists and loads; a broken one is
+    one :class:`ProfileError` line naming the file, before any suite runs."""
+    name, _ = parse_virtual_uri(uri)
+    if not name or not profile_path(name).exists():
+        known = ", ".join(f"virtual:{p}" for p in available_profiles())
+        raise UnknownDevice(f"unknown virtual device '{uri}'; known: {known}")
+    load_profile(name)
 
 
 def discover() -> list[DeviceInfo]:

@@ -18,9 +18,9 @@ from .card import VirtualCard
 from .profile import CardProfile, ProfileError, available_profiles, load_profile
 from .slot import CardSlot, FaultPlan
 
-__all__ = ["CARD_FAULTS", "FAULTS", "LINK_FAULTS", "FaultPlan", "FaultUnsupported", "FieldLink", "Firmware",
-           "PortServer", "VirtualCard", "VirtualRig", "attach", "card_facts", "known_profile_facts", "profile_facts",
-           "provisioning_options", "provisioning_state", "rig_of"]
+__all__ = ["CARD_FAULTS", "FAULTS", "LINK_FAULTS", "CardServer", "FaultPlan", "FaultUnsupported", "FieldLink",
+           "Firmware", "PortServer", "VirtualCard", "VirtualRig", "attach", "card_facts", "known_profile_facts",
+           "profile_facts", "provisioning_options", "provisioning_state", "rig_of"]
 
 # One fault vocabulary for every bridge. Card faults act on the slot, so every virtual device has them:
 CARD_FAULTS = ("remove_card", "pull_card", "delay_card", "delay_signatures", "unplug")
@@ -67,6 +67,18 @@ class Firmware(Protocol):
     stats: Any  # ``FirmwareStats``: ``as_dict()``
 
     def arm_faults(self, **plan: int | float | None) -> None: ...
+
+
+class CardServer(Protocol):
+    """The vpcd card server behind a ``via=pcsc`` reader (``devices.virtual.bridges.vpcd.VpcdCardServer``)."""
+
+    port: int  # the vpcd slot's TCP port on 127.0.0.1
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def connected(self) -> bool: ...
 
 
 class PortServer(Protocol):
@@ -123,7 +135,8 @@ class VirtualRig:
     """A virtual device seen from the test bench: the slot its card sits in and what each bridge adds.
 
     ``link`` is the PICC behind nfcpy's UDP link, ``firmware`` the serial reader firmware and
-    ``port_server`` its RFC 2217 / socket server; each is None where the bridge has none.
+    ``port_server`` its RFC 2217 / socket server, ``card_server`` vpcd's card server; each is None where the
+    bridge has none.
     ``unplug`` takes the device away (its server stops, or the in-process reader closes);
     ``wait_removed`` waits until the host stack reports an empty slot (PC/SC polls for it)."""
 
@@ -132,6 +145,7 @@ class VirtualRig:
     link: FieldLink | None = None
     firmware: Firmware | None = None
     port_server: PortServer | None = None
+    card_server: CardServer | None = None
     wait_removed: Callable[[float], None] | None = None
     _model: VirtualCard | None = field(default=None, repr=False)  # the card last in the slot, to put back
     _removed: VirtualCard | None = field(default=None, repr=False)

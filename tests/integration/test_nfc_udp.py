@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from robot.api import SkipExecution
 
 from devices import CardRemoved, DeviceBusy, DeviceError, NoCard, open_device
+from devices.nfc.reader import NfcReader
 from devices.virtual.bridges.iso_dep_picc import State, bit_rate_byte, build_atqb, fsci_for
-from devices.virtual.bridges.nfc import NfcUdpCard, VirtualNfcReader, serve_forever
+from devices.virtual.bridges.nfc import NfcUdpCard, serve_forever
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import load_profile
-from devices.virtual.rig import FaultUnsupported
+from devices.virtual.rig import FaultUnsupported, rig_of
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness.keywords.card import CardKeywords
 from harness.keywords.contactless import ContactlessKeywords
@@ -76,7 +77,7 @@ def sw(answer: bytes) -> str:
 
 
 def verify_auth(reader) -> None:
-    pin = reader.slot.card.profile.pins["auth"].value.encode()
+    pin = rig_of(reader).slot.card.profile.pins["auth"].value.encode()
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     assert sw(tx(reader, "00A4020C020018")) == "9000"
     assert sw(tx(reader, f"00200080{len(pin):02X}{pin.hex()}")) == "9000"
@@ -100,12 +101,12 @@ def test_atqb_follows_the_profile():
 
 # -- APDUs, chaining --------------------------------------------------------------------------------------
 def test_apdu_round_trip(reader):
-    assert isinstance(reader, VirtualNfcReader)
+    assert isinstance(reader, NfcReader)
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     assert sw(tx(reader, "00A4020C020006")) == "9000"
     label = tx(reader, "00B0000020")
     assert label[:-2].rstrip() == b"JPKIAPICCTOKEN2" and sw(label) == "9000"
-    record = reader.server.last_exchange
+    record = rig_of(reader).link.last_exchange
     assert (record.blocks_in, record.blocks_out, record.wtx) == (1, 1, 0)
 
 
@@ -117,9 +118,9 @@ def test_two_kilobyte_certificate_read_with_extended_le_is_chained(reader):
     der = (PKI / "card-auth.der").read_bytes()
     assert answer[: len(der)] == der
     x509.load_der_x509_certificate(answer[: len(der)])
-    record = reader.server.last_exchange
+    record = rig_of(reader).link.last_exchange
     assert record.chained_response and record.blocks_out == 9  # 2050 bytes in 253-byte INF fields
-    stats = reader.server.snapshot()
+    stats = rig_of(reader).link.snapshot()
     assert stats["chained_blocks_out"] == 8 and stats["acks_in"] == 8
     assert stats["largest_frame_out"] == 256 and stats["largest_frame_in"] <= 256
 
@@ -128,63 +129,63 @@ def test_long_command_is_chained_to_the_card(reader):
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     answer = tx(reader, "00A4040C00012C" + "A0" * 300)  # 307-byte APDU > 253-byte INF
     assert sw(answer) == "6A82"
-    record = reader.server.last_exchange
+    record = rig_of(reader).link.last_exchange
     assert record.chained_command and record.blocks_in == 2 and record.command_length == 307
-    stats = reader.server.snapshot()
+    stats = rig_of(reader).link.snapshot()
     assert stats["chained_blocks_in"] == 1 and stats["acks_out"] == 1 and stats["oversize_frames_in"] == 0
 
 
 # -- WTX -----------------------------------------------------------------------------------------------
 def test_slow_signature_is_bridged_with_wtx_and_verifies(reader):
-    card = reader.slot.card
+    card = rig_of(reader).slot.card
     card.profile = dataclasses.replace(card.profile, sign_delay_ms=700)  # FWT is 309 ms (FWI 10)
     verify_auth(reader)
     started = time.monotonic()
     answer = sign_auth(reader, b"contactless challenge")
     assert time.monotonic() - started >= 0.7
     assert sw(answer) == "9000" and len(answer) == 258
-    record = reader.server.last_exchange
+    record = rig_of(reader).link.last_exchange
     assert record.wtx >= 2 and record.chained_response  # 258 bytes need two blocks
     cert = x509.load_der_x509_certificate((PKI / "card-auth.der").read_bytes())
     cert.public_key().verify(answer[:-2], b"contactless challenge", padding.PKCS1v15(), hashes.SHA256())
 
 
 def test_a_stalled_apdu_gets_wtx_too(reader):
-    reader.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=0.5))
+    rig_of(reader).slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=0.5))
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
-    assert reader.server.last_exchange.wtx >= 1
+    assert rig_of(reader).link.last_exchange.wtx >= 1
 
 
 def test_a_card_that_never_finishes_goes_quiet_and_is_reported(reader):
-    reader.server.max_busy_seconds = 0.4
-    reader.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=2))
+    rig_of(reader).link.max_busy_seconds = 0.4
+    rig_of(reader).slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=2))
     started = time.monotonic()
     with pytest.raises(CardRemoved, match="stopped answering"):
         tx(reader, SELECT_JPKI)
     assert time.monotonic() - started < 1.5
-    assert reader.server.last_exchange.outcome == "abandoned"
+    assert rig_of(reader).link.last_exchange.outcome == "abandoned"
 
 
 # -- R(NAK) --------------------------------------------------------------------------------------------
 def test_lost_answer_is_retransmitted_after_r_nak(reader):
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
-    reader.server.faults.drop_responses = 1
+    rig_of(reader).link.faults.drop_responses = 1
     assert sw(tx(reader, "00A4020C02000A")) == "9000"
-    stats = reader.server.snapshot()
+    stats = rig_of(reader).link.snapshot()
     assert stats["naks_in"] == 1 and stats["retransmissions"] == 1 and stats["dropped_frames"] == 1
 
 
 def test_lost_command_is_resent_after_r_nak_and_r_ack(reader):
-    reader.server.faults.ignore_commands = 1
+    rig_of(reader).link.faults.ignore_commands = 1
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
-    stats = reader.server.snapshot()
+    stats = rig_of(reader).link.snapshot()
     assert stats["naks_in"] == 1 and stats["acks_out"] == 1 and stats["apdus"] == 1
 
 
 def test_lost_chained_block_is_recovered(reader):
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     assert sw(tx(reader, "00A4020C02000A")) == "9000"
-    reader.server.faults.drop_responses = 1
+    rig_of(reader).link.faults.drop_responses = 1
     answer = tx(reader, "00B00000000000")
     assert len(answer) == 2050 and answer[:-2].startswith((PKI / "card-auth.der").read_bytes())
 
@@ -192,56 +193,56 @@ def test_lost_chained_block_is_recovered(reader):
 def test_presence_check_is_answered_with_r_ack(reader):
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     reader.wait_for_card(1)  # already activated and used: nfcpy's R(NAK) presence check
-    stats = reader.server.snapshot()
+    stats = rig_of(reader).link.snapshot()
     assert stats["naks_in"] == 1 and stats["acks_out"] == 1
 
 
 # -- the card leaving the field -----------------------------------------------------------------------
 def test_removal_mid_apdu_is_card_removed(reader):
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
-    reader.slot.arm(FaultPlan(remove_at_apdu=1))
+    rig_of(reader).slot.arm(FaultPlan(remove_at_apdu=1))
     started = time.monotonic()
     with pytest.raises(CardRemoved, match="left the field") as caught:
         tx(reader, "00A4020C020006")
     assert time.monotonic() - started < 3  # FWT + 3 R(NAK) retries
     assert "\n" not in str(caught.value) and "3 R(NAK)" in str(caught.value)
-    assert reader.server.last_exchange.outcome == "removed"
+    assert rig_of(reader).link.last_exchange.outcome == "removed"
     with pytest.raises(NoCard):
         tx(reader, SELECT_JPKI)
 
 
 def test_removal_during_a_slow_signature(reader):
-    card = reader.slot.card
+    card = rig_of(reader).slot.card
     card.profile = dataclasses.replace(card.profile, sign_delay_ms=400)
     verify_auth(reader)
-    reader.slot.arm(FaultPlan(remove_at_apdu=2, stall_at_apdu=2, stall_seconds=0.4))
+    rig_of(reader).slot.arm(FaultPlan(remove_at_apdu=2, stall_at_apdu=2, stall_seconds=0.4))
     assert sw(tx(reader, "00A4020C020017")) == "9000"
     with pytest.raises(CardRemoved):
         tx(reader, "802A008033" + (SHA256_PREFIX + bytes(32)).hex() + "00")
-    assert reader.server.snapshot()["wtx_sent"] >= 1
+    assert rig_of(reader).link.snapshot()["wtx_sent"] >= 1
 
 
 def test_card_comes_back_with_a_fresh_session(reader):
     verify_auth(reader)
-    reader.server.remove_from_field()
-    assert not reader.server.in_field and reader.server.state is State.OFF
+    rig_of(reader).link.remove_from_field()
+    assert not rig_of(reader).link.in_field and rig_of(reader).link.state is State.OFF
     with pytest.raises(CardRemoved):
         tx(reader, SELECT_JPKI)
     with pytest.raises(NoCard):
         reader.wait_for_card(0.2)
-    reader.server.return_to_field()
+    rig_of(reader).link.return_to_field()
     reader.wait_for_card(3)
     atr = reader.power_on()
     assert atr.startswith(bytes.fromhex("3B888001"))
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     assert sw(sign_auth(reader, b"x")) == "6982"  # the auth PIN did not survive the field loss
-    assert reader.server.stats.activations == 2
+    assert rig_of(reader).link.stats.activations == 2
 
 
 def test_returning_before_the_reader_noticed_still_reactivates(reader):
     verify_auth(reader)
-    reader.server.remove_from_field()
-    reader.server.return_to_field()
+    rig_of(reader).link.remove_from_field()
+    rig_of(reader).link.return_to_field()
     reader.wait_for_card(3)  # the presence check goes unanswered: discovery and activation again
     reader.power_on()
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
@@ -251,18 +252,18 @@ def test_returning_before_the_reader_noticed_still_reactivates(reader):
 def test_power_off_deselects_and_clears_the_security_state(reader):
     verify_auth(reader)
     reader.power_off()
-    assert reader.server.stats.deselects == 1
+    assert rig_of(reader).link.stats.deselects == 1
     reader.power_on()
     assert sw(tx(reader, SELECT_JPKI)) == "9000"
     assert sw(sign_auth(reader, b"x")) == "6982"
 
 
 def test_a_fresh_card_inserted_into_the_slot_is_served(reader):
-    fresh = VirtualCard(reader.slot.card.profile)
-    reader.slot.insert(fresh)
+    fresh = VirtualCard(rig_of(reader).slot.card.profile)
+    rig_of(reader).slot.insert(fresh)
     reader.power_off()
     reader.power_on()
-    assert sw(tx(reader, SELECT_JPKI)) == "9000" and reader.card is fresh
+    assert sw(tx(reader, SELECT_JPKI)) == "9000" and rig_of(reader).card is fresh
 
 
 # -- the phone over NFC (JPKI-FACTS §8) -----------------------------------------------------------------
@@ -279,14 +280,14 @@ def test_phone_over_nfc(phone):
     assert sw(tx(phone, "00A4020C02000A")) == "9000"
     answer = tx(phone, "00B00000000000")
     assert answer[:-2].startswith((PKI / "phone-auth.der").read_bytes())
-    assert phone.server.last_exchange.chained_response
+    assert rig_of(phone).link.last_exchange.chained_response
     assert sw(tx(phone, "00A4040C0AD3921000310001010408")) == "6A82"  # no text AP on the phone
 
 
 # -- lifecycle ---------------------------------------------------------------------------------------------
 def test_close_stops_the_card_and_frees_the_port():
     reader = open_device("virtual:card?via=nfc")
-    server = reader.server
+    server = rig_of(reader).link
     reader.close()
     reader.close()
     assert all(not t.is_alive() for t in threading.enumerate() if t.name.endswith(f"-{server.port}"))
@@ -297,7 +298,7 @@ def test_close_stops_the_card_and_frees_the_port():
 
 def test_two_cards_on_two_ports_at_once():
     with open_device("virtual:card?via=nfc") as a, open_device("virtual:phone?via=nfc") as b:
-        assert a.server.port != b.server.port
+        assert rig_of(a).link.port != rig_of(b).link.port
         for r in (a, b):
             r.wait_for_card(3)
             r.power_on()

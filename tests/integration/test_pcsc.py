@@ -37,6 +37,7 @@ from devices.pcsc.reader import PcscReader, open_pcsc
 from devices.pcsc.scard import map_error
 from devices.virtual.bridges.vpcd_sessions import free_vpcd_slot
 from devices.virtual.profile import REPO_ROOT as REPO
+from devices.virtual.rig import rig_of
 from devices.virtual.slot import FaultPlan
 from harness.iso import tlv
 from harness.pki import checks
@@ -55,7 +56,7 @@ def select(reader, *commands: bytes) -> None:
 
 
 def auth_pin(reader) -> bytes:
-    return reader.slot.card.profile.pins["auth"].value.encode()
+    return rig_of(reader).slot.card.profile.pins["auth"].value.encode()
 
 
 # -- discovery and names ----------------------------------------------------------------------
@@ -143,7 +144,7 @@ def test_wait_for_card_is_bounded_on_an_empty_reader(pcscd):
 
 
 def test_power_cycle_loses_the_security_state(bridged):
-    sign_pin = bridged.slot.card.profile.pins["sign"].value.encode()
+    sign_pin = rig_of(bridged).slot.card.profile.pins["sign"].value.encode()
     select(bridged, SELECT_JPKI, bytes.fromhex("00A4020C02001B"))
     assert bridged.transmit(bytes.fromhex("00200080") + bytes((len(sign_pin),)) + sign_pin) == b"\x90\x00"
     select(bridged, bytes.fromhex("00A4020C020001"))
@@ -156,16 +157,16 @@ def test_power_cycle_loses_the_security_state(bridged):
 
 def test_a_fresh_card_swapped_in_is_used_after_a_power_cycle(bridged):
     """The flow of the keyword Insert Fresh Virtual Card: swap the card, power off, power on."""
-    old = bridged.slot.card
+    old = rig_of(bridged).slot.card
     select(bridged, SELECT_JPKI, bytes.fromhex("00A4020C020018"))
     assert bridged.transmit(bytes.fromhex("002000800439393939")) == b"\x63\xc2"
     fresh = type(old)(old.profile)
-    bridged.slot.insert(fresh)
+    rig_of(bridged).slot.insert(fresh)
     bridged.power_off()
     bridged.power_on()
     select(bridged, SELECT_JPKI, bytes.fromhex("00A4020C020018"))
     assert bridged.transmit(bytes.fromhex("00200080")) == b"\x63\xc3"
-    assert bridged.slot.card is fresh
+    assert rig_of(bridged).slot.card is fresh
 
 
 # -- sizes: 256-byte responses, extended APDUs, long runs -----------------------------------------
@@ -183,7 +184,7 @@ def test_extended_apdus_are_detected_and_carried(bridged):
     assert bridged.transmit(bytes.fromhex("00A4040C00000AD392F000260100000001")) == b"\x90\x00"
     select(bridged, SELECT_AUTH_CERT)
     response = bridged.transmit(EXTENDED_READ_ALL)
-    assert response[-2:] == b"\x90\x00" and len(response) == bridged.slot.card.profile.cert_ef_size + 2
+    assert response[-2:] == b"\x90\x00" and len(response) == rig_of(bridged).slot.card.profile.cert_ef_size + 2
     ef = response[:-2]
     certificate = x509.load_der_x509_certificate(ef[: tlv.der_total_length(ef[:6])])
     assert certificate.public_key().key_size == 2048
@@ -221,7 +222,7 @@ def test_two_hundred_apdus_back_to_back(bridged):
 def test_get_response_collects_61xx_data(bridged_t0):
     select(bridged_t0, SELECT_JPKI, SELECT_AUTH_CERT)
     response = bridged_t0.transmit(EXTENDED_READ_ALL)
-    size = bridged_t0.slot.card.profile.cert_ef_size
+    size = rig_of(bridged_t0).slot.card.profile.cert_ef_size
     assert len(response) == size + 2 and response[-2:] == b"\x90\x00"
     commands = [command for command, _ in bridged_t0.auto_exchanges]
     assert commands == [bytes.fromhex("00C0000000")] * (size // 256)
@@ -264,13 +265,13 @@ def test_case_4_signature_comes_back_through_get_response(bridged_t0):
     response = bridged_t0.transmit(bytes.fromhex("802A0080") + bytes((len(digest_info),)) + digest_info + b"\x00")
     assert response[-2:] == b"\x90\x00" and len(response) == 258
     assert bridged_t0.auto_exchanges[-1][0] == bytes.fromhex("00C0000000")
-    certificate = x509.load_der_x509_certificate(bridged_t0.slot.card.profile.pki_file("auth.der").read_bytes())
+    certificate = x509.load_der_x509_certificate(rig_of(bridged_t0).slot.card.profile.pki_file("auth.der").read_bytes())
     certificate.public_key().verify(response[:-2], message, padding.PKCS1v15(), hashes.SHA256())
 
 
 # -- removal, reconnection, sharing -------------------------------------------------------------
 def test_card_pulled_mid_apdu_is_card_removed(bridged):
-    bridged.slot.arm(FaultPlan(remove_at_apdu=1))
+    rig_of(bridged).slot.arm(FaultPlan(remove_at_apdu=1))
     started = time.monotonic()
     with pytest.raises(CardRemoved) as caught:
         bridged.transmit(SELECT_JPKI)
@@ -284,7 +285,7 @@ def test_card_pulled_mid_apdu_is_card_removed(bridged):
 def test_pins_never_appear_in_error_messages(bridged):
     pin = auth_pin(bridged)
     select(bridged, SELECT_JPKI, bytes.fromhex("00A4020C020018"))
-    bridged.slot.arm(FaultPlan(remove_at_apdu=1))
+    rig_of(bridged).slot.arm(FaultPlan(remove_at_apdu=1))
     with pytest.raises(CardRemoved) as caught:
         bridged.transmit(bytes.fromhex("00200080") + bytes((len(pin),)) + pin)
     message = str(caught.value)
@@ -293,14 +294,14 @@ def test_pins_never_appear_in_error_messages(bridged):
 
 
 def test_removal_then_reinsertion_then_reconnect(bridged):
-    card = bridged.slot.remove()
+    card = rig_of(bridged).slot.remove()
     bridged.wait_for_removal(3)
     with pytest.raises(CardRemoved):
         bridged.transmit(SELECT_JPKI)
     bridged.power_off()
     with pytest.raises(NoCard):
         bridged.power_on()
-    bridged.slot.insert(card)
+    rig_of(bridged).slot.insert(card)
     bridged.wait_for_card(3)
     with pytest.raises(DeviceTimeout, match="still in reader"):
         bridged.wait_for_removal(0.2)
@@ -310,9 +311,9 @@ def test_removal_then_reinsertion_then_reconnect(bridged):
 
 
 def test_power_on_after_a_swap_drops_the_stale_connection(bridged):
-    card = bridged.slot.remove()
+    card = rig_of(bridged).slot.remove()
     bridged.wait_for_removal(3)
-    bridged.slot.insert(card)
+    rig_of(bridged).slot.insert(card)
     bridged.wait_for_card(3)
     assert bridged.power_on() == card.atr  # no power_off first: the old handle is stale
     assert bridged.transmit(SELECT_JPKI) == b"\x90\x00"

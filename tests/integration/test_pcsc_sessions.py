@@ -16,13 +16,13 @@ import pytest
 from smartcard import scard
 
 from devices import CardRemoved, DeviceTimeout, open_device
-from devices.pcsc.reader import open_pcsc
+from devices.pcsc.reader import PcscReader, open_pcsc
 from devices.pcsc.scard import POOL
 from devices.virtual.bridges import vpcd_sessions
-from devices.virtual.bridges.pcsc import BridgedPcscReader
 from devices.virtual.bridges.vpcd import VpcdCardServer
 from devices.virtual.bridges.vpcd_sessions import PARKED, free_vpcd_slot
 from devices.virtual.card import VirtualCard
+from devices.virtual.rig import rig_of
 from devices.virtual.slot import CardSlot, FaultPlan
 from harness.channel import CardChannel, MalformedApdu
 from harness.iso.apdu import CommandApdu
@@ -76,16 +76,16 @@ def auth_tries(reader) -> bytes:
 
 
 @pytest.fixture
-def parked_bridge(pcscd, no_leaked_threads) -> Iterator[BridgedPcscReader]:
+def parked_bridge(pcscd, no_leaked_threads) -> Iterator[PcscReader]:
     """``virtual:card?via=pcsc`` opened, powered and closed once, so its card server is parked."""
     reader = open_device("virtual:card?via=pcsc")
-    assert isinstance(reader, BridgedPcscReader)
+    assert isinstance(reader, PcscReader)
     reader.power_on()
     reader.power_off()
     reader.close()
-    assert reader.server.port in PARKED.ports()
+    assert rig_of(reader).card_server.port in PARKED.ports()
     yield reader
-    PARKED.evict(reader.server.port)
+    PARKED.evict(rig_of(reader).card_server.port)
 
 
 # -- the pooled context of a real pcsc: reader ---------------------------------------------------
@@ -115,22 +115,22 @@ def test_reopened_pcsc_reader_reuses_the_context_and_gets_a_fresh_power_on(serve
 
 # -- parked vpcd card servers --------------------------------------------------------------------
 def test_reopen_reuses_the_parked_server_without_removal_and_with_a_fresh_card(parked_bridge):
-    old_server, name = parked_bridge.server, parked_bridge.name
+    old_server, name = rig_of(parked_bridge).card_server, parked_bridge.name
     events = event_counter(name)
     reader = open_device("virtual:card?via=pcsc")
     try:
-        assert isinstance(reader, BridgedPcscReader)
-        assert reader.server is old_server and reader.name == name
+        assert isinstance(reader, PcscReader)
+        assert rig_of(reader).card_server is old_server and reader.name == name
         reader.wait_for_card(5)
-        assert reader.power_on() == reader.slot.card.atr
-        assert signed_in(reader, reader.slot.card) == b"\x90\x00"
+        assert reader.power_on() == rig_of(reader).slot.card.atr
+        assert signed_in(reader, rig_of(reader).slot.card) == b"\x90\x00"
         assert auth_tries(reader) == b"\x63\xc3"
         assert reader.transmit(verify("9999")) == b"\x63\xc2"
         reader.power_off()
         reader.close()
         again = open_device("virtual:card?via=pcsc")
         try:
-            assert again.server is old_server
+            assert rig_of(again).card_server is old_server
             again.power_on()
             assert protected_read(again) == b"\x69\x82"
             assert auth_tries(again) == b"\x63\xc3", "each open of a virtual device gives a factory-fresh card"
@@ -142,21 +142,21 @@ def test_reopen_reuses_the_parked_server_without_removal_and_with_a_fresh_card(p
 
 
 def test_a_parked_server_takes_the_next_open_profile_and_its_atr(parked_bridge):
-    port = parked_bridge.server.port
+    port = rig_of(parked_bridge).card_server.port
     reader = open_device(f"virtual:phone?via=pcsc&port={port}")
     try:
-        assert reader.server is parked_bridge.server
+        assert rig_of(reader).card_server is rig_of(parked_bridge).card_server
         assert reader.power_on() == VirtualCard.from_profile("phone").atr != VirtualCard.from_profile("card").atr
-        assert reader.slot.card.profile.kind == "phone"
+        assert rig_of(reader).slot.card.profile.kind == "phone"
     finally:
         reader.close()
 
 
 def test_a_parked_server_answers_like_t0_when_the_next_open_asks(parked_bridge):
-    port = parked_bridge.server.port
+    port = rig_of(parked_bridge).card_server.port
     reader = open_device(f"virtual:card?via=pcsc&t0=1&port={port}")
     try:
-        assert reader.server is parked_bridge.server
+        assert rig_of(reader).card_server is rig_of(parked_bridge).card_server
         reader.power_on()
         assert reader.capabilities.details["t0_emulation"] == "on"
         for apdu in (SELECT_JPKI, bytes.fromhex("00A4020C02000A")):
@@ -170,23 +170,23 @@ def test_a_parked_server_answers_like_t0_when_the_next_open_asks(parked_bridge):
 def test_removal_on_a_reused_server_is_still_a_real_removal(parked_bridge):
     reader = open_device("virtual:card?via=pcsc")
     try:
-        assert reader.server is parked_bridge.server
+        assert rig_of(reader).card_server is rig_of(parked_bridge).card_server
         reader.power_on()
         events = event_counter(reader.name)
-        reader.slot.remove()
+        rig_of(reader).slot.remove()
         reader.wait_for_removal(3)
         assert event_counter(reader.name) > events
         with pytest.raises(CardRemoved):
             reader.transmit(SELECT_JPKI)
     finally:
         reader.close()
-    assert parked_bridge.server.port not in PARKED.ports(), "a server without its card must not be parked"
+    assert rig_of(parked_bridge).card_server.port not in PARKED.ports(), "a server without its card must not be parked"
 
 
 def test_a_slot_held_by_a_parked_server_is_freed_when_another_needs_it(parked_bridge):
-    port = parked_bridge.server.port
+    port = rig_of(parked_bridge).card_server.port
     free, _name = free_vpcd_slot([port])
-    assert free == port and port not in PARKED.ports() and not parked_bridge.server.running
+    assert free == port and port not in PARKED.ports() and not rig_of(parked_bridge).card_server.running
 
 
 def test_a_slot_served_by_another_server_is_not_handed_out(pcscd, no_leaked_threads):
@@ -217,10 +217,10 @@ def any_backend(request, pcscd, no_leaked_threads) -> Iterator:
 @pytest.mark.parametrize("raw", ["00", "00A4", "00A404", "00A4040C0AD392F0", "00B0000000FF"])
 def test_a_malformed_command_is_refused_before_it_reaches_any_backend(any_backend, raw):
     channel = CardChannel(any_backend)
-    sent_before = any_backend.slot.apdu_count
+    sent_before = rig_of(any_backend).slot.apdu_count
     with pytest.raises(MalformedApdu, match=r"nothing was sent|shorter than the 4-byte"):
         channel.transmit(bytes.fromhex(raw))
-    assert any_backend.slot.apdu_count == sent_before, "the malformed command reached the card"
+    assert rig_of(any_backend).slot.apdu_count == sent_before, "the malformed command reached the card"
     assert channel.trace.entries[-1].note.startswith("MalformedApdu:"), "the refusal is not in the trace"
     assert channel.transmit(SELECT_JPKI).sw == 0x9000, "the reader must still work afterwards"
     channel.close()
@@ -236,7 +236,7 @@ def test_a_deliberate_wrong_length_reaches_the_card_but_never_a_short_header(any
 
 def test_a_stalled_backend_call_ends_in_device_timeout_and_the_next_call_waits_for_it(bridged):
     channel = CardChannel(bridged, timeout=0.3)
-    bridged.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=1.5))
+    rig_of(bridged).slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=1.5))
     with pytest.raises(DeviceTimeout, match=r"within 0\.3 s"):
         channel.transmit(SELECT_JPKI)
     channel.timeout = 10
@@ -278,7 +278,7 @@ def test_served_card_server_without_claim_still_blocks_the_slot(pcscd, no_leaked
         assert wait_reader(name, True, 5)
         reader = open_device("virtual:card?via=pcsc")
         try:
-            assert reader.server.port != port
+            assert rig_of(reader).card_server.port != port
         finally:
             reader.close()
             PARKED.clear()
@@ -290,7 +290,7 @@ def test_a_parked_server_nobody_reuses_leaves_by_itself(pcscd, no_leaked_threads
     monkeypatch.setattr(vpcd_sessions, "IDLE_SECONDS", 0.2)
     reader = open_device("virtual:card?via=pcsc")
     reader.power_on()
-    thread, port, name = reader.server._thread, reader.server.port, reader.name
+    thread, port, name = rig_of(reader).card_server._thread, rig_of(reader).card_server.port, reader.name
     reader.close()
     assert thread is not None
     thread.join(5)

@@ -12,7 +12,9 @@ from harness.credentials import card_facts_of
 from harness.fixtures import load_holder
 
 SELECT_JPKI = bytes.fromhex("00A4040C0AD3921000310001010408")
-EXTRAS = {"pcsc": ("wait_removed",), "nfc": ("link",), "kiosk": ("firmware",), "stb": ("firmware",)}
+EXTRAS = {"pcsc": ("wait_removed", "card_server"), "nfc": ("link",), "kiosk": ("firmware",), "stb": ("firmware",)}
+# The host side each bridge opens through the registry: the real backend's own reader class, not a subclass.
+HOST_SIDE = {"pcsc": "PcscReader", "nfc": "NfcReader", "kiosk": "SerialReader", "stb": "SerialReader"}
 
 
 @pytest.fixture
@@ -29,11 +31,62 @@ def test_every_bridge_registers_its_rig_with_what_it_adds(opened):
     rig = rig_of(opened)
     assert rig is not None and bench_of(opened) is rig  # one registry: the core's narrow view is the same rig
     via = opened.uri.partition("via=")[2]
-    present = {name for name in ("link", "firmware", "wait_removed") if getattr(rig, name) is not None}
+    present = {name for name in ("link", "firmware", "wait_removed", "card_server") if getattr(rig, name) is not None}
     assert present == set(EXTRAS.get(via, ()))
     facts = card_facts_of(opened)
     assert facts is not None and facts.kind == "card" and facts.holder == load_holder("card")
     assert facts.pins == profile_facts("card").pins and facts.holder_record == "card"
+
+
+@pytest.mark.parametrize("uri", [uri for uri in VIRTUAL_BACKENDS if "via=" in uri])
+def test_every_bridge_opens_the_backends_own_reader_and_closing_it_stops_the_card_side(uri):
+    reader = open_device(uri)
+    rig = rig_of(reader)
+    via = uri.partition("via=")[2]
+    assert type(reader).__name__ == HOST_SIDE[via] and type(reader).__module__.endswith(".reader")
+    assert reader.uri == uri  # it goes by the virtual name, not the host-side device it opened
+    reader.close()
+    if rig.link is not None:
+        assert not any(t.is_alive() for t in rig.link._threads)
+    if rig.firmware is not None:
+        assert not rig.firmware.running
+    if rig.card_server is not None:  # parked for the next open (connected, card in) or stopped
+        from devices.virtual.bridges.vpcd_sessions import PARKED
+
+        assert rig.card_server.port in PARKED.ports() or not rig.card_server.running
+        PARKED.evict_all()
+
+
+class _Lifecycle(Exception):
+    pass
+
+
+def test_close_hooks_run_once_around_the_release_and_details_follow_the_backends():
+    reader = open_device("virtual:card")
+    seen: list[str] = []
+    reader.before_close(lambda: seen.append(f"before, open={not reader.closed}"))
+    reader.after_close(lambda: seen.append(f"after 1, open={not reader.closed}"))
+    reader.after_close(lambda: seen.append("after 2"))
+    reader.add_details({"via": "test"})
+    assert reader.added_details == {"via": "test"}
+    reader.close()
+    reader.close()
+    assert seen == ["before, open=True", "after 2", "after 1, open=False"]  # once; last added, first run
+    assert reader.closed and reader.added_details == {"via": "test"}
+
+
+def test_a_failing_before_close_hook_still_releases_the_reader_and_runs_the_after_hooks():
+    reader = open_device("virtual:card")
+    seen: list[str] = []
+
+    def fail() -> None:
+        raise _Lifecycle("before-close hook failed")
+
+    reader.before_close(fail)
+    reader.after_close(lambda: seen.append("after"))
+    with pytest.raises(_Lifecycle):
+        reader.close()
+    assert reader.closed and seen == ["after"]
 
 
 @pytest.mark.serial

@@ -50,7 +50,7 @@ def firmware_reader(slot: CardSlot, protocol: str, options: str = "") -> tuple[R
     except BaseException:
         firmware.stop()
         raise
-    reader.on_close(firmware.stop)
+    reader.after_close(firmware.stop)
     return firmware, reader
 
 
@@ -237,7 +237,6 @@ def test_bad_device_names_are_one_line_errors(tmp_path) -> None:
 
 def test_a_card_pulled_mid_apdu_is_card_removed_until_the_next_power_on(powered) -> None:
     firmware, reader = powered
-    reader.slot = firmware.slot
     firmware.slot.arm(FaultPlan(remove_at_apdu=1))
     with pytest.raises(CardRemoved):
         reader.transmit(SELECT_JPKI)

@@ -21,6 +21,7 @@ from devices.virtual.bridges.vpcd import VpcdCardServer
 from devices.virtual.bridges.vpcd_sessions import free_vpcd_slot
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import REPO_ROOT
+from devices.virtual.rig import rig_of
 from devices.virtual.slot import CardSlot, FaultPlan
 
 pytest_plugins = ["pcsc_support"]  # fixtures: pcscd, served_card, bridged, no_leaked_threads
@@ -157,7 +158,7 @@ def test_power_on_and_reset_from_pcscd_reset_the_volatile_state(served_card):
 
 
 def test_a_stalled_apdu_is_answered_late(bridged):
-    bridged.slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=0.4))
+    rig_of(bridged).slot.arm(FaultPlan(stall_at_apdu=1, stall_seconds=0.4))
     started = time.monotonic()
     assert bridged.transmit(SELECT_JPKI) == b"\x90\x00"
     assert time.monotonic() - started >= 0.4

@@ -208,7 +208,7 @@ def test_the_serial_link_never_resends_a_command_carrying_a_pin(protocol):
     except BaseException:
         firmware.stop()
         raise
-    reader.on_close(firmware.stop)
+    reader.after_close(firmware.stop)
     with reader:
         reader.power_on()
         guard = PinGuard(JpkiClient(CardChannel(reader)), expendable=True, device=f"serial-{protocol}-{os.getpid()}",

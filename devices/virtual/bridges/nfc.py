@@ -1,8 +1,9 @@
 """A virtual card or phone as a Type B PICC on nfcpy's UDP link (``nfc:udp:127.0.0.1:PORT``).
 
-nfcpy's reader side then runs for real against it. The PICC itself is :mod:`.iso_dep_picc`; this is
-its UDP shell: link frames are datagrams ``b"<rate>B <hex>"`` without CRC (``106B`` until ATTRIB chose
-a faster rate) and ``RFOFF``; a slow APDU runs in a worker thread so the link can send S(WTX).
+nfcpy's reader side (``nfc:udp:…``, opened through the registry) then runs for real against it. The PICC
+itself is :mod:`.iso_dep_picc`; this is its UDP shell: link frames are datagrams ``b"<rate>B <hex>"``
+without CRC (``106B`` until ATTRIB chose a faster rate) and ``RFOFF``; a slow APDU runs
+in a worker thread so the link can send S(WTX).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from devices.base import DeviceBusy, DeviceError, Reader
-from devices.nfc.reader import NfcReader
+from devices.registry import open_uri
 from devices.uri import Option, parse_flag
 
 from ..card import VirtualCard
@@ -177,42 +179,24 @@ class NfcUdpCard(IsoDepPicc):
 
 
 # -- ways in -------------------------------------------------------------------------------------
-class VirtualNfcReader(NfcReader):
-    """nfcpy's reader on the UDP link to an in-process PICC; ``.slot`` and ``.server`` inject faults."""
-
-    def __init__(self, server: NfcUdpCard, uri: str, *, extended: bool = True,
-                 max_response: int = 65536) -> None:
-        self.server = server
-        self.slot = server.slot
-        attach(self, VirtualRig(server.slot, unplug=server.stop, link=server))
-        try:
-            super().__init__(f"udp:{server.host}:{server.port}", uri, targets=("106B",), extended=extended,
-                             max_response=max_response)
-        except DeviceError:
-            server.stop()
-            raise
-
-    @property
-    def card(self) -> VirtualCard | None:
-        return self.slot.card
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            if self.server is not None:
-                self.server.stop()
-
-
-
 def open_via_nfc(card: VirtualCard, uri: str, options: dict[str, str]) -> Reader:
-    """``virtual:<profile>?via=nfc``: the card on a free UDP port, nfcpy's real reader side in front of it.
+    """``virtual:<profile>?via=nfc``: the card on a free UDP port, and nfcpy's real reader side in front of
+    it, opened through the registry as ``nfc:udp:127.0.0.1:<port>``; closing the reader stops the PICC.
 
     ``options`` were checked and normalised by :func:`devices.virtual.reader.virtual_options`."""
     max_response = MAX_RESPONSE.convert(options.get("max_response", "65536"), uri)
     extended = parse_flag(options.get("extended", "1"), "extended", uri)
     server = NfcUdpCard(CardSlot(card)).start()
-    return VirtualNfcReader(server, uri, extended=extended, max_response=max_response)
+    query = urlencode({"targets": "106B", "extended": "1" if extended else "0", "max_response": max_response})
+    try:
+        reader = open_uri(f"{server.device_uri}?{query}")
+    except BaseException:
+        server.stop()
+        raise
+    reader.present_as(uri)
+    reader.after_close(server.stop)
+    return attach(reader, VirtualRig(server.slot, unplug=server.stop, link=server))
+
 
 def serve_forever(profile: str, port: int, host: str = "127.0.0.1", *, duration: float | None = None,
                   card: VirtualCard | None = None,

@@ -1,24 +1,26 @@
 """``virtual:card?via=pcsc``: a virtual card in a vpcd reader, and the real PC/SC reader on it.
 
-:func:`open_via_pcsc` puts the card behind :class:`~.vpcd.VpcdCardServer` on a free vpcd slot and returns
-the real :class:`~devices.pcsc.reader.PcscReader` on that vpcd reader, so the whole PC/SC path (pyscard,
-pcscd, the driver) runs under the suites. :func:`serve_forever` is ``hil virtual serve card --pcsc``.
+:func:`open_via_pcsc` puts the card behind :class:`~.vpcd.VpcdCardServer` on a free vpcd slot and opens
+``pcsc:<that vpcd reader>`` through the registry, so the whole PC/SC path (pyscard, pcscd, the driver)
+runs under the suites; the bridge adds its details and its close step with the reader's lifecycle hooks.
+:func:`serve_forever` is ``hil virtual serve card --pcsc``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import signal
 import threading
 import time
 from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+from urllib.parse import quote, urlencode
 
 from smartcard import scard
 
-from devices.base import DeviceBusy, DeviceError, ReaderCapabilities
-from devices.pcsc.reader import REMOVAL_GRACE, PcscReader, reader_options
-from devices.pcsc.scard import establish_context, list_readers, release_context
+from devices.base import DeviceBusy, DeviceError, Reader
+from devices.pcsc.scard import REMOVAL_GRACE, establish_context, list_readers, release_context
+from devices.registry import open_uri
 from devices.uri import parse_flag
 
 from ..card import VirtualCard
@@ -30,72 +32,69 @@ from .vpcd import VpcdCardServer
 from .vpcd_sessions import PARKED, VPCD_SLOTS, SlotClaim, claim_vpcd_slot, vpcd_reader_name
 from .vpcd_wire import VPCD_PORT
 
-__all__ = ["BridgedPcscReader", "open_via_pcsc", "serve_forever"]
+__all__ = ["PcscHost", "open_via_pcsc", "serve_forever"]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class BridgedPcscReader(PcscReader):
-    """A :class:`PcscReader` whose card is in-process: ``.slot`` for faults and card swaps, ``.server``."""
+@runtime_checkable
+class PcscHost(Protocol):
+    """What the bridge uses of the PC/SC reader the registry opened: its public state and waits."""
 
-    def __init__(self, reader_name: str, server: VpcdCardServer, **kwargs: object) -> None:
-        super().__init__(reader_name, **kwargs)  # type: ignore[arg-type]
-        self.server = server
-        self.slot = server.slot
-        attach(self, VirtualRig(server.slot, unplug=server.stop, wait_removed=self.wait_for_removal))
+    uri: str
+    name: str  # the reader's name in pcscd
+    pooled: bool  # its close parks the context for the next open (then a healthy card server is parked too)
 
-    def _detect_capabilities(self) -> ReaderCapabilities:
-        caps = super()._detect_capabilities()
-        details = {**caps.details, "via": "vpcd", "vpcd_port": str(self.server.port),
-                   "t0_emulation": "on" if self.server.t0 else "off"}
-        return dataclasses.replace(caps, details=details)
+    def card_state(self) -> int: ...
 
-    @property
-    def parkable(self) -> bool:
-        """Whether the card server can stay up for the next open: connected, card in, pcscd sees it."""
-        server = self.server
-        if not (server.running and server.connected and self.slot.present and self._context is not None):
-            return False
-        try:
-            return bool(self.card_state() & scard.SCARD_STATE_PRESENT)
-        except DeviceError:
-            return False
+    def power_off(self) -> None: ...
 
-    def close(self) -> None:
-        """Release the reader. A healthy card server is parked (see :class:`ParkedServers`): the card stays
-        in vpcd's reader and the next ``virtual:…?via=pcsc`` of this process swaps in its fresh card with
-        no presence poll. Otherwise: take the card out and wait (bounded) until pcscd shows the slot empty,
-        so the next open finds this slot free."""
-        if self._context is None:
-            self.server.stop()
-            return
+    def wait_for_card(self, timeout: float) -> None: ...
+
+    def wait_for_removal(self, timeout: float) -> None: ...
+
+
+def parkable(reader: PcscHost, server: VpcdCardServer) -> bool:
+    """Whether the card server can stay up for the next open: connected, card in, pcscd sees it."""
+    if not (server.running and server.connected and server.slot.present):
+        return False
+    try:
+        return bool(reader.card_state() & scard.SCARD_STATE_PRESENT)
+    except DeviceError:  # closed, or pcscd gone
+        return False
+
+
+def park_or_remove(reader: PcscHost, server: VpcdCardServer) -> None:
+    """The bridge's close step, before the reader releases its context. A healthy card server is parked
+    (see :class:`~.vpcd_sessions.ParkedServers`): the card stays in vpcd's reader and the next
+    ``virtual:…?via=pcsc`` of this process swaps in its fresh card with no presence poll. Otherwise: take
+    the card out and wait (bounded) until pcscd shows the slot empty, so the next open finds it free."""
+    with contextlib.suppress(DeviceError):
+        reader.power_off()
+    if reader.pooled and PARKED.enabled and parkable(reader, server):
+        PARKED.park(server, reader.name)
+        return
+    try:
+        server.stop()
+    finally:
         with contextlib.suppress(DeviceError):
-            self.power_off()
-        if self.pooled and PARKED.enabled and self.parkable:
-            PARKED.park(self.server, self.name)
-            super().close()
-            return
-        try:
-            self.server.stop()
-        finally:
-            with contextlib.suppress(DeviceError):
-                self._wait_state(False, REMOVAL_GRACE)
-            super().close()
+            reader.wait_for_removal(REMOVAL_GRACE)
 
 
 # Options of virtual:…?via=pcsc: the bridge's, then those devices.virtual.reader applies to the card itself.
 BRIDGE_OPTIONS = ("via", "port", "t0", "extended", "reader", "timeout", "max_response", "expendable",
                   "sign_delay_ms")
+READER_OPTIONS = ("get_response", "resend_6c", "reset", "share")  # passed on to the pcsc: reader
 
 
-def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> BridgedPcscReader:
+def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> Reader:
     """``virtual:<profile>?via=pcsc[&port=35963][&t0=1][&get_response=0]…``: the card behind pcscd + vpcd.
 
     Starts pcscd if none runs, connects the card to the first free vpcd slot (or ``port``), waits until
     pcscd reports it present and returns the PC/SC reader on it. ``close()`` also takes the card out.
     ``t0=1`` makes the card answer like a T=0 card (61xx/6Cxx), ``extended=0`` like a short-APDU path.
     """
-    unknown = sorted(set(options) - set(BRIDGE_OPTIONS) - {"get_response", "resend_6c", "reset", "share"})
+    unknown = sorted(set(options) - set(BRIDGE_OPTIONS) - set(READER_OPTIONS))
     if unknown:
         raise DeviceError(f"{uri}: unknown option(s) {', '.join(unknown)}")
     try:
@@ -105,7 +104,7 @@ def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> Br
         raise DeviceError(f"{uri}: port and timeout must be numbers") from None
     t0 = parse_flag(options.get("t0", "0"), "t0")
     short_only = not parse_flag(options.get("extended", "1"), "extended")
-    kwargs = reader_options({k: v for k, v in options.items() if k not in BRIDGE_OPTIONS}, uri)
+    passed = {key: value for key, value in options.items() if key in READER_OPTIONS}
     ensure_pcscd()
     parked = PARKED.take(ports, options.get("reader"))
     if parked is not None:
@@ -123,10 +122,20 @@ def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> Br
             claim.release()
             raise
     try:
-        reader = BridgedPcscReader(name, server, uri=uri, **kwargs)
+        reader = open_uri(f"pcsc:{quote(name)}" + (f"?{urlencode(passed)}" if passed else ""))
     except DeviceError:
         server.stop()
         raise
+    if not isinstance(reader, PcscHost):  # a lab registered its own pcsc: opener
+        reader.close()
+        server.stop()
+        raise DeviceError(f"{uri}: the pcsc: opener returned no PC/SC reader ({type(reader).__name__})")
+    reader.present_as(uri)
+    reader.add_details({"via": "vpcd", "vpcd_port": str(server.port), "t0_emulation": "on" if server.t0 else "off"})
+    attach(reader, VirtualRig(server.slot, unplug=server.stop, wait_removed=reader.wait_for_removal,
+                              card_server=server))
+    host: PcscHost = reader
+    reader.before_close(lambda: park_or_remove(host, server))
     try:
         reader.wait_for_card(timeout)
     except DeviceError:

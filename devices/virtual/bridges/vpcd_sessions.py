@@ -20,8 +20,7 @@ from typing import ClassVar, Protocol
 from smartcard import scard
 
 from devices.base import BackendUnavailable, DeviceBusy, DeviceError
-from devices.pcsc.reader import REMOVAL_GRACE
-from devices.pcsc.scard import establish_context, list_readers, reader_states, release_context
+from devices.pcsc.scard import REMOVAL_GRACE, establish_context, list_readers, reader_states, release_context
 
 from ..pcscd import INSTALL_HINT, users_lock_path
 from .vpcd_wire import VPCD_PORT

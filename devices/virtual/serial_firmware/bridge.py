@@ -2,8 +2,9 @@
 
 The card goes into a fresh :class:`CardSlot`; the firmware for the protocol serves it on a pty
 (and, with ``transport=rfc2217`` or ``transport=socket``, a port server on 127.0.0.1 serves the
-pty); the returned :class:`~devices.serial.reader.SerialReader` is the real host side.
-It exposes ``.slot``, ``.firmware`` and ``.server`` for fault injection and stops them on close().
+pty); the host side is the real serial reader, opened through the registry on the pty's (or the port
+server's) URI. Its rig (``rig_of(reader)``) holds the slot, the firmware and the port server; closing the
+reader stops them.
 
 Options: ``protocol=NAME`` (with ``via=serial``; default: the via name), ``transport=pty|rfc2217|socket``,
 and the serial reader's own options (``retries``, ``response_timeout``, ``apdu_timeout``…).
@@ -19,8 +20,8 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from devices.base import DeviceError, Reader
+from devices.registry import open_uri
 from devices.serial.protocol import ProtocolFileError, Timing, load_protocol
-from devices.serial.reader import SerialReader
 
 from ..card import VirtualCard
 from ..rig import VirtualRig, attach
@@ -46,8 +47,9 @@ def open_via_serial(card: VirtualCard, uri: str, options: Mapping[str, str]) -> 
     transport = options.get("transport", "pty")
     if transport not in TRANSPORTS:
         raise DeviceError(f"{uri}: transport={transport!r} is not one of {', '.join(TRANSPORTS)}")
+    protocol = _protocol_name(options)  # the name or file the host side loads again: the same spec
     try:
-        spec = load_protocol(_protocol_name(options))
+        spec = load_protocol(protocol)
     except ProtocolFileError as exc:
         raise DeviceError(str(exc)) from None
     slot = CardSlot(card)
@@ -62,20 +64,18 @@ def open_via_serial(card: VirtualCard, uri: str, options: Mapping[str, str]) -> 
             device_uri = server.url
             if transport == "rfc2217":
                 passed["ign_set_control"] = ""  # a pty-backed port (PLATFORM-NOTES)
-        query = urlencode({"protocol": spec.name, **passed}).replace("ign_set_control=", "ign_set_control")
-        reader = SerialReader.open(f"{device_uri}?{query}", spec=spec)
+        query = urlencode({"protocol": protocol, **passed}).replace("ign_set_control=", "ign_set_control")
+        reader = open_uri(f"{device_uri}?{query}")
     except BaseException:
         if server is not None:
             server.stop()
         firmware.stop()
         raise
-    reader.device_uri = reader.uri  # type: ignore[attr-defined]
-    reader.uri = uri
-    reader.link.name = uri
+    reader.present_as(uri)
     attach(reader, VirtualRig(slot, unplug=firmware.stop, firmware=firmware, port_server=server))
     if server is not None:
-        reader.on_close(server.stop)
-    reader.on_close(firmware.stop)
+        reader.after_close(server.stop)
+    reader.after_close(firmware.stop)  # last added, first run: the firmware stops before its port server
     return reader
 
 
