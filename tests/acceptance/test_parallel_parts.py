@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from robot.api import ExecutionResult
+from robot_results import opened_devices
 
 from harness.parallel_parts import VPCD, needs_of
 from harness.runner import Guards, RunOptions
@@ -78,22 +79,9 @@ def _assert_apart(spans: list[tuple[object, object]], context: object = None) ->
     assert all(prev_end <= start for (_, prev_end), (start, _) in itertools.pairwise(ordered)), (ordered, context)
 
 
-def _messages(item):
-    for step in getattr(item, "body", ()):
-        if getattr(step, "type", "") == "MESSAGE":
-            yield step
-        else:
-            yield from _messages(step)
-    for part in (getattr(item, "setup", None), *getattr(item, "suites", ()), *getattr(item, "tests", ()),
-                 getattr(item, "teardown", None)):
-        if part:
-            yield from _messages(part)
-
-
 def _member(output: Path) -> str:
     """The one pool member a part drove (every ``Opened NAME:`` of its suites names the same)."""
-    opened = {m.message.split()[1].rstrip(":") for m in _messages(ExecutionResult(str(output)).suite)
-              if m.message.startswith("Opened ")}
+    opened = opened_devices(ExecutionResult(str(output)).suite)
     assert len(opened) == 1, (output, opened)
     return opened.pop()
 

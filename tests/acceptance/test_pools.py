@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from robot.api import ExecutionResult
+from robot_results import messages
 
 from harness.lab import InventoryError, load_inventory
 from harness.pools import PoolError, members, value_sets
@@ -78,7 +79,7 @@ def _suite_devices(output: Path) -> list[tuple[str, str, object, object]]:
     """(suite, device it opened, first open, suite end) for every suite that opened one."""
     found = []
     for suite in _leaf_suites(ExecutionResult(str(output)).suite):
-        opened = [m for m in _messages(suite) if m.message.startswith("Opened ")]
+        opened = [m for m in messages(suite) if m.message.startswith("Opened ")]
         if opened:
             names = {m.message.split()[1].rstrip(":") for m in opened}
             assert len(names) == 1, (suite.name, names)  # a suite keeps its member when it reopens
@@ -105,17 +106,6 @@ def _leaf_suites(suite):
         yield suite
     for child in suite.suites:
         yield from _leaf_suites(child)
-
-
-def _messages(item):
-    for step in getattr(item, "body", ()):
-        if getattr(step, "type", "") == "MESSAGE":
-            yield step
-        else:
-            yield from _messages(step)
-    for part in (getattr(item, "setup", None), *getattr(item, "tests", ()), getattr(item, "teardown", None)):
-        if part:
-            yield from _messages(part)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from robot.api import ExecutionResult
+from robot_results import opened_devices
 
 from devices import open_device
 from devices.base import DeviceGone
@@ -272,22 +273,10 @@ def test_pabot_workers_run_the_card_suite_on_both_hosts_of_a_pool_at_once(tmp_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     result = ExecutionResult(str(tmp_path / "out" / "output.xml"))
     assert result.statistics.total.failed == 0 and result.statistics.total.passed >= 85
-    opened = {m.message.split()[1].rstrip(":") for m in _all_messages(result.suite) if m.message.startswith("Opened ")}
+    opened = opened_devices(result.suite)
     # each suite leased a host of the pool (PabotLib value sets); which ones depends on timing: a worker that
     # starts after the other released its host takes the same one, so both are not required
     assert opened and opened <= {"bench-a", "bench-b"}, opened
-
-
-def _all_messages(item):
-    for step in getattr(item, "body", ()):
-        if getattr(step, "type", "") == "MESSAGE":
-            yield step
-        else:
-            yield from _all_messages(step)
-    for part in (getattr(item, "setup", None), *getattr(item, "tests", ()), *getattr(item, "suites", ()),
-                 getattr(item, "teardown", None)):
-        if part:
-            yield from _all_messages(part)
 
 
 def _ended_tests(out: Path) -> int:

@@ -1,0 +1,23 @@
+"""Reading Robot's results in tests: every log message of a suite, and which devices its suites opened."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+def messages(item) -> Iterator:
+    """Every MESSAGE under a result suite, test or keyword: bodies, set-ups, teardowns, child suites and tests."""
+    for step in getattr(item, "body", ()):
+        if getattr(step, "type", "") == "MESSAGE":
+            yield step
+        else:
+            yield from messages(step)
+    for part in (getattr(item, "setup", None), *getattr(item, "suites", ()), *getattr(item, "tests", ()),
+                 getattr(item, "teardown", None)):
+        if part:
+            yield from messages(part)
+
+
+def opened_devices(item) -> set[str]:
+    """The device names of the ``Opened NAME: …`` lines that ``Open Device`` logs under ``item``."""
+    return {m.message.split()[1].rstrip(":") for m in messages(item) if m.message.startswith("Opened ")}
