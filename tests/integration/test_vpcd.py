@@ -208,3 +208,45 @@ def test_serve_forever_names_the_reader_and_stops_cleanly(pcscd, stop_signal):
 def test_serve_forever_rejects_an_unknown_profile():
     with pytest.raises(DeviceError, match="no card profile 'no-such-card'"):
         serve_forever("no-such-card")
+
+
+# -- a slot another process holds ---------------------------------------------------------------------
+def _hold_slot(port: int, seconds: float) -> subprocess.Popen[str]:
+    """Another process takes the slot's claim, says so, and keeps it ``seconds``. The tests use a port no vpcd
+    slot has (a claim is a lock file named by the port): this process parks servers on the real ones."""
+    code = ("import sys, time\nfrom devices.virtual.bridges.vpcd_sessions import SlotClaim\n"
+            f"claim = SlotClaim.try_take({port})\nprint('held' if claim else 'busy', flush=True)\n"
+            f"time.sleep({seconds})\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_slot_another_process_holds_is_waited_for_then_taken(pcscd):
+    """A card server that is stopping (or parked, leaving when idle) frees its slot soon: wait, bounded."""
+    from devices.virtual.bridges.pcsc import _wait_for_slot
+
+    holder = _hold_slot(35990, 1.0)
+    try:
+        claim = _wait_for_slot(35990)
+        assert holder.poll() is not None  # taken only once the other process let go
+        claim.release()
+    finally:
+        holder.kill()
+        holder.wait(5)
+
+
+def test_a_slot_held_past_the_wait_is_one_line_naming_it(pcscd, monkeypatch):
+    import devices.virtual.bridges.pcsc as bridge
+
+    monkeypatch.setattr(bridge, "OTHERS_WAIT", 0.5)
+    holder = _hold_slot(35990, 30)
+    try:
+        with pytest.raises(DeviceBusy) as caught:
+            bridge._wait_for_slot(35990)
+        assert str(caught.value) == ("vpcd slot 35990 is served by another process (waited 0 s); "
+                                     "choose another port")
+    finally:
+        holder.kill()
+        holder.wait(5)
