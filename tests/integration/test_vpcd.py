@@ -18,7 +18,7 @@ from devices.pcsc.reader import open_pcsc
 from devices.virtual.bridges.pcsc import serve_forever
 from devices.virtual.bridges.t0 import T0Responder
 from devices.virtual.bridges.vpcd import VpcdCardServer
-from devices.virtual.bridges.vpcd_sessions import free_vpcd_slot
+from devices.virtual.bridges.vpcd_sessions import SlotClaim, free_vpcd_slot
 from devices.virtual.card import VirtualCard
 from devices.virtual.profile import REPO_ROOT
 from devices.virtual.rig import rig_of
@@ -225,11 +225,9 @@ def _hold_slot(port: int, seconds: float) -> subprocess.Popen[str]:
 
 def test_a_slot_another_process_holds_is_waited_for_then_taken(pcscd):
     """A card server that is stopping (or parked, leaving when idle) frees its slot soon: wait, bounded."""
-    from devices.virtual.bridges.pcsc import _wait_for_slot
-
     holder = _hold_slot(35990, 1.0)
     try:
-        claim = _wait_for_slot(35990)
+        claim = SlotClaim.wait_take(35990)
         assert holder.poll() is not None  # taken only once the other process let go
         claim.release()
     finally:
@@ -238,13 +236,13 @@ def test_a_slot_another_process_holds_is_waited_for_then_taken(pcscd):
 
 
 def test_a_slot_held_past_the_wait_is_one_line_naming_it(pcscd, monkeypatch):
-    import devices.virtual.bridges.pcsc as bridge
+    import devices.virtual.bridges.vpcd_sessions as sessions
 
-    monkeypatch.setattr(bridge, "OTHERS_WAIT", 0.5)
+    monkeypatch.setattr(sessions, "OTHERS_WAIT", 0.5)
     holder = _hold_slot(35990, 30)
     try:
         with pytest.raises(DeviceBusy) as caught:
-            bridge._wait_for_slot(35990)
+            SlotClaim.wait_take(35990)
         assert str(caught.value) == ("vpcd slot 35990 is served by another process (waited 0 s); "
                                      "choose another port")
     finally:

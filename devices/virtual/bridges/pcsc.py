@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from smartcard import scard
 
-from devices.base import DeviceBusy, DeviceError, Reader
+from devices.base import DeviceError, Reader
 from devices.pcsc.scard import REMOVAL_GRACE, establish_context, list_readers, release_context
 from devices.registry import open_uri
 from devices.uri import parse_flag
@@ -29,15 +29,7 @@ from ..profile import ProfileError
 from ..rig import VirtualRig, attach
 from ..slot import CardSlot, FaultPlan
 from .vpcd import VpcdCardServer
-from .vpcd_sessions import (
-    OTHERS_POLL,
-    OTHERS_WAIT,
-    PARKED,
-    VPCD_SLOTS,
-    SlotClaim,
-    claim_vpcd_slot,
-    vpcd_reader_name,
-)
+from .vpcd_sessions import PARKED, VPCD_SLOTS, SlotClaim, claim_vpcd_slot, vpcd_reader_name
 from .vpcd_wire import VPCD_PORT
 
 __all__ = ["PcscHost", "open_via_pcsc", "serve_forever"]
@@ -178,7 +170,7 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1", 
             ensure_pcscd()
         server = VpcdCardServer(CardSlot(card), host=host, port=port)
         if local:  # another process serving this slot would answer for our card: refuse instead
-            server.claim = _wait_for_slot(port)
+            server.claim = SlotClaim.wait_take(port)
         server.start()
         name = _wait_listed(port) if local else None
         where = f"PC/SC reader '{name}' (device pcsc:{name})" if name else f"the vpcd reader on {host}:{port}"
@@ -193,18 +185,6 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1", 
             server.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
-
-
-def _wait_for_slot(port: int) -> SlotClaim:
-    """The claim on ``port``: waited for (bounded) while another process holds it, as a card server that is
-    stopping or parked (it leaves when idle) does; then DeviceBusy in one line."""
-    deadline = time.monotonic() + OTHERS_WAIT
-    while (claim := SlotClaim.try_take(port)) is None:
-        if time.monotonic() >= deadline:
-            raise DeviceBusy(f"vpcd slot {port} is served by another process (waited {OTHERS_WAIT:.0f} s); "
-                             "choose another port")
-        time.sleep(OTHERS_POLL)
-    return claim
 
 
 def _wait_listed(port: int, timeout: float = 5.0) -> str | None:

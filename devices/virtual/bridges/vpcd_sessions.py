@@ -74,6 +74,18 @@ class SlotClaim:
             return None
         return cls(fd, port)
 
+    @classmethod
+    def wait_take(cls, port: int) -> SlotClaim:
+        """The claim on ``port``, waited for (bounded by :data:`OTHERS_WAIT`) while another process holds it, as
+        a card server that is stopping or parked (it leaves when idle) does; then DeviceBusy in one line."""
+        deadline = time.monotonic() + OTHERS_WAIT
+        while (claim := cls.try_take(port)) is None:
+            if time.monotonic() >= deadline:
+                raise DeviceBusy(f"vpcd slot {port} is served by another process (waited {OTHERS_WAIT:.0f} s); "
+                                 "choose another port")
+            time.sleep(OTHERS_POLL)
+        return claim
+
     def release(self) -> None:
         fd, self.fd = self.fd, -1
         if fd >= 0:
