@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 .venv/bin/ruff check --quiet . || { echo "ruff found problems (ruff check .)"; exit 1; }
 .venv/bin/robocop check --silent robot || { echo "robocop found problems in the suites (robocop check robot)"; exit 1; }
 .venv/bin/lint-imports --no-logo || { echo "import contracts broken (lint-imports, see pyproject.toml)"; exit 1; }
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python tests/run_shards.py "$@"   # pytest in HIL_TEST_SHARDS (default 3) shards side by side

@@ -6,12 +6,17 @@ beside this file (``leak_scan``, ``pcsc_support``, ...) are importable from all 
 ``sys.path`` for its conftest.
 """
 
+import fcntl
+import json
+import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import sharding
 
 # Every backend with its reader-side code for real; the card sits in a slot a fault plan controls.
 VIRTUAL_BACKENDS = [
@@ -29,6 +34,47 @@ def pytest_configure(config: pytest.Config) -> None:
     reset to the default in each child at exec, so the children get Ctrl-C as a user's terminal gives it."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--record-durations", metavar="FILE", type=Path,
+                     help="write each test's seconds (set-up, call, tear-down) as JSON, for tests/durations.json")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under the sharded test command (``HIL_TEST_SHARD=i/N``) keep this shard's share of the tests."""
+    spec = os.environ.get("HIL_TEST_SHARD")
+    if not spec:
+        return
+    try:
+        index, count = sharding.parse_shard(spec)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    refs = [sharding.CollectedTest(item.nodeid, item.get_closest_marker("index") is not None) for item in items]
+    mine = set(sharding.plan(refs, count, sharding.load_durations())[index].nodeids)
+    deselected = [item for item in items if item.nodeid not in mine]
+    items[:] = [item for item in items if item.nodeid in mine]
+    config.hook.pytest_deselected(items=deselected)
+
+
+_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _SECONDS[report.nodeid] = _SECONDS.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Shards of one test command each add their tests' seconds to the one file, in turn."""
+    path = session.config.getoption("--record-durations")
+    if path is None:
+        return
+    with path.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        seconds = sharding.load_durations(path) if os.environ.get("HIL_TEST_SHARD") else {}
+        seconds.update({k: round(v, 2) for k, v in _SECONDS.items()})
+        path.write_text(json.dumps(dict(sorted(seconds.items())), indent=0) + "\n", encoding="utf-8")
+    path.with_suffix(".lock").unlink(missing_ok=True)
 
 
 @pytest.fixture

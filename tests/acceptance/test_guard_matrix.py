@@ -16,6 +16,7 @@ they run the suites, so the keywords' own format check is exercised.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -275,14 +276,31 @@ def describe(state: dict, kinds: tuple[str, ...]) -> str:
                      f"({state[n]['wrong_verifies']} wrong)" for n in kinds)
 
 
+def merged_rows(existing: str, session: str) -> list[str]:
+    """This module's rows, plus the rows other shards of the same test command (``HIL_TEST_SESSION``) wrote
+    before; a file from an earlier command is replaced, never merged. Rows sort in the matrix's cell order
+    (stable: a cell's rows stay in the order its runs came)."""
+    rows = list(ROWS)
+    if session and f"<!-- test session {session} -->" in existing:
+        rows += [line for line in existing.splitlines() if line.startswith("| ") and " | " in line
+                 and line.split(" | ")[0].removeprefix("| ") in TRANSPORTS]
+    order = {(t, CONFIGS[c].name): i for i, (t, c) in enumerate(CELLS)}
+    return sorted(rows, key=lambda row: order.get(tuple(row.removeprefix("| ").split(" | ")[:2]), len(order)))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def matrix_report():
     yield
     MATRIX_FILE.parent.mkdir(exist_ok=True)
+    session = os.environ.get("HIL_TEST_SESSION", "")
     header = ("| transport | configuration | device: suites (one run per row) | passed/failed/skipped (exit) | "
               "raw VERIFY refused (HIL-GRD-001) | guard messages | card side per PIN after the row's run: "
               "start→lowest→now (wrong VERIFYs counted by the card) |\n|---|---|---|---|---|---|---|\n")
-    MATRIX_FILE.write_text(header + "\n".join(ROWS) + "\n", encoding="utf-8")
+    with (MATRIX_FILE.parent / ".guard-matrix.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # shards of one test command write their rows in turn
+        existing = MATRIX_FILE.read_text(encoding="utf-8") if MATRIX_FILE.exists() else ""
+        mark = f"<!-- test session {session} -->\n" if session else ""
+        MATRIX_FILE.write_text(mark + header + "\n".join(merged_rows(existing, session)) + "\n", encoding="utf-8")
 
 
 @pytest.mark.parametrize(("transport", "config_name"), CELLS, ids=[f"{t}-{c.replace(' ', '_')}" for t, c in CELLS])

@@ -17,7 +17,7 @@ import pytest
 from harness import fixtures
 from robot import api as robot_api
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.index]
 
 REPO = Path(fixtures.__file__).resolve().parents[1]
 DATA_FOLDERS = ("robot", "fixtures")

@@ -1,0 +1,126 @@
+"""The test command's pytest, as N shards side by side, each but the first in its own namespaces.
+
+Usage: ``python tests/run_shards.py [pytest arguments]`` (``scripts/run-tests.sh`` calls it). ``HIL_TEST_SHARDS``
+sets N (default 3; 1 runs one plain pytest). Each shard runs ``pytest`` with ``HIL_TEST_SHARD=i/N`` and keeps its
+share of the collected tests (``tests/sharding.py``).
+
+Shard 0 runs here; shards 1… each get a private mount namespace (their own tmpfs on ``/run/pcscd``, ``/tmp`` and
+``/run/lock``: their own pcscd, temp files and reader locks) and a private network namespace with only
+loopback (their own vpcd ports and 127.0.0.1 servers). So the shards never meet, and shard 0 keeps the
+package index for the wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
+
+Each shard's output goes to ``results/tests/shard-I.log`` and is printed whole when the shard ends; the last
+line sums the shards. Exit status: 0 when every shard passed, else the first non-zero one. Ctrl-C or SIGTERM
+is passed to every shard.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOGS = REPO / "results" / "tests"
+PRIVATE_MOUNTS = ("/run/pcscd", "/tmp", "/run/lock")
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
+
+
+def enter_private_namespaces(command: list[str]) -> None:
+    """Run inside ``unshare --mount --net``: private tmpfs mounts, loopback up, then exec the command."""
+    subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    for path in PRIVATE_MOUNTS:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", path], check=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
+    os.execvp(command[0], command)
+
+
+def namespaces_work() -> bool:
+    probe = subprocess.run(["unshare", "--mount", "--net", "--fork", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+def shard_command(index: int, pytest_args: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "pytest", *pytest_args]
+    if index == 0:
+        return command
+    return ["unshare", "--mount", "--net", "--fork", sys.executable, __file__, "--enter-namespaces", *command]
+
+
+def summary_counts(log_text: str) -> dict[str, int]:
+    """The counts of pytest's last summary line (``== 3 failed, 400 passed in 12.0s ==``)."""
+    lines = [line for line in log_text.splitlines() if COUNTS.search(line) and re.search(r" in [\d.]+s", line)]
+    counts: dict[str, int] = {}
+    for number, word in COUNTS.findall(lines[-1] if lines else ""):
+        counts[word.rstrip("s") if word.startswith("error") else word] = int(number)
+    return counts
+
+
+def main(pytest_args: list[str]) -> int:
+    count = int(os.environ.get("HIL_TEST_SHARDS", "3"))
+    if count > 1 and not namespaces_work():
+        print("run_shards: this machine cannot make mount and network namespaces (unshare failed): one shard")
+        count = 1
+    if count <= 1:
+        return subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=REPO)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    session = uuid.uuid4().hex
+    started = time.monotonic()
+    procs: list[tuple[int, subprocess.Popen, Path]] = []
+    for index in range(count):
+        log = LOGS / f"shard-{index}.log"
+        env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session}
+        with log.open("w", encoding="utf-8") as out:
+            proc = subprocess.Popen(shard_command(index, pytest_args), cwd=REPO, env=env, stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        procs.append((index, proc, log))
+    print(f"run_shards: {count} shards (logs in {LOGS}), pytest {' '.join(pytest_args)}".rstrip(), flush=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        for _, proc, _ in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    pending = list(procs)
+    results: dict[int, tuple[int, dict[str, int]]] = {}
+    while pending:
+        for entry in list(pending):
+            index, proc, log = entry
+            if proc.poll() is None:
+                continue
+            pending.remove(entry)
+            text = log.read_text(encoding="utf-8", errors="replace")
+            results[index] = (proc.returncode, summary_counts(text))
+            print(f"\n{'#' * 30} shard {index}/{count} (exit {proc.returncode}) {'#' * 30}\n{text}", flush=True)
+        time.sleep(0.2)
+    totals: dict[str, int] = {}
+    for _, counts in results.values():
+        for word, number in counts.items():
+            totals[word] = totals.get(word, 0) + number
+    shown = ", ".join(f"{n} {w}" for w, n in sorted(totals.items()) if w != "deselected")
+    exits = [results[i][0] for i in sorted(results)]
+    print(f"run_shards: {shown or 'no summary'} in {time.monotonic() - started:.1f}s over {count} shards "
+          f"(exits {exits})")
+    ran = [rc for rc in exits if rc != 5]  # 5: this shard's share of a narrow selection was empty
+    return next((rc for rc in ran if rc != 0), 0) if ran else 5
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--enter-namespaces"]:
+        enter_private_namespaces(sys.argv[2:])
+    sys.exit(main(sys.argv[1:]))
