@@ -9,13 +9,18 @@ Shard 0 runs here; shards 1… each get a private mount namespace (their own tmp
 loopback (their own vpcd ports and 127.0.0.1 servers). So the shards never meet, and shard 0 keeps the
 package index for the wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
 
-Each shard's output goes to ``results/tests/shard-I.log`` and is printed whole when the shard ends; the last
-line sums the shards. Exit status: 0 when every shard passed, else the first non-zero one. Ctrl-C or SIGTERM
-is passed to every shard.
+Each shard's output goes to ``results/tests/shard-I.log`` (or ``$HIL_TEST_LOGS``) and is printed whole when the
+shard ends; the last line sums the shards. Exit status: 0 when every shard passed, else the first non-zero
+one. Ctrl-C or SIGTERM is passed to every shard; the shards die with this process.
+
+This process is the shards' child subreaper: a server a test started and did not stop (or whose pytest was
+killed) is re-parented here, and is named and ended once the shards are done, so no helper outlives the
+test command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -28,8 +33,10 @@ import time
 import uuid
 from pathlib import Path
 
+from harness.supervise import PR_SET_CHILD_SUBREAPER, _children, _prctl, die_with_parent
+
 REPO = Path(__file__).resolve().parents[1]
-LOGS = REPO / "results" / "tests"
+LOGS = Path(os.environ.get("HIL_TEST_LOGS", REPO / "results" / "tests"))
 PRIVATE_MOUNTS = ("/run/pcscd", "/tmp", "/run/lock")
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
@@ -57,7 +64,37 @@ def shard_command(index: int, pytest_args: list[str]) -> list[str]:
     command = [sys.executable, "-m", "pytest", *pytest_args]
     if index == 0:
         return command
-    return ["unshare", "--mount", "--net", "--fork", sys.executable, __file__, "--enter-namespaces", *command]
+    return ["unshare", "--mount", "--net", "--fork", "--kill-child=SIGTERM", sys.executable, __file__,
+            "--enter-namespaces", *command]
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "?"
+
+
+def end_orphans(wait: float = 5.0) -> list[str]:
+    """What the tests left running (re-parented to this subreaper): waited for a little, then ended; named."""
+    deadline = time.monotonic() + wait
+    while _children(os.getpid()) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        time.sleep(0.1)
+    left = [f"{pid} {command_line(pid)[:120]}" for pid in _children(os.getpid())]
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        deadline = time.monotonic() + grace
+        while (pids := _children(os.getpid())) and time.monotonic() < deadline:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                    pass
+            time.sleep(0.1)
+    return left
 
 
 def summary_counts(log_text: str) -> dict[str, int]:
@@ -77,6 +114,7 @@ def main(pytest_args: list[str]) -> int:
     if count <= 1:
         return subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=REPO)
     LOGS.mkdir(parents=True, exist_ok=True)
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     session = uuid.uuid4().hex
     started = time.monotonic()
     procs: list[tuple[int, subprocess.Popen, Path]] = []
@@ -85,7 +123,8 @@ def main(pytest_args: list[str]) -> int:
         env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session}
         with log.open("w", encoding="utf-8") as out:
             proc = subprocess.Popen(shard_command(index, pytest_args), cwd=REPO, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                    preexec_fn=lambda: die_with_parent(signal.SIGTERM))
         procs.append((index, proc, log))
     print(f"run_shards: {count} shards (logs in {LOGS}), pytest {' '.join(pytest_args)}".rstrip(), flush=True)
 
@@ -108,6 +147,9 @@ def main(pytest_args: list[str]) -> int:
             results[index] = (proc.returncode, summary_counts(text))
             print(f"\n{'#' * 30} shard {index}/{count} (exit {proc.returncode}) {'#' * 30}\n{text}", flush=True)
         time.sleep(0.2)
+    orphans = end_orphans()
+    for line in orphans:
+        print(f"run_shards: left running by the tests, now ended: {line}")
     totals: dict[str, int] = {}
     for _, counts in results.values():
         for word, number in counts.items():
