@@ -3,7 +3,7 @@
 Run where pcscd may be started (root; e.g. inside ``/work/wt/isolated`` on the shared machine):
 
     .venv/bin/python benchmarks/bench_suite.py [--rounds 10] [--opens 12] [--keyword-apdus 500]
-        [--main-job [--plan fixtures/lab/virtual-plan.toml] [--baseline main]]
+        [--main-job [--plan fixtures/lab/virtual-plan.toml] [--baseline main]] [--test-command [--shards 1,3]]
 
 Prints medians and ratios:
 
@@ -16,7 +16,9 @@ Prints medians and ratios:
 - keyword overhead per APDU: Robot's ``Send APDU`` in a loop against the in-process card, against
   ``CardChannel.transmit`` on the same card;
 - with ``--main-job``: the plan's wall and CPU time and its Open/Close Device medians, and with
-  ``--baseline REF`` the same for the code of git REF, in the same run.
+  ``--baseline REF`` the same for the code of git REF, in the same run;
+- with ``--test-command``: the test command's pytest (``tests/run_shards.py``) wall and CPU for each shard
+  count of ``--shards`` (long: minutes each), and with ``--baseline REF`` the baseline tree's pytest.
 """
 
 from __future__ import annotations
@@ -321,6 +323,46 @@ def main_job(plan: Path, baseline: str | None) -> None:
         row(f"{key} (median)" if unit == "ms" else key, line, note)
 
 
+# -- the test command --------------------------------------------------------------------------------
+def run_pytest(root: Path, shards: int | None, label: str) -> dict[str, float]:
+    """The test command's pytest in ``root``: sharded when the tree has the runner, else one plain pytest."""
+    import os
+
+    runner = root / "tests" / "run_shards.py"
+    command = [sys.executable, str(runner)] if runner.exists() else [sys.executable, "-m", "pytest"]
+    env = {**_env(root), "HIL_TEST_SHARDS": str(shards or 1), "HIL_TEST_LOGS": tempfile.mkdtemp(prefix="hil-bench-")}
+    env.pop("HIL_TEST_SHARD", None)
+    os.environ.pop("HIL_TEST_SHARD", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = clock()
+    proc = subprocess.run([*command, "-q", "-p", "no:cacheprovider"], cwd=root, env=env, capture_output=True,
+                          text=True, check=False)
+    wall = clock() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    last = proc.stdout.strip().splitlines()[-1:] or ["no summary"]
+    print(f"  {label}: {last[0].strip()} (exit {proc.returncode})")
+    shutil.rmtree(env["HIL_TEST_LOGS"], ignore_errors=True)
+    return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
+
+
+def test_command(shard_counts: list[int], baseline: str | None) -> None:
+    print("Test command (pytest part; set-up and lint excluded)")
+    results = {f"{n} shard{'s' if n > 1 else ''}": run_pytest(REPO, n, f"{n} shards") for n in shard_counts}
+    if baseline:
+        tree = Path(tempfile.mkdtemp(prefix="hil-bench-baseline-"))
+        try:
+            archive = subprocess.run(["git", "archive", baseline], cwd=REPO, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+            results[baseline] = run_pytest(tree, None, baseline)
+        finally:
+            shutil.rmtree(tree, ignore_errors=True)
+    first = next(iter(results.values()))
+    for label, figures in results.items():
+        row(f"test command, {label}", f"{figures['wall']:9.1f} s wall {figures['cpu']:7.1f} s CPU",
+            "" if figures is first else f"wall {ratio(figures['wall'], first['wall'])}, "
+                                        f"CPU {ratio(figures['cpu'], first['cpu'])} of the first")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help=f"batches of {BATCH} APDUs per path (default 10)")
@@ -330,6 +372,8 @@ def main() -> int:
     parser.add_argument("--main-job", action="store_true", help="also run the plan (long: about a minute)")
     parser.add_argument("--plan", type=Path, default=REPO / "fixtures" / "lab" / "virtual-plan.toml")
     parser.add_argument("--baseline", help="git ref whose code runs the same plan in this run, e.g. main")
+    parser.add_argument("--test-command", action="store_true", help="also time the test command's pytest (long)")
+    parser.add_argument("--shards", default="1,3", help="shard counts for --test-command (default 1,3)")
     args = parser.parse_args()
     ensure_pcscd()
     apdu_overhead(args.rounds)
@@ -338,6 +382,8 @@ def main() -> int:
     keyword_overhead(args.keyword_apdus)
     if args.main_job:
         main_job(args.plan.resolve(), args.baseline)
+    if args.test_command:
+        test_command([int(n) for n in args.shards.split(",")], args.baseline)
     return 0
 
 
