@@ -55,9 +55,14 @@ def enter_private_namespaces(command: list[str]) -> None:
     os.execvp(command[0], command)
 
 
-def namespaces_work() -> bool:
-    probe = subprocess.run(["unshare", "--mount", "--net", "--fork", "true"], capture_output=True, check=False)
-    return probe.returncode == 0
+def namespace_problem() -> str:
+    """Why a shard's namespaces (unshare, the tmpfs mounts, loopback up) cannot be made here; "" when they can."""
+    try:
+        probe = subprocess.run(shard_command(1, ["--version"]), capture_output=True, text=True, check=False,
+                               timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return str(error)
+    return "" if probe.returncode == 0 else (probe.stderr.strip().splitlines() or [f"exit {probe.returncode}"])[-1]
 
 
 def shard_command(index: int, pytest_args: list[str]) -> list[str]:
@@ -108,13 +113,17 @@ def summary_counts(log_text: str) -> dict[str, int]:
 
 def main(pytest_args: list[str]) -> int:
     count = int(os.environ.get("HIL_TEST_SHARDS", "3"))
-    if count > 1 and not namespaces_work():
-        print("run_shards: this machine cannot make mount and network namespaces (unshare failed): one shard")
+    problem = namespace_problem() if count > 1 else ""
+    if problem:
+        print(f"run_shards: no private mount and network namespaces here ({problem}): one shard")
         count = 1
-    if count <= 1:
-        return subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=REPO)
-    LOGS.mkdir(parents=True, exist_ok=True)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    if count <= 1:  # one plain pytest, its output live
+        code = subprocess.call([sys.executable, "-m", "pytest", *pytest_args], cwd=REPO)
+        for line in end_orphans():
+            print(f"run_shards: left running by the tests, now ended: {line}")
+        return code
+    LOGS.mkdir(parents=True, exist_ok=True)
     session = uuid.uuid4().hex
     started = time.monotonic()
     procs: list[tuple[int, subprocess.Popen, Path]] = []

@@ -24,10 +24,10 @@ def work() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_shards(work: Path, body: str, shards: int = 2) -> subprocess.CompletedProcess:
+def run_shards(work: Path, body: str, shards: int = 2, **extra_env: str) -> subprocess.CompletedProcess:
     tests = work / "test_sample.py"
     tests.write_text(textwrap.dedent(body), encoding="utf-8")
-    env = {**os.environ, "HIL_TEST_SHARDS": str(shards), "HIL_TEST_LOGS": str(work / "logs")}
+    env = {**os.environ, "HIL_TEST_SHARDS": str(shards), "HIL_TEST_LOGS": str(work / "logs"), **extra_env}
     env.pop("HIL_TEST_SHARD", None)
     return subprocess.run([sys.executable, str(RUNNER), "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
                            str(tests)], env=env, capture_output=True, text=True, timeout=120, check=False)
@@ -78,3 +78,15 @@ def test_a_process_a_test_leaves_running_is_named_and_ended(work):
     assert len(ended) == 2 and all("sleep 417" in line for line in ended)
     left = subprocess.run(["pgrep", "-f", "sleep 417"], capture_output=True, text=True, check=False)
     assert left.stdout == ""
+
+
+def test_without_namespaces_one_shard_runs_and_says_why(work):
+    fake = work / "bin"
+    fake.mkdir()
+    (fake / "unshare").write_text("#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n")
+    (fake / "unshare").chmod(0o755)
+    proc = run_shards(work, "def test_one():\n    pass\n", shards=3, PATH=f"{fake}:{os.environ['PATH']}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert ("run_shards: no private mount and network namespaces here (unshare: unshare failed: Operation not "
+            "permitted): one shard") in proc.stdout
+    assert "1 passed" in proc.stdout.splitlines()[-1]
