@@ -31,7 +31,8 @@ from harness.supervise import die_with_parent
 OUTPUT_LOCK = ".hil-run.lock"
 VALUE_SETS = "pool-value-sets.ini"
 OWNED = ("output.xml", ".output.reduced.xml", "log.html", "report.html", "xunit.xml", "matrix.csv", "matrix.html",
-         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames", VALUE_SETS, "pabotlib.log")
+         journal.JOURNAL_NAME, "parts", "pabot_results", ".pabotsuitenames", VALUE_SETS, "pabotlib.log",
+         "traces", "metrics.json", "summary.html")  # traces are appended to: an old run's would count in this one
 LISTENERS = ("harness.notrun.NotRunListener", "harness.scheduling.BlockedPins", "harness.journal.JournalListener")
 EXIT_NOT_RUN = 3
 EXIT_INTERRUPTED = 130

@@ -5,6 +5,7 @@ Every run here is a real ``hil run`` process driving Robot on the virtual device
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -78,6 +79,18 @@ def test_an_empty_selection_never_shows_the_previous_results(tmp_path):
     again = hil("run", "card/selection.robot", "--outputdir", str(tmp_path), "--", "--test", "NO-SUCH")
     assert again.returncode != 0 and "passed" not in again.stdout
     assert not (tmp_path / "output.xml").exists() and not (tmp_path / "report.html").exists()
+    assert not any((tmp_path / name).exists() for name in ("traces", "metrics.json", "summary.html"))
+
+
+def test_a_second_run_into_a_folder_counts_only_its_own_apdus(tmp_path):
+    counts = []
+    for _ in range(2):
+        assert hil("run", "card/selection.robot", "--outputdir", str(tmp_path)).returncode == 0
+        traces = (tmp_path / "traces" / "virtual-card.jsonl").read_text(encoding="utf-8").splitlines()
+        metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+        counts.append((sum('"type": "exchange"' in line for line in traces),
+                       sum('"type": "header"' in line for line in traces), metrics["devices"]["virtual:card"]["apdus"]))
+    assert counts[0] == counts[1] and counts[0][1] == 1 and counts[0][0] == counts[0][2] > 12
 
 
 def test_a_plan_part_without_output_is_not_run_never_an_older_file(tmp_path):
