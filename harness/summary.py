@@ -2,8 +2,9 @@
 
 One self-contained page (no network, no script): per device the tests passed, failed and not run, APDU
 latency by command (box plots), READ BINARY throughput and sign time, and the timeline of the slowest
-test. Plots are matplotlib SVG, inlined; without matplotlib (the optional extra ``plots``) the page shows
-the tables and says how to install it.
+test. The run's page draws its charts itself (``harness.charts``: inline SVG, cheap enough for every run);
+``hil trend`` plots with matplotlib (the optional extra ``plots``), and without it shows the tables and says
+how to install it.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness import metrics
+from harness import charts, metrics
 from harness.iso.redact import redact_text
 
 INSTALL_HINT = "pip install 'jpki-hil[plots]'"
-MAX_ROWS = 40  # rows of a plot: a figure stays under 1000 pt high, so no coordinate has four integer digits
+MAX_ROWS = charts.MAX_ROWS
 LONG_DECIMALS = re.compile(r"(\d\.\d)\d+")
 STYLE = """body{font-family:sans-serif;margin:1.5em;max-width:72em}table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #bbb;padding:.2em .6em;text-align:right}th{background:#eee}td:first-child{text-align:left}
@@ -47,42 +48,28 @@ def _svg(plt: Any, figure: Any, title: str) -> str:
     return f"<figure aria-label='{html.escape(title)}'>{svg}<figcaption>{html.escape(title)}</figcaption></figure>"
 
 
-def latency_plot(plt: Any, device: str, records: dict[str, Any]) -> str:
+def latency_plot(device: str, records: dict[str, Any]) -> str:
     names = sorted(records, key=lambda n: -records[n]["count"])[:MAX_ROWS]
-    figure, axes = plt.subplots(figsize=(8, 0.35 * len(names) + 1.2))
-    stats = [{"label": f"{n} ({records[n]['count']})", "med": records[n]["median"], "q1": records[n]["q1"],
-              "q3": records[n]["q3"], "whislo": records[n]["min"], "whishi": records[n]["max"], "fliers": []}
-             for n in names]
-    axes.bxp(stats, orientation="horizontal", showfliers=False)
-    axes.set_xscale("log")
-    axes.set_xlabel("ms (box: quartiles and median; whiskers: min and max)")
-    return _svg(plt, figure, f"APDU latency by command on {device}")
+    rows = [(f"{n} ({records[n]['count']})", charts.Box(records[n]["min"], records[n]["q1"], records[n]["median"],
+                                                        records[n]["q3"], records[n]["max"])) for n in names]
+    return charts.box_plots(f"APDU latency by command on {device}", rows,
+                            "box: quartiles and median; whiskers: min and max")
 
 
-def outcomes_plot(plt: Any, devices: dict[str, Any]) -> str:
-    names = list(devices)
-    figure, axes = plt.subplots(figsize=(8, 0.4 * len(names) + 1.2))
-    left = [0] * len(names)
-    for key, colour in (("passed", "#4a4"), ("failed", "#c33"), ("not run", "#aaa")):
-        values = [devices[n]["tests"][key] for n in names]
-        axes.barh(names, values, left=left, color=colour, label=key)
-        left = [a + b for a, b in zip(left, values, strict=True)]
-    axes.legend(loc="lower right")
-    axes.set_xlabel("tests")
-    return _svg(plt, figure, "Tests passed, failed and not run per device")
+def outcomes_plot(devices: dict[str, Any]) -> str:
+    colours = (("passed", "#4a4"), ("failed", "#c33"), ("not run", "#aaa"))
+    rows = [(name, [charts.Segment(key, figures["tests"][key], colour) for key, colour in colours])
+            for name, figures in devices.items()]
+    return charts.stacked_bars("Tests passed, failed and not run per device", rows, "tests")
 
 
-def timeline_plot(plt: Any, slowest: dict[str, Any]) -> str:
+def timeline_plot(slowest: dict[str, Any]) -> str:
     steps = slowest["exchanges"][:MAX_ROWS]
-    figure, axes = plt.subplots(figsize=(8, 0.25 * len(steps) + 1.2))
-    for row, step in enumerate(steps):
-        axes.barh(row, max(step["ms"], 0.01), left=step["at_ms"], color="#69c")
-    axes.set_yticks(range(len(steps)), [s["name"] for s in steps])
-    axes.invert_yaxis()
-    axes.set_xlabel("ms since the test's first APDU")
     total = slowest.get("exchange_count", len(slowest["exchanges"]))  # a soak's timeline keeps its first ones
     shown = "" if len(steps) == total else f", first {len(steps)} of {total:,}"
-    return _svg(plt, figure, f"Timeline of the slowest test: {slowest['test']} ({slowest['seconds']} s{shown})")
+    rows = [(s["name"], s["at_ms"], max(s["ms"], 0.01)) for s in steps]
+    return charts.timeline(f"Timeline of the slowest test: {slowest['test']} ({slowest['seconds']} s{shown})", rows,
+                           "since the test's first APDU")
 
 
 def _table(devices: dict[str, Any]) -> str:
@@ -107,16 +94,13 @@ def render(figures: dict[str, Any]) -> str:
     """The summary page of one run."""
     devices = figures["devices"]
     parts = [_table(devices)]
-    plt = _pyplot()
-    if plt is None:
-        parts.append(f"<p class='hint'>Plots need matplotlib: <code>{INSTALL_HINT}</code>, then run again.</p>")
-    elif devices:
-        parts.append(outcomes_plot(plt, devices))
+    if devices:
+        parts.append(outcomes_plot(devices))
         for device, device_figures in devices.items():
             if device_figures["latency_ms"]:
-                parts.append(latency_plot(plt, device, device_figures["latency_ms"]))
+                parts.append(latency_plot(device, device_figures["latency_ms"]))
         if figures.get("slowest_test", {}).get("exchanges"):
-            parts.append(timeline_plot(plt, figures["slowest_test"]))
+            parts.append(timeline_plot(figures["slowest_test"]))
     return page("JPKI HIL run summary", "".join(parts))
 
 

@@ -72,14 +72,18 @@ def test_the_summary_opens_offline_in_headless_chromium_with_its_plots(runs, tmp
     assert "READ BINARY" in dom and "PSO: COMPUTE DIGITAL SIGNATURE" in dom
 
 
-def test_without_matplotlib_the_page_says_how_to_install_it(runs):
+def test_without_matplotlib_the_summary_still_draws_and_the_trend_says_how_to_install_it(runs):
     code = ("import sys; sys.modules['matplotlib'] = None\n"
             "from pathlib import Path; from harness import metrics, summary\n"
-            f"print(summary.render(metrics.collect(Path({str(runs[0])!r}))))")
+            f"print(summary.render(metrics.collect(Path({str(runs[0])!r}))))\n"
+            "print('=====')\n"
+            f"print(summary.render_trend(summary.trend_series([Path({str(runs[0])!r})])))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert summary.INSTALL_HINT in proc.stdout and "<svg" not in proc.stdout
-    assert "virtual:card" in proc.stdout  # the table stays
+    page, trend = proc.stdout.split("=====")
+    assert page.count("<svg") == 3 and summary.INSTALL_HINT not in page  # the run's charts are drawn here
+    assert summary.INSTALL_HINT in trend and "<svg" not in trend
+    assert "virtual:card" in trend  # the table stays
 
 
 def test_trend_plots_pass_rate_and_latency_across_runs(runs, tmp_path):
