@@ -330,7 +330,10 @@ def run_pytest(root: Path, shards: int | None, label: str) -> dict[str, float]:
 
     runner = root / "tests" / "run_shards.py"
     command = [sys.executable, str(runner)] if runner.exists() else [sys.executable, "-m", "pytest"]
-    env = {**_env(root), "HIL_TEST_SHARDS": str(shards or 1), "HIL_TEST_LOGS": tempfile.mkdtemp(prefix="hil-bench-")}
+    # this tree runs as installed (.venv's editable install): PYTHONPATH would make the wheel tests see the
+    # checkout; a baseline tree needs it, and its wheel tests then fail (their lines are printed)
+    env = {**(_env(root) if root != REPO else os.environ), "HIL_TEST_SHARDS": str(shards or 1),
+           "HIL_TEST_LOGS": tempfile.mkdtemp(prefix="hil-bench-")}
     env.pop("HIL_TEST_SHARD", None)
     os.environ.pop("HIL_TEST_SHARD", None)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -341,6 +344,9 @@ def run_pytest(root: Path, shards: int | None, label: str) -> dict[str, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     last = proc.stdout.strip().splitlines()[-1:] or ["no summary"]
     print(f"  {label}: {last[0].strip()} (exit {proc.returncode})")
+    for line in proc.stdout.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            print(f"    {line[:160]}")
     shutil.rmtree(env["HIL_TEST_LOGS"], ignore_errors=True)
     return {"wall": wall, "cpu": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)}
 
