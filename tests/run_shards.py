@@ -33,7 +33,7 @@ import time
 import uuid
 from pathlib import Path
 
-from harness.supervise import PR_SET_CHILD_SUBREAPER, _children, _prctl, die_with_parent
+from harness.supervise import PR_SET_CHILD_SUBREAPER, _children, _prctl, _reap, die_with_parent
 
 REPO = Path(__file__).resolve().parents[1]
 LOGS = Path(os.environ.get("HIL_TEST_LOGS", REPO / "results" / "tests"))
@@ -84,9 +84,7 @@ def end_orphans(wait: float = 5.0) -> list[str]:
     """What the tests left running (re-parented to this subreaper): waited for a little, then ended; named."""
     deadline = time.monotonic() + wait
     while _children(os.getpid()) and time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                pass
+        _reap()
         time.sleep(0.1)
     left = [f"{pid} {command_line(pid)[:120]}" for pid in _children(os.getpid())]
     for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
@@ -95,9 +93,7 @@ def end_orphans(wait: float = 5.0) -> list[str]:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(-1, os.WNOHANG)[0] > 0:
-                    pass
+            _reap()
             time.sleep(0.1)
     return left
 
