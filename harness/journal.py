@@ -19,6 +19,7 @@ from typing import Any
 from robot.result import Result, TestSuite
 
 from harness.notrun import NOT_RUN_TAG
+from harness.suite_model import parsed
 
 JOURNAL_ENV = "HIL_JOURNAL"
 JOURNAL_NAME = "journal.jsonl"
@@ -30,6 +31,11 @@ def _suite_path(suite) -> list[str]:
         names.append(suite.name)
         suite = suite.parent
     return names[::-1]
+
+
+def _suite_record(data, result) -> dict[str, Any]:
+    return {"event": "suite", "suite": _suite_path(result), "source": str(data.source or ""), "doc": result.doc,
+            "metadata": dict(result.metadata), "tests": [{"name": t.name, "tags": list(t.tags)} for t in data.tests]}
 
 
 class JournalListener:
@@ -48,11 +54,7 @@ class JournalListener:
         os.fsync(self.fd)
 
     def start_suite(self, data, result) -> None:
-        self._write({
-            "event": "suite", "suite": _suite_path(result), "source": str(data.source or ""),
-            "doc": result.doc, "metadata": dict(result.metadata),
-            "tests": [{"name": t.name, "tags": list(t.tags)} for t in data.tests],
-        })
+        self._write(_suite_record(data, result))
 
     def start_test(self, data, result) -> None:
         self._write({"event": "start", "suite": _suite_path(result.parent), "test": result.name,
@@ -89,29 +91,31 @@ def announce(target: Path, sources: list[str], name: str, include: list[str], ex
     as not run. The workers' own suite records follow and agree (same ``--name``, same tag filters, and
     ``metadata`` as the run's ``--metadata`` gives its top suite).
     """
-    from robot.api import TestSuiteBuilder
     from robot.errors import DataError
 
     from harness.scheduling import DestructiveLast
 
     try:
-        suite = TestSuiteBuilder().build(*sources)
+        suite = parsed(sources)
         suite.name = name
         suite.metadata.update(metadata or {})
         suite.configure(include_tags=include or None, exclude_tags=exclude or None)
         suite.visit(DestructiveLast())  # the run's own order and twin suites, so its records agree
     except DataError:
         return  # Robot itself reports what is wrong with the suites, in its own words
-    listener = JournalListener(str(target))
-    try:
-        pending = [suite]
-        while pending:
-            current = pending.pop(0)
-            if current.tests:
-                listener.start_suite(current, current)
-            pending[0:0] = list(current.suites)
+    lines = []
+    pending = [suite]
+    while pending:
+        current = pending.pop(0)
+        if current.tests:
+            lines.append(json.dumps(_suite_record(current, current), ensure_ascii=False) + "\n")
+        pending[0:0] = list(current.suites)
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:  # one write and one fsync for the whole announcement (a plan announces all its parts at once)
+        os.write(fd, "".join(lines).encode("utf-8"))
+        os.fsync(fd)
     finally:
-        listener.close()
+        os.close(fd)
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robot.api import ExecutionResult
-from robot.result import TestCase, TestSuite
+from robot.result import Result, TestCase, TestSuite
 
 from harness.notrun import NOT_RUN_TAG
 
@@ -98,13 +98,15 @@ def _link(output: Path, test: TestCase, linked_from: Path | None) -> str | None:
 
 
 def outcomes(output: Path, device: str | None = None, *, number: int = 1,
-             linked_from: Path | None = None) -> list[Outcome]:
-    """The requirements of one output.xml (``number``: its place among the outputs of one matrix).
+             linked_from: Path | None = None, result: Result | None = None) -> list[Outcome]:
+    """The requirements of one output.xml (``number``: its place among the outputs of one matrix), read from
+    ``result`` when the caller has its tree already.
 
     A test's column is its plan part (``Plan part`` metadata), else its device: the ``Device`` metadata,
     else ``device``, else the folder the output is in. Links lead from ``linked_from`` (the matrix's folder)
     to the log beside the output."""
-    result = ExecutionResult(str(output))
+    if result is None:
+        result = ExecutionResult(str(output), include_keywords=False)
     found = []
     for test in _tests(result.suite):
         requirement = requirement_of(test)
@@ -187,10 +189,10 @@ def write(rows: list[Outcome], outputdir: Path) -> tuple[Path, Path]:
     return csv_path, html_path
 
 
-def tag_xunit(output: Path, xunit: Path) -> int:
-    """Writes each test's requirement ID into ``xunit`` (Robot's xunit has no tags): a ``requirement``
-    property and the ID before the test's name, which is what Jenkins and GitLab show. Returns how many."""
-    result = ExecutionResult(str(output))
+def tag_xunit(result: Result, xunit: Path) -> int:
+    """Writes each test's requirement ID into ``xunit`` (Robot's xunit has no tags), from the tree it was
+    written from: a ``requirement`` property and the ID before the test's name, which is what Jenkins and
+    GitLab show. Returns how many."""
     queues: dict[tuple[str, str], deque[str | None]] = defaultdict(deque)
     for test in result.suite.all_tests:
         queues[(test.parent.full_name, test.name)].append(requirement_of(test))

@@ -31,23 +31,21 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import journal, matrix
+from harness import journal, matrix, reports
 from harness.locks import reader_key
-from harness.notrun import is_not_run
 from harness.runner import (
     EXIT_INTERRUPTED,
     EXIT_NOT_RUN,
     VALUE_SETS,
     Guards,
     Interrupts,
+    PartOutput,
     RunError,
     RunOptions,
     end_part,
     finish,
     part_output,
-    report_options,
     start_part,
-    write_reports,
 )
 from harness.supervise import die_with_parent
 from harness.value_sets import POOL_PREFIX, TAG_PREFIX, is_pool, value_sets_text
@@ -189,6 +187,7 @@ class _Progress:
 
     codes: dict[int, int] = field(default_factory=dict)
     seconds: dict[int, float] = field(default_factory=dict)
+    outputs: dict[int, PartOutput] = field(default_factory=dict)  # read once when the part ended
 
 
 def _part_dir(outputdir: Path, index: int, label: str, is_plan: bool) -> Path:
@@ -293,48 +292,54 @@ def _end(done: _Running, parts: list[tuple[str, RunOptions]], outputdir: Path, i
 
 def _say_done(index: int, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool,
               progress: _Progress, interrupts: Interrupts, started: float) -> None:
-    """The part's own log and report, and its closing line, as soon as it ends."""
+    """The part's own log and report, and its closing line, as soon as it ends (its tree is kept for the
+    merged report)."""
     if not is_plan:
         return
     label, options = parts[index]
     part_dir = _part_dir(outputdir, index + 1, label, is_plan)
-    output, _ = part_output(part_dir, "the run was interrupted" if interrupts.count else "Robot stopped")
+    options_of_reports = reports.report_options(options.robot_args)
+    output = part_output(part_dir, "the run was interrupted" if interrupts.count else "Robot stopped",
+                         options_of_reports)
     if output is None:
         return  # said in the report's pass, in plan order
-    problem = write_reports([output], part_dir, None, report_options(options.robot_args))
+    progress.outputs[index] = output
+    problem = reports.write_reports(output.result, part_dir, merged=False, options=options_of_reports)
     if problem:
         print(f"hil: error: {label}: its report could not be written: {problem}", file=sys.stderr)
     finished = len(progress.codes)
     left = len(parts) - finished
     done = time.monotonic() - started
     estimate = f", about {done / finished * left:.0f} s left" if left and not interrupts.count else ""
-    print(f"== {index + 1}/{len(parts)} {label}: {_part_line(output, progress.seconds[index])}{estimate}",
-          flush=True)
+    line = reports.counts(output.result).line()
+    print(f"== {index + 1}/{len(parts)} {label}: {line} ({progress.seconds[index]:.1f} s){estimate}", flush=True)
 
 
 def _report(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool,
             progress: _Progress, interrupts: Interrupts) -> int:
-    outputs: list[Path] = []
+    outputs: list[PartOutput] = []
     rows: list[matrix.Outcome] = []
     reason = "the run was interrupted" if interrupts.count else "Robot stopped"
+    options_of_reports = reports.report_options(parts[0][1].robot_args)
     for index, (label, options) in enumerate(parts):
         part_dir = _part_dir(outputdir, index + 1, label, is_plan)
         if index not in progress.codes:
             print(f"== {index + 1}/{len(parts)} {label}: not run (interrupted)", flush=True)
             if not (part_dir / journal.JOURNAL_NAME).exists():
                 continue  # announced only before a parallel plan: then its tests come back as not run
-        output, _ = part_output(part_dir, reason)
+        output = progress.outputs.get(index) or part_output(part_dir, reason, options_of_reports)
         if output is None:
             print(f"hil: {label}: not run (Robot wrote no output, exit {progress.codes.get(index)})",
                   file=sys.stderr)
             continue
         outputs.append(output)
-        rows += matrix.outcomes(output, options.device or "suite default", number=index + 1, linked_from=outputdir)
+        rows += matrix.outcomes(output.path, options.device or "suite default", number=index + 1,
+                                linked_from=outputdir, result=output.result)
     worst = max(progress.codes.values(), default=0)
     if not outputs:
         print("hil: no part of the run wrote results", file=sys.stderr)
         return EXIT_INTERRUPTED if interrupts.count else (worst or 252)
-    summary, written = finish(outputs, rows, outputdir, plan_name, report_options(parts[0][1].robot_args))
+    summary, written = finish(outputs, rows, outputdir, plan_name, options_of_reports)
     if interrupts.count:
         print("hil: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -343,13 +348,3 @@ def _report(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
     if not written:
         return 2
     return EXIT_NOT_RUN if summary.not_run else 0
-
-
-def _part_line(output: Path, seconds: float) -> str:
-    from robot.api import ExecutionResult
-
-    tests = list(ExecutionResult(str(output)).suite.all_tests)
-    not_run = sum(1 for t in tests if is_not_run(t))
-    counts = {s: sum(1 for t in tests if t.status == s) for s in ("PASS", "FAIL", "SKIP")}
-    return (f"{counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP'] - not_run} skipped, "
-            f"{not_run} not run ({seconds:.1f} s)")

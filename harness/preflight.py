@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot.running import TestSuiteBuilder
-
 from devices import DeviceError, NoCard, open_device
 from devices.registry import check_uri
 from devices.remote import RemoteReader
@@ -22,6 +20,7 @@ from harness.credentials import MissingSecret, card_facts_of, facts_for_device, 
 from harness.iso.apdu import to_hex
 from harness.jpki import CardStatusError, JpkiClient
 from harness.remote.guard import remote_facts
+from harness.suite_model import parsed
 from harness.trace import ApduTrace
 
 TOKEN_KINDS = {"JPKIAPICCTOKEN": "card", "JPKIAPGPSETOKEN": "phone"}
@@ -88,7 +87,7 @@ def _top_folder(source) -> str:
 
 def needs_of(suites: list[Path], include: list[str], exclude: list[str]) -> Needs:
     """Reads the selected tests (Robot's own parser and tag filter) for the kind, PINs and holder they use."""
-    suite = TestSuiteBuilder().build(*[str(s) for s in suites])
+    suite = parsed([str(s) for s in suites])
     suite.filter(included_tags=include or None, excluded_tags=exclude or None)
     needs = Needs()
     for test in suite.all_tests:

@@ -9,22 +9,21 @@ write them. The closing line keeps the ``N passed, N failed`` prefix CI reads.
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import fixtures, journal, matrix
+from robot.result import Result
+
+from harness import fixtures, journal, matrix, reports
 from harness.locks import FileLock, LockBusy, reader_lock, show_on_stderr
-from harness.notrun import is_not_run
 from harness.plan import Plan, PlanError, PlannedRun, load_plan  # noqa: F401  (re-exported)
+from harness.reports import report_options  # noqa: F401  (re-exported)
 from harness.scheduling import blocked_pins
 from harness.supervise import die_with_parent
 
@@ -69,20 +68,12 @@ class RunSummary:
     report: Path
 
     def line(self) -> str:
-        # The plain closing line CI readers recognise (PLATFORM-NOTES: Robot's own summary is not it).
-        return f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped, {self.not_run} not run"
+        return reports.Counts(self.passed, self.failed, self.skipped, self.not_run).line()
 
 
-def summarise(outputdir: Path) -> RunSummary:
-    from robot.api import ExecutionResult
-
-    result = ExecutionResult(str(outputdir / "output.xml"))
-    tests = list(result.suite.all_tests)
-    not_run = sum(1 for t in tests if is_not_run(t))
-    passed = sum(1 for t in tests if t.status == "PASS")
-    failed = sum(1 for t in tests if t.status == "FAIL")
-    skipped = sum(1 for t in tests if t.status == "SKIP") - not_run
-    return RunSummary(passed, failed, skipped, not_run, (outputdir / "report.html").resolve())
+def summarise(result: Result, outputdir: Path) -> RunSummary:
+    found = reports.counts(result)
+    return RunSummary(found.passed, found.failed, found.skipped, found.not_run, (outputdir / "report.html").resolve())
 
 
 class Interrupts:
@@ -179,72 +170,30 @@ def end_part(process: subprocess.Popen, interrupts: Interrupts) -> int:
             process.stdin.close()
 
 
-def part_output(outputdir: Path, reason: str) -> tuple[Path | None, bool]:
-    """This part's output.xml and whether it was rebuilt from the journal (Robot could not write it)."""
+@dataclass
+class PartOutput:
+    """A part's output.xml and its tree, read once; ``rebuilt`` when it came from the journal."""
+
+    path: Path
+    result: Result
+    rebuilt: bool = False
+
+
+def part_output(outputdir: Path, reason: str, options: dict[str, list[str]] | None = None) -> PartOutput | None:
+    """This part's output.xml, read; rebuilt from the journal when Robot could not write it (killed)."""
     output = outputdir / "output.xml"
     if output.exists():
         try:
-            _load(output)
-            return output, False
+            return PartOutput(output, reports.read(output, options))
         except Exception:  # a truncated file: Robot's DataError and XML errors alike
             pass
     records_file = outputdir / journal.JOURNAL_NAME
     if records_file.exists():
         records = journal.read_records(records_file)
         if any(r.get("event") == "suite" for r in records):
-            return journal.write_output(records, output, reason), True
-    return None, False
-
-
-# Robot applies these to the outputs it builds from output.xml, which under ``hil run`` is rebot's job
-# (Robot itself writes output.xml only): taken from the options after ``--`` and given to rebot too.
-REPORT_OPTIONS = ("removekeywords", "flattenkeywords", "expandkeywords")
-REDUCING_OPTIONS = ("removekeywords", "flattenkeywords")  # these also make output.xml smaller
-
-
-def report_options(robot_args: list[str]) -> dict[str, list[str]]:
-    """``--removekeywords``, ``--flattenkeywords`` and ``--expandkeywords`` of Robot's options, by name."""
-    found: dict[str, list[str]] = {}
-    args = iter(robot_args)
-    for arg in args:
-        name, equals, value = arg.removeprefix("--").partition("=")
-        if not arg.startswith("--") or name.lower() not in REPORT_OPTIONS:
-            continue
-        value = value if equals else next(args, "")
-        if value:
-            found.setdefault(name.lower(), []).append(value)
-    return found
-
-
-def write_reports(outputs: list[Path], outputdir: Path, name: str | None,
-                  options: dict[str, list[str]] | None = None) -> str | None:
-    """log, report and xunit (and the merged output.xml of several parts); the problem in one line, or None.
-
-    With ``--removekeywords``/``--flattenkeywords`` among ``options`` a single part's output.xml is rewritten
-    reduced as well (through a temporary file: a failed rewrite leaves Robot's own)."""
-    from robot import rebot
-
-    options = options or {}
-    merged = len(outputs) > 1 or outputs[0] != outputdir / "output.xml"
-    reduced = not merged and any(options.get(key) for key in REDUCING_OPTIONS)
-    output = "output.xml" if merged else (".output.reduced.xml" if reduced else None)
-    errors = io.StringIO()
-    code = rebot(*[str(o) for o in outputs], outputdir=str(outputdir), output=output,
-                 log="log.html", report="report.html", xunit="xunit.xml", name=name if merged else None,
-                 stdout=io.StringIO(), stderr=errors, **options)
-    text = errors.getvalue()
-    if code < 250 and "[ ERROR ]" not in text:
-        if reduced:
-            (outputdir / ".output.reduced.xml").replace(outputdir / "output.xml")
-        try:  # the requirement IDs into xunit.xml, which Robot writes without tags (Jenkins, GitLab keep them)
-            matrix.tag_xunit(outputdir / "output.xml", outputdir / "xunit.xml")
-        except (OSError, ET.ParseError) as exc:
-            return f"xunit.xml: the requirement IDs could not be written: {exc}"
-        return None
-    (outputdir / ".output.reduced.xml").unlink(missing_ok=True)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    reason = next((line for line in reversed(lines) if re.match(r"^\w+(Error|Exception): ", line)), None)
-    return reason or next((line for line in lines if "[ ERROR ]" in line), f"rebot exit {code}")
+            journal.write_output(records, output, reason)
+            return PartOutput(output, reports.read(output, options), rebuilt=True)
+    return None
 
 
 class OutputFolder:
@@ -357,25 +306,29 @@ def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
         return run_parts(plan_name, parts, outputdir, is_plan, processes, guards)
 
 
-def finish(outputs: list[Path], rows: list[matrix.Outcome], outputdir: Path,
+def finish(outputs: list[PartOutput], rows: list[matrix.Outcome], outputdir: Path,
            name: str | None, options: dict[str, list[str]] | None = None) -> tuple[RunSummary, bool]:
-    """Report, matrix and the closing lines; False when a file could not be written (said in one line)."""
+    """Report, matrix and the closing lines from the parts' trees (``rows``: each part's own, for when the
+    merged report cannot be written); False when a file could not be written (said in one line)."""
     written = True
-    problem = write_reports(outputs, outputdir, name, options)
+    merged = len(outputs) > 1 or outputs[0].path != outputdir / "output.xml"
+    result = reports.combine([o.result for o in outputs]) if merged else outputs[0].result
+    problem = reports.write_reports(result, outputdir, merged=merged, name=name if merged else None,
+                                    options=options)
     if problem:
         print(f"hil: error: the report could not be written: {problem} (output.xml and the journal are kept)",
               file=sys.stderr)
         written = False
     if written:  # the merged output: its cells link to the merged log.html; else each part's own rows
-        rows = matrix.outcomes(outputdir / "output.xml", "suite default", linked_from=outputdir)
+        rows = matrix.outcomes(outputdir / "output.xml", "suite default", linked_from=outputdir, result=result)
     try:
         for path in matrix.write(rows, outputdir):
             print(f"Matrix: {path.resolve()}")
     except OSError as exc:  # ENOSPC and the like: say so in one line, keep what was written
         print(f"hil: error: the matrix could not be written: {exc}", file=sys.stderr)
         written = False
-    summary = summarise(outputdir)
-    pins = blocked_pins(_load(outputdir / "output.xml").suite)
+    summary = summarise(result, outputdir)
+    pins = blocked_pins(result.suite)
     if pins:
         print(f"PINs blocked by this run: {', '.join(pins)}")
     print(summary.line())
@@ -383,12 +336,6 @@ def finish(outputs: list[Path], rows: list[matrix.Outcome], outputdir: Path,
         print(f"Report: {summary.report}")
     sys.stdout.flush()
     return summary, written
-
-
-def _load(output: Path):
-    from robot.api import ExecutionResult
-
-    return ExecutionResult(str(output))
 
 
 def run_suites(options: RunOptions, guards: Guards | None = None) -> int:
@@ -420,12 +367,12 @@ def recover(outputdir: Path) -> int:
         folders = parts or [outputdir]
         outputs, rows = [], []
         for number, folder in enumerate(folders, 1):
-            output, _ = part_output(folder, "the run was killed")
+            output = part_output(folder, "the run was killed")
             if output is None:
                 print(f"hil: {folder}: nothing to recover (no journal)", file=sys.stderr)
                 continue
             outputs.append(output)
-            rows += matrix.outcomes(output, number=number, linked_from=outputdir)
+            rows += matrix.outcomes(output.path, number=number, linked_from=outputdir, result=output.result)
         if not outputs:
             raise RunError(f"{outputdir}: no results journal to recover from")
         _, written = finish(outputs, rows, outputdir, outputdir.name if parts else None)

@@ -18,6 +18,7 @@ from .byte_logging import readable_bytes
 from .card import CardKeywords
 from .ceremony import CeremonyKeywords
 from .certificates import CertificateKeywords
+from .composition import keyword_methods, specification
 from .contactless import ContactlessKeywords
 from .context import LibraryContext
 from .device import DeviceKeywords
@@ -82,6 +83,21 @@ class JPKILibrary(DynamicCore):
         self.ROBOT_LIBRARY_LISTENER = self
         install_log_redaction()
         privacy.register_known_profiles()
+
+    def add_library_components(self, library_components: list, translation: dict | None = None,
+                               translated_kw_names: list | None = None) -> None:
+        """robotlibcore's composition, with each class's keyword table kept for the process (see
+        :mod:`.composition`); translations, which this library has none of, take robotlibcore's own path."""
+        if translation or translated_kw_names:
+            super().add_library_components(library_components, translation, translated_kw_names)
+            return
+        self.keywords_spec["__init__"] = specification(self, "__init__")
+        for component in library_components:
+            for name, keyword_name in keyword_methods(type(component)):
+                bound = getattr(component, name)
+                self.keywords[keyword_name] = bound
+                self.keywords_spec[keyword_name] = specification(component, name)
+                self.attributes[name] = self.attributes[keyword_name] = bound
 
     # -- listener: every message and status this library's suites write passes the redaction ---------
     def log_message(self, message) -> None:
