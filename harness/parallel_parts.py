@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import journal, matrix, reports
+from harness import journal, matrix, part_history, reports
 from harness.locks import reader_key
 from harness.runner import (
     EXIT_INTERRUPTED,
@@ -206,6 +206,9 @@ def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Pa
     with Interrupts() as interrupts:
         with LeaseServer(outputdir, sets) if parallel and sets else contextlib.nullcontext() as server:
             progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server)
+        if is_plan and not interrupts.count:
+            part_history.save(outputdir, {parts[i][0]: s for i, s in progress.seconds.items()
+                                          if progress.codes.get(i, 255) < 250})
         return _report(plan_name, parts, outputdir, is_plan, progress, interrupts)  # PabotLib stopped first
 
 
@@ -224,7 +227,8 @@ def _announce(parts: list[tuple[str, RunOptions]], indices: list[int], outputdir
 
 def _schedule(parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool, processes: int, needs: Needs,
               interrupts: Interrupts, server: LeaseServer | None) -> _Progress:
-    pending = list(range(len(parts)))
+    pending = part_history.longest_first([label for label, _ in parts], part_history.load(outputdir)) \
+        if processes > 1 else list(range(len(parts)))
     announce = is_plan and processes > 1  # once the first parts are on their way (it takes ~0.1 s a part)
     running: list[_Running] = []
     held: dict[str, int] = {}

@@ -7,6 +7,7 @@ The needs are checked directly; every other test is a real ``hil run`` driving R
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -271,3 +272,23 @@ def test_recover_rebuilds_a_killed_parallel_plan_with_parts_never_started(tmp_pa
     assert sum(t.status == "PASS" for t in tests) >= 2 and any("not-run" in t.tags for t in tests)
     assert (out / "matrix.csv").read_text(encoding="utf-8").splitlines()[0] == \
         "requirement,title,slow,slow too,after them"
+
+
+def test_a_second_run_into_a_folder_starts_the_part_that_took_longest_first(tmp_path):
+    plan = _plan(tmp_path, [("selection", "card/selection.robot", "virtual:card"),
+                            ("iso errors", "card/iso_errors.robot", "virtual:card?extended=0"),
+                            ("phone", "phone", "virtual:phone")])
+    out = tmp_path / "out"
+    first = _run(plan, out, "--processes", "2")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    history = json.loads((out / ".hil-part-seconds.json").read_text(encoding="utf-8"))
+    assert sorted(history) == ["iso errors", "phone", "selection"] and all(s > 0 for s in history.values())
+    history.update({"phone": 99.0, "selection": 2.0, "iso errors": 1.0})  # as if the phone part had been slowest
+    (out / ".hil-part-seconds.json").write_text(json.dumps(history), encoding="utf-8")
+    second = _run(plan, out, "--processes", "2")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    started = [line.split()[1] for line in second.stdout.splitlines() if line.startswith("== ") and
+               line.split()[1].endswith(":")]
+    assert started == ["3/3:", "1/3:", "2/3:"], second.stdout  # longest first
+    assert _outcomes(out / "output.xml") == [  # the report keeps the plan's order
+        (f"parallel.{name}", status) for part in _parts(out) for name, status in _outcomes(part / "output.xml")]
