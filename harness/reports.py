@@ -78,6 +78,7 @@ def write_reports(result: Result, outputdir: Path, *, merged: bool, name: str | 
     A part's own output.xml is Robot's and stays, unless ``--removekeywords``/``--flattenkeywords`` ask for a
     reduced one: it is then rewritten through a temporary file (a failed rewrite leaves Robot's)."""
     from robot.conf import RebotSettings
+    from robot.errors import DataError
 
     from robot import rebot
 
@@ -86,8 +87,11 @@ def write_reports(result: Result, outputdir: Path, *, merged: bool, name: str | 
     output = "output.xml" if merged else (REDUCED if reduced else None)
     settings = dict(outputdir=str(outputdir), output=output, log="log.html", report="report.html",
                     xunit="xunit.xml", name=name, **options)
-    configured = RebotSettings(dict(settings))
-    result.configure(configured.status_rc, configured.suite_config, configured.statistics_config)  # as rebot does
+    try:
+        configured = RebotSettings(dict(settings))
+        result.configure(configured.status_rc, configured.suite_config, configured.statistics_config)  # as rebot
+    except DataError as exc:  # a result without tests (a run stopped before its first), a bad option
+        return str(exc).splitlines()[0]
     errors = io.StringIO()
     code = rebot(result, stdout=io.StringIO(), stderr=errors, **settings)
     text = errors.getvalue()

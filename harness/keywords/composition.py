@@ -29,10 +29,12 @@ def keyword_methods(cls: type) -> tuple[tuple[str, str], ...]:
 
 
 def specification(component: object, name: str) -> KeywordSpecification:
-    """The keyword's arguments, types and documentation (the same for every instance of its class)."""
+    """The keyword's arguments, types and documentation (the same for every instance of its class), as a copy:
+    Robot takes ``return`` out of the types it is given, so no two libraries may share one dictionary."""
     cls = type(component)
-    try:
-        return _cached[(cls, name)]
-    except KeyError:
+    spec = _cached.get((cls, name))
+    if spec is None:
         spec = _cached[(cls, name)] = KeywordBuilder.build(getattr(component, name))
-        return spec
+    types = spec.argument_types
+    return KeywordSpecification(list(spec.argument_specification), spec.documentation,
+                                dict(types) if isinstance(types, dict) else types)
