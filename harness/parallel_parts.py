@@ -33,6 +33,7 @@ from pathlib import Path
 
 from harness import journal, matrix, part_history, reports
 from harness.locks import reader_key
+from harness.part_forks import ForkedPart, PartForker
 from harness.runner import (
     EXIT_INTERRUPTED,
     EXIT_NOT_RUN,
@@ -175,7 +176,7 @@ class LeaseServer:
 @dataclass
 class _Running:
     index: int
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedPart
     started: float
     caller: str = ""
     pidfd: int = -1
@@ -204,8 +205,9 @@ def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Pa
     pooled = dict.fromkeys(o.device for _, o in parts if o.device and is_pool(o.device))
     sets = "".join(value_sets_text(device, guards.pools[device]) for device in pooled) if parallel else ""
     with Interrupts() as interrupts:
-        with LeaseServer(outputdir, sets) if parallel and sets else contextlib.nullcontext() as server:
-            progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server)
+        with LeaseServer(outputdir, sets) if parallel and sets else contextlib.nullcontext() as server, \
+                PartForker(outputdir) if parallel and is_plan else contextlib.nullcontext() as forker:
+            progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server, forker)
         if is_plan and not interrupts.count:
             part_history.save(outputdir, {parts[i][0]: s for i, s in progress.seconds.items()
                                           if progress.codes.get(i, 255) < 250})
@@ -226,7 +228,7 @@ def _announce(parts: list[tuple[str, RunOptions]], indices: list[int], outputdir
 
 
 def _schedule(parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool, processes: int, needs: Needs,
-              interrupts: Interrupts, server: LeaseServer | None) -> _Progress:
+              interrupts: Interrupts, server: LeaseServer | None, forker: PartForker | None = None) -> _Progress:
     pending = part_history.longest_first([label for label, _ in parts], part_history.load(outputdir)) \
         if processes > 1 else list(range(len(parts)))
     announce = is_plan and processes > 1  # once the first parts are on their way (it takes ~0.1 s a part)
@@ -241,7 +243,7 @@ def _schedule(parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: boo
                 if index is None:
                     break
                 pending.remove(index)
-                running.append(_start(index, parts, outputdir, is_plan, interrupts, server))
+                running.append(_start(index, parts, outputdir, is_plan, interrupts, server, forker))
                 for need, units in needs.parts[index].items():
                     held[need] = held.get(need, 0) + units
             if announce:
@@ -265,7 +267,7 @@ def _schedule(parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: boo
 
 
 def _start(index: int, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool, interrupts: Interrupts,
-           server: LeaseServer | None) -> _Running:
+           server: LeaseServer | None, forker: PartForker | None = None) -> _Running:
     label, options = parts[index]
     caller = member = ""
     if server is not None and is_pool(options.device):
@@ -275,7 +277,7 @@ def _start(index: int, parts: list[tuple[str, RunOptions]], outputdir: Path, is_
                                                                   f"CALLER_ID:{caller}"]})
     if is_plan:
         print(f"== {index + 1}/{len(parts)}: {label}" + (f" (on {member})" if member else ""), flush=True)
-    process = start_part(options, _part_dir(outputdir, index + 1, label, is_plan), interrupts)
+    process = start_part(options, _part_dir(outputdir, index + 1, label, is_plan), interrupts, forker)
     return _Running(index, process, time.monotonic(), caller, os.pidfd_open(process.pid))
 
 

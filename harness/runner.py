@@ -137,8 +137,9 @@ def robot_command(options: RunOptions, outputdir: Path) -> list[str]:
     return [sys.executable, "-m", "robot", *args, *suites]
 
 
-def start_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> subprocess.Popen:
-    """One Robot (or pabot) invocation started under the supervisor; :func:`end_part` after it exits."""
+def start_part(options: RunOptions, outputdir: Path, interrupts: Interrupts, forker=None):
+    """One Robot (or pabot) invocation started under the supervisor; :func:`end_part` after it exits. With a
+    :class:`~harness.part_forks.PartForker`, a plain Robot part is forked from its zygote instead of spawned."""
     outputdir = outputdir.resolve()  # pabot runs in the output folder
     outputdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -151,11 +152,15 @@ def start_part(options: RunOptions, outputdir: Path, interrupts: Interrupts) -> 
     if options.processes > 1:  # pabot starts suites one by one: a kill before one began must not lose it
         journal.announce(outputdir / journal.JOURNAL_NAME, [str(Path(p).resolve()) for p in options.suites],
                          options.name, options.include, options.exclude)
-    command = [sys.executable, "-m", "harness.supervise", "--", *robot_command(options, outputdir)]
-    sys.stdout.flush()
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, env=env, start_new_session=True,
-                               cwd=outputdir if options.processes > 1 else None,
-                               preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+    command = robot_command(options, outputdir)
+    cwd = outputdir if options.processes > 1 else None
+    process = forker.start(command[3:], env, cwd) if forker is not None and command[1:3] == ["-m", "robot"] \
+        else None
+    if process is None:
+        sys.stdout.flush()
+        process = subprocess.Popen([sys.executable, "-m", "harness.supervise", "--", *command], stdin=subprocess.PIPE,
+                                   env=env, start_new_session=True, cwd=cwd,
+                                   preexec_fn=lambda: die_with_parent(signal.SIGTERM))
     interrupts.running.add(process)
     return process
 

@@ -85,8 +85,12 @@ def end_leftovers(group: int) -> None:
 
 
 class Supervisor:
-    def __init__(self, command: list[str]) -> None:
+    """``start``, when given, starts the command instead of ``Popen`` (a forked part: :mod:`harness.part_zygote`);
+    it returns an object with ``pid``, ``poll()`` and ``returncode``, in its own process group."""
+
+    def __init__(self, command: list[str], start=None) -> None:
         self.command = command
+        self.start = start
         self.stops = 0
 
     def _on_signal(self, signum: int, _frame) -> None:
@@ -96,8 +100,11 @@ class Supervisor:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
-        child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, process_group=0,
-                                 preexec_fn=lambda: die_with_parent(signal.SIGKILL))
+        if self.start is not None:
+            child = self.start(self.command[1:])
+        else:
+            child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, process_group=0,
+                                     preexec_fn=lambda: die_with_parent(signal.SIGKILL))
         forwarded, stopped = 0, False
         watch_parent = not sys.stdin.closed
         while child.poll() is None:

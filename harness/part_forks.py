@@ -1,0 +1,139 @@
+"""``hil``'s side of :mod:`harness.part_zygote`: start the zygote, ask it for parts, wait for them as children.
+
+:class:`PartForker` is used by a plan run with several processes. While it is open, ``hil`` is a child
+subreaper (so each forked part's supervisor becomes its child) and a part started through it is a
+:class:`ForkedPart`, which the scheduler treats as it treats a ``Popen``: ``pid``, ``poll``, ``wait``,
+``send_signal``, ``stdin``. When the zygote cannot start, parts are spawned as before and the reason is
+said once. ``HIL_PART_FORKS=0`` spawns every part.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.supervise import PR_SET_CHILD_SUBREAPER, _prctl, die_with_parent
+
+READY_SECONDS = 30.0
+SWITCH = "HIL_PART_FORKS"  # 0: spawn every part as python -m robot (to compare, or to debug a part)
+RUN_MARKER = "HIL_RUN_OUTPUTDIR"  # in the zygote's environment, so in every forked part's /proc/PID/environ
+
+
+class ForkedPart:
+    """A part's supervisor forked by the zygote and re-parented to this process."""
+
+    def __init__(self, pid: int, stdin_fd: int) -> None:
+        self.pid = pid
+        self.stdin = os.fdopen(stdin_fd, "wb", buffering=0)  # its EOF tells the supervisor hil is gone
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            with contextlib.suppress(ChildProcessError):
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+                if done:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if timeout is not None:
+                deadline = time.monotonic() + timeout
+                while self.poll() is None:
+                    if time.monotonic() > deadline:
+                        raise subprocess.TimeoutExpired(str(self.pid), timeout)
+                    time.sleep(0.02)  # bounded: only when a caller gives a timeout
+                return self.returncode  # type: ignore[return-value]
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class PartForker:
+    """The zygote for the time of a plan run; :meth:`start` forks one part, or returns None (spawn it)."""
+
+    def __init__(self, outputdir: Path) -> None:
+        self.outputdir = outputdir.resolve()
+        self.process: subprocess.Popen | None = None
+        self.channel: socket.socket | None = None
+        self.problem = ""
+
+    def __enter__(self) -> PartForker:
+        if os.environ.get(SWITCH, "1") == "0":
+            return self
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        env = dict(os.environ, **{RUN_MARKER: str(self.outputdir)})
+        try:
+            _prctl(PR_SET_CHILD_SUBREAPER, 1)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "harness.part_zygote", str(theirs.fileno())], stdin=subprocess.DEVNULL,
+                env=env, pass_fds=(theirs.fileno(),), start_new_session=True,
+                preexec_fn=lambda: die_with_parent(signal.SIGKILL))
+            theirs.close()
+            ours.settimeout(READY_SECONDS)
+            if ours.recv(16) != b"ready":
+                raise OSError("the zygote did not say it was ready")
+            ours.settimeout(None)
+            self.channel = ours
+        except OSError as exc:
+            self.problem = f"parts are spawned one by one (no fork server: {exc})"
+            print(f"hil: {self.problem}", file=sys.stderr)
+            theirs.close()
+            ours.close()
+            self._stop()
+        return self
+
+    def start(self, arguments: list[str], env: dict[str, str], cwd: Path | None) -> ForkedPart | None:
+        """A part running ``robot ARGUMENTS`` (under its supervisor); None when there is no zygote."""
+        if self.channel is None:
+            return None
+        read_end, write_end = os.pipe()
+        request = json.dumps({"arguments": arguments, "env": env, "cwd": str(cwd) if cwd else ""}).encode()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            socket.send_fds(self.channel, [request], [read_end, sys.stdout.fileno(), sys.stderr.fileno()])
+            pid = int(self.channel.recv(32) or b"0")
+        except (OSError, ValueError) as exc:
+            os.close(write_end)
+            raise OSError(f"the fork server stopped: {exc}") from None
+        finally:
+            os.close(read_end)
+        if pid <= 0:
+            os.close(write_end)
+            raise OSError("the fork server stopped")
+        return ForkedPart(pid, write_end)
+
+    def __exit__(self, *_exc) -> None:
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        self._stop()
+        with contextlib.suppress(OSError):
+            _prctl(PR_SET_CHILD_SUBREAPER, 0)
+
+    def _stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.wait(timeout=5)  # it leaves when its socket closes
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
