@@ -4,7 +4,8 @@ A part starts only when what it needs alone is free. Needs are counted against c
 
 - its device (the inventory name or URI; what :func:`harness.locks.reader_key` calls one reader is one
   need, so every ``virtual:…?via=pcsc`` part and every suite that opens ``via=pcsc`` itself share
-  ``vpcd``: pcscd's two vpcd slots, and parked card servers holding them for 15 s, are one machine's);
+  ``vpcd``: pcscd's two vpcd slots, and parked card servers holding them for 15 s, are one machine's;
+  where a part can have a pcscd of its own, :func:`give_own_pcscd` drops that need);
 - a pool part (``pool:NAME``) one unit of the pool, whose capacity is its member count; the member
   itself is leased from pabot's PabotLib server (value sets), which this module starts when a plan
   uses a pool: taken under the part's ``${CALLER_ID}`` before the part starts, freed after it ended,
@@ -28,10 +29,10 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from harness import journal, matrix, part_history, reports
+from harness import journal, matrix, part_history, pcscd_isolation, reports
 from harness.locks import reader_key
 from harness.part_forks import ForkedPart, PartForker
 from harness.runner import (
@@ -72,8 +73,11 @@ def _opens_vpcd(suites: list[Path]) -> bool:
     return any("via=pcsc" in path.read_text(encoding="utf-8", errors="replace") for path in _suite_files(suites))
 
 
+PRIVATE_DEVICE = "device:"  # the need of a device no other process can reach (in-process, its own bridge)
+
+
 def _key(device: str, uri: str) -> str:
-    return reader_key(uri) or f"device:{device}"
+    return reader_key(uri) or f"{PRIVATE_DEVICE}{device}"
 
 
 @dataclass
@@ -112,6 +116,28 @@ def needs_of(parts: list[RunOptions], guards: Guards) -> Needs:
             need[VPCD] = 1
         found.append(need)
     return Needs(found, capacity)
+
+
+def give_own_pcscd(parts: list[tuple[str, RunOptions]], needs: Needs) -> list[tuple[str, RunOptions]]:
+    """Parts whose one shared need is vpcd get a pcscd of their own (:mod:`harness.pcscd_isolation`) where the
+    machine allows it, and so no longer wait for each other. A part that also names a real reader, or a pool,
+    keeps the machine's pcscd and its turn on vpcd."""
+    chosen = [i for i, need in enumerate(needs.parts)
+              if VPCD in need and all(key == VPCD or key.startswith(PRIVATE_DEVICE) for key in need)]
+    if not chosen:
+        return parts
+    problem = pcscd_isolation.unavailable()
+    if problem:
+        if not problem.startswith(pcscd_isolation.SWITCH_ENV):
+            print(f"hil: parts behind vpcd run one at a time: they cannot have a pcscd of their own ({problem})",
+                  file=sys.stderr)
+        return parts
+    given = list(parts)
+    for index in chosen:
+        del needs.parts[index][VPCD]
+        label, options = given[index]
+        given[index] = (label, replace(options, own_pcscd=True))
+    return given
 
 
 class LeaseServer:
@@ -202,6 +228,8 @@ def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Pa
     processes = max(1, min(processes, len(parts)))
     parallel = processes > 1
     needs = needs_of([o for _, o in parts], guards) if parallel else Needs([{} for _ in parts])
+    if parallel:
+        parts = give_own_pcscd(parts, needs)
     pooled = dict.fromkeys(o.device for _, o in parts if o.device and is_pool(o.device))
     sets = "".join(value_sets_text(device, guards.pools[device]) for device in pooled) if parallel else ""
     with Interrupts() as interrupts:

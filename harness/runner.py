@@ -20,7 +20,7 @@ from pathlib import Path
 
 from robot.result import Result
 
-from harness import fixtures, journal, matrix, reports
+from harness import fixtures, journal, matrix, pcscd_isolation, reports
 from harness.locks import FileLock, LockBusy, reader_lock, show_on_stderr
 from harness.plan import Plan, PlanError, PlannedRun, load_plan  # noqa: F401  (re-exported)
 from harness.reports import report_options  # noqa: F401  (re-exported)
@@ -57,6 +57,7 @@ class RunOptions:
     part: str | None = None  # the plan part's name: the matrix's column (harness/matrix.py)
     value_sets: str = ""  # PabotLib's resource file of a device pool (--device pool:NAME under pabot)
     variables: list[str] = field(default_factory=list)  # NAME:value for Robot, e.g. a plan's PabotLib lease
+    own_pcscd: bool = False  # a pcscd of its own (harness.pcscd_isolation): set by the parallel scheduler
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,9 @@ def start_part(options: RunOptions, outputdir: Path, interrupts: Interrupts, for
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     env[journal.JOURNAL_ENV] = str(outputdir / journal.JOURNAL_NAME)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # pabot spawns 'robot'
+    env.pop(pcscd_isolation.PART_ENV, None)
+    if options.own_pcscd:
+        env[pcscd_isolation.PART_ENV] = pcscd_isolation.PART_VALUE
     if options.processes > 1 and shutil.which("robot", path=env["PATH"]) is None:
         raise RunError("pabot needs the 'robot' command on PATH")
     if options.value_sets:

@@ -5,8 +5,9 @@ supervisor is a child subreaper (``PR_SET_CHILD_SUBREAPER``): every process the 
 behind (pabot's workers and PabotLib, a pcscd started by a suite, a card server) is re-parented to
 it, and it ends them all before it exits. It ends the run as soon as its parent is gone (its stdin,
 a pipe from ``hil``, reads EOF; or the parent-death signal arrives), which covers a SIGKILL of
-``hil``. Signals: SIGINT asks the command to stop gracefully (Robot writes its output), a second
-SIGINT or SIGTERM stops everything at once.
+``hil``. A part that gets a pcscd of its own enters its private mount namespace here, before the
+command starts (:mod:`harness.pcscd_isolation`). Signals: SIGINT asks the command to stop gracefully
+(Robot writes its output), a second SIGINT or SIGTERM stops everything at once.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from harness import pcscd_isolation
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -98,6 +101,12 @@ class Supervisor:
 
     def run(self) -> int:
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        if pcscd_isolation.wanted():
+            try:
+                pcscd_isolation.enter()
+            except OSError as exc:
+                print(f"hil: error: this part cannot have a pcscd of its own: {exc.strerror or exc}", file=sys.stderr)
+                return 2
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._on_signal)
         if self.start is not None:

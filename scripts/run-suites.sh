@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-# Four parts at a time (HIL_PROCESSES): the parts mostly wait (serial timeouts, pcscd, the nfcpy link), so on a
-# 2-core machine four keep both cores busy: 26 s against 80 s in series and 40 s with two, with the same
+# Six parts at a time (HIL_PROCESSES): many parts mostly wait (serial timeouts, the nfcpy link), so on a
+# 2-core machine six keep both cores busy: ~16.5 s against 80 s in series, ~21 s with four, with the same
 # report (benchmarks/bench_parallel_plan.py); a later --processes among "$@" wins.
 exec .venv/bin/hil run --plan fixtures/lab/virtual-plan.toml --outputdir "${HIL_RESULTS:-results}" \
-    --processes "${HIL_PROCESSES:-4}" "$@"
+    --processes "${HIL_PROCESSES:-6}" "$@"

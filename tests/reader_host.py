@@ -17,17 +17,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devices.pcsc.scard import establish_context, list_readers, release_context
-from devices.virtual.pcscd import PcscDaemon
+from devices.virtual.pcscd import PcscDaemon, write_vpcd_config
 from harness.cli import main
-
-VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 
 
 def reader_conf(channel: int) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="reader-host-"))
-    (folder / "vpcd").write_text(f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:0x{channel:04X}\n'
-                                 f"LIBPATH {VPCD_DRIVER}\nCHANNELID 0x{channel:04X}\n", encoding="utf-8")
-    return folder
+    return write_vpcd_config(Path(tempfile.mkdtemp(prefix="reader-host-")), channel)
 
 
 def wait_for_reader(name: str, timeout: float = 10.0) -> None:

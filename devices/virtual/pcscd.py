@@ -39,6 +39,13 @@ LOCK_POLL = 0.05
 PCSCD_RUN_DIR = "/run/pcscd"  # where pcscd keeps its socket (fixed at build time)
 USERS_FILE = "hil-pcscd-users.lock"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``devices``: the keeper imports it
+DEBIAN_VPCD_PORT = 35963  # /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n listens on 35963 + n
+VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
+VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+# Set by hil for a plan part that has a pcscd of its own (harness.pcscd_isolation): a private /run/pcscd, and
+# vpcd's two slots on this port and the next. The pcscd this process starts then gets that reader.conf.
+PRIVATE_PORT_ENV = "HIL_VPCD_PORT"
+PRIVATE_CONF_DIR = "hil-reader.conf.d"
 
 
 def find_pcscd() -> str:
@@ -48,6 +55,41 @@ def find_pcscd() -> str:
     if found is None:
         raise BackendUnavailable(f"pcscd is not installed: {INSTALL_HINT}")
     return os.path.abspath(found)
+
+
+def vpcd_first_port() -> int:
+    """The port of this process's first vpcd slot: Debian's 35963, or the one hil chose for the part."""
+    value = os.environ.get(PRIVATE_PORT_ENV, "")
+    if not value:
+        return DEBIAN_VPCD_PORT
+    if not value.isdigit() or not 0 < int(value) < 0xFFFF:
+        raise BackendUnavailable(f"{PRIVATE_PORT_ENV}={value!r} is not a TCP port")
+    return int(value)
+
+
+def vpcd_driver() -> str:
+    """vpcd's driver library: the ``LIBPATH`` of the installed reader.conf, else Debian's path."""
+    with contextlib.suppress(OSError):
+        for line in VPCD_CONF.read_text(encoding="utf-8", errors="replace").splitlines():
+            words = line.split()
+            if len(words) == 2 and words[0] == "LIBPATH":
+                return words[1]
+    return VPCD_DRIVER
+
+
+def write_vpcd_config(folder: Path, port: int) -> Path:
+    """A reader.conf folder for ``pcscd -c``: one vpcd reader, its slots on ``port`` and ``port + 1``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vpcd").write_text(f'FRIENDLYNAME "Virtual PCD"\nDEVICENAME /dev/null:0x{port:04X}\n'
+                                 f"LIBPATH {vpcd_driver()}\nCHANNELID 0x{port:04X}\n", encoding="utf-8")
+    return folder
+
+
+def private_config() -> Path | None:
+    """The reader.conf of a part's own pcscd (next to its socket, in the part's private /run/pcscd), or None."""
+    if not os.environ.get(PRIVATE_PORT_ENV):
+        return None
+    return write_vpcd_config(Path(PCSCD_RUN_DIR) / PRIVATE_CONF_DIR, vpcd_first_port())
 
 
 def pcscd_answers() -> bool:
@@ -319,7 +361,7 @@ def ensure_pcscd(timeout: float = 10.0) -> PcscDaemon:
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = PcscDaemon()
+            _shared = PcscDaemon(config=private_config())
             atexit.register(_stop_shared)
         if not _shared.running or not _shared.registered:
             _shared.start(timeout)

@@ -51,7 +51,7 @@ def serve(profile: str, *, pcsc: bool = False, port: int | None = None, nfc_udp:
     if pcsc:
         from .bridges.pcsc import serve_forever as serve_pcsc
 
-        serve_pcsc(profile, port=port or 35963, card=card)
+        serve_pcsc(profile, port=port, card=card)
     elif nfc_udp is not None:
         from .bridges.nfc import serve_forever as serve_nfc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,10 +50,10 @@ def _plan(tmp_path: Path, parts: list[tuple[str, str, str]]) -> Path:
     return path
 
 
-def _run(plan: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _run(plan: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan), "--outputdir", str(out),
                            "--console", "quiet", *extra], capture_output=True, text=True, timeout=900, cwd=ROOT,
-                          check=False)
+                          check=False, env={**os.environ, **(env or {})})
 
 
 def _start(plan: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
@@ -203,24 +204,56 @@ def test_a_plan_on_a_pool_of_two_gives_the_serial_report_and_never_shares_a_memb
     assert "tags = pool-cards" in (tmp_path / "parallel" / "pool-value-sets.ini").read_text(encoding="utf-8")
 
 
+VPCD_PLAN = [("card behind pcscd", "card/selection.robot", "virtual:card?via=pcsc"),
+             ("phone behind pcscd", "phone", "virtual:phone?via=pcsc"),
+             ("card behind pcscd again", "card/selection.robot", "virtual:card?via=pcsc"),
+             ("in-process card", "card/iso_errors.robot", "virtual:card"),
+             ("in-process card again", "card/selection.robot", "virtual:card")]
+
+
+def _vpcd_ports(output: Path) -> set[str]:
+    """The vpcd ports the part's readers were on (``vpcd_port`` in the details ``Open Device`` logs)."""
+    return set(re.findall(r"'vpcd_port': '(\d+)'", output.read_text(encoding="utf-8")))
+
+
+def _assert_plan_order_report(out: Path, proc: subprocess.CompletedProcess[str]) -> None:
+    parts = _parts(out)
+    merged = _outcomes(out / "output.xml")  # in plan order, whatever order the parts ended in
+    assert merged == [(f"parallel.{name}", status) for part in parts for name, status in _outcomes(part / "output.xml")]
+    assert _closing(proc.stdout)[-1] == f"{len(merged)} passed, 0 failed, 0 skipped, 0 not run"
+
+
 @pytest.mark.slow
-def test_parts_on_one_device_or_on_vpcd_never_overlap_while_others_run_beside_them(tmp_path):
-    plan = _plan(tmp_path, [("card behind pcscd", "card/selection.robot", "virtual:card?via=pcsc"),
-                            ("phone behind pcscd", "phone", "virtual:phone?via=pcsc"),
-                            ("card behind pcscd again", "card/selection.robot", "virtual:card?via=pcsc"),
-                            ("in-process card", "card/iso_errors.robot", "virtual:card"),
-                            ("in-process card again", "card/selection.robot", "virtual:card")])
+def test_parts_on_one_device_or_on_the_shared_vpcd_never_overlap_while_others_run_beside_them(tmp_path):
+    plan = _plan(tmp_path, VPCD_PLAN)
     out = tmp_path / "out"
-    proc = _run(plan, out, "--processes", "2")
+    proc = _run(plan, out, "--processes", "2", env={"HIL_PRIVATE_PCSCD": "0"})  # the machine's pcscd for all
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     parts = _parts(out)
     _assert_apart([_span(parts[i] / "output.xml") for i in (0, 1, 2)])  # vpcd's slots: one part at a time
     _assert_apart([_span(parts[i] / "output.xml") for i in (3, 4)])     # one device string
     assert _started_before_finished(proc.stdout, 4, 1)  # the in-process card did not wait for pcscd's parts
-    # the merged report is in plan order, whatever order the parts ended in
-    merged = _outcomes(out / "output.xml")
-    assert merged == [(f"parallel.{name}", status) for part in parts for name, status in _outcomes(part / "output.xml")]
-    assert _closing(proc.stdout)[-1] == f"{len(merged)} passed, 0 failed, 0 skipped, 0 not run"
+    assert set().union(*(_vpcd_ports(parts[i] / "output.xml") for i in (0, 1, 2))) <= {"35963", "35964"}
+    _assert_plan_order_report(out, proc)
+
+
+@pytest.mark.slow
+def test_parts_behind_vpcd_each_get_a_pcscd_of_their_own_and_run_side_by_side(tmp_path):
+    plan = _plan(tmp_path, VPCD_PLAN)
+    out = tmp_path / "out"
+    proc = _run(plan, out, "--processes", "3")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "run one at a time" not in proc.stderr, proc.stderr
+    parts = _parts(out)
+    # the scheduler started the second and third vpcd parts before the first had ended
+    assert _started_before_finished(proc.stdout, 2, 1) and _started_before_finished(proc.stdout, 3, 1)
+    ports = [_vpcd_ports(parts[i] / "output.xml") for i in (0, 1, 2)]
+    assert all(len(p) == 1 for p in ports), ports  # one private pcscd per part, its vpcd on one port
+    assert not set().union(*ports) & {"35963", "35964"}, ports  # never the machine's vpcd slots
+    assert len(set().union(*ports)) == 3, ports
+    _assert_apart([_span(parts[i] / "output.xml") for i in (3, 4)])  # one device string still waits
+    _assert_plan_order_report(out, proc)
+    assert _wait_gone(str(out.resolve())) == []  # each part's pcscd ended with its part
 
 
 @pytest.mark.slow

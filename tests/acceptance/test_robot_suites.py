@@ -20,10 +20,10 @@ PLAN = REPO / "fixtures" / "lab" / "virtual-plan.toml"
 
 @pytest.fixture(scope="module")
 def virtual_plan_run(tmp_path_factory):
-    """The main job itself, as README runs it (four parts at a time): every suite on every virtual backend."""
+    """The main job itself, as README runs it (six parts at a time): every suite on every virtual backend."""
     out = tmp_path_factory.mktemp("plan")
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--plan", str(PLAN), "--outputdir", str(out), "--processes", "4"],
+        [sys.executable, "-m", "harness.cli", "run", "--plan", str(PLAN), "--outputdir", str(out), "--processes", "6"],
         cwd=tmp_path_factory.mktemp("cwd"),  # not the repo: paths must not depend on the cwd
         capture_output=True, text=True, timeout=1200, check=False,
     )

@@ -24,13 +24,12 @@ from devices.registry import open_uri
 from devices.uri import parse_flag
 
 from ..card import VirtualCard
-from ..pcscd import ensure_pcscd
+from ..pcscd import ensure_pcscd, vpcd_first_port
 from ..profile import ProfileError
 from ..rig import VirtualRig, attach
 from ..slot import CardSlot, FaultPlan
 from .vpcd import VpcdCardServer
 from .vpcd_sessions import PARKED, VPCD_SLOTS, SlotClaim, claim_vpcd_slot, vpcd_reader_name
-from .vpcd_wire import VPCD_PORT
 
 __all__ = ["PcscHost", "open_via_pcsc", "serve_forever"]
 
@@ -98,7 +97,7 @@ def open_via_pcsc(card: VirtualCard, uri: str, options: Mapping[str, str]) -> Re
     if unknown:
         raise DeviceError(f"{uri}: unknown option(s) {', '.join(unknown)}")
     try:
-        ports = [int(options["port"])] if "port" in options else [VPCD_PORT + n for n in range(VPCD_SLOTS)]
+        ports = [int(options["port"])] if "port" in options else [vpcd_first_port() + n for n in range(VPCD_SLOTS)]
         timeout = float(options.get("timeout", "5"))
     except ValueError:
         raise DeviceError(f"{uri}: port and timeout must be numbers") from None
@@ -148,7 +147,7 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1", *,
+def serve_forever(profile: str, port: int | None = None, host: str = "127.0.0.1", *,
                   card: VirtualCard | None = None) -> None:
     """``hil virtual serve card --pcsc``: keep the card in a vpcd reader until Ctrl-C (or SIGTERM).
 
@@ -164,6 +163,7 @@ def serve_forever(profile: str, port: int = VPCD_PORT, host: str = "127.0.0.1", 
         previous = {signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
                     signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
     server: VpcdCardServer | None = None
+    port = vpcd_first_port() if port is None else port
     try:
         local = host in LOCAL_HOSTS
         if local:

@@ -22,8 +22,7 @@ from smartcard import scard
 from devices.base import BackendUnavailable, DeviceBusy, DeviceError
 from devices.pcsc.scard import REMOVAL_GRACE, establish_context, list_readers, reader_states, release_context
 
-from ..pcscd import INSTALL_HINT, users_lock_path
-from .vpcd_wire import VPCD_PORT
+from ..pcscd import INSTALL_HINT, users_lock_path, vpcd_first_port
 
 
 class VpcdCardServer(Protocol):
@@ -208,10 +207,10 @@ def wait_listed_state(name: str, *, present: bool, timeout: float) -> bool:
 
 
 # -- choosing a slot ------------------------------------------------------------------------
-def vpcd_reader_name(port: int, readers: list[str], base_port: int = VPCD_PORT,
+def vpcd_reader_name(port: int, readers: list[str], base_port: int | None = None,
                      friendly: str = VPCD_READER) -> str | None:
     """pcscd names vpcd slot n ``Virtual PCD XX 0n`` (XX: the reader's index); None if not listed."""
-    suffix = f" {port - base_port:02X}"
+    suffix = f" {port - (vpcd_first_port() if base_port is None else base_port):02X}"
     for name in readers:
         if name.startswith(friendly + " ") and name.endswith(suffix):
             return name
@@ -231,7 +230,7 @@ def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -
 
     While a slot is held by another process (its server may be parked, and leaves when idle), waits for it,
     bounded by :data:`OTHERS_WAIT`; when this process holds every slot, DeviceBusy at once."""
-    ports = ports or [VPCD_PORT + n for n in range(VPCD_SLOTS)]
+    ports = ports or [vpcd_first_port() + n for n in range(VPCD_SLOTS)]
     deadline = time.monotonic() + OTHERS_WAIT
     while True:
         try:
