@@ -42,12 +42,36 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
+KEPT_AWAY = "/run/hil-shard-covered"  # a tmpfs of the shard's own, where covered folders stay reachable
+
+
+def _keep_reachable(path: str, covered_by: str) -> str:
+    """``path`` (the checkout, its virtualenv) lies under ``covered_by``, about to be covered by a tmpfs: the
+    original folder is bind-mounted aside first (the caller binds ``path`` back from there)."""
+    aside = Path(KEPT_AWAY) / covered_by.strip("/").replace("/", "_")
+    if not os.path.ismount(KEPT_AWAY):
+        os.makedirs(KEPT_AWAY, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "tmpfs", KEPT_AWAY], check=True)
+    if not aside.exists():
+        aside.mkdir()
+        subprocess.run(["mount", "--bind", covered_by, str(aside)], check=True)
+    return str(aside / Path(path).relative_to(covered_by))
+
+
 def enter_private_namespaces(command: list[str]) -> None:
-    """Run inside ``unshare --mount --net``: private tmpfs mounts, loopback up, then exec the command."""
+    """Run inside ``unshare --mount --net``: private tmpfs mounts, loopback up, then exec the command. A
+    checkout under one of those folders (a fresh clone in /tmp) is bound back into the shard's tmpfs."""
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
+    needed = {REPO, Path(sys.prefix)}  # the checkout and the virtualenv whose python runs the shard
+    needed = {str(n) for n in needed if not any(n != o and n.is_relative_to(o) for o in needed)}
     for path in PRIVATE_MOUNTS:
+        inside = sorted(n for n in needed if Path(n).is_relative_to(path))
+        asides = {n: _keep_reachable(n, path) for n in inside}
         os.makedirs(path, exist_ok=True)
         subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", path], check=True)
+        for original, aside in asides.items():
+            os.makedirs(original, exist_ok=True)
+            subprocess.run(["mount", "--bind", aside, original], check=True)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
