@@ -35,6 +35,7 @@ from devices.uri import parse_flag
 from .link import LinkStats, SerialLink, _one_line
 from .messages import CodecError, Message
 from .protocol import ProtocolFileError, ProtocolSpec, available_protocols, load_protocol
+from .rfc2217_port import DEFAULT_RECONNECT_GRACE, EventedRfc2217
 from .uri import (  # noqa: F401 - re-exported: the options were defined here first
     HARNESS_OPTION_ROWS,
     HARNESS_OPTIONS,
@@ -45,9 +46,14 @@ from .uri import (  # noqa: F401 - re-exported: the options were defined here fi
 STATUS_POLL = 1.0  # seconds between status queries while waiting for a card (events may be lost)
 
 
-def _open_port(url: str, spec: ProtocolSpec, transport: str, uri: str, exclusive: bool) -> serial.SerialBase:
+def _open_port(url: str, spec: ProtocolSpec, transport: str, uri: str, exclusive: bool,
+               reconnect_grace: float = DEFAULT_RECONNECT_GRACE) -> serial.SerialBase:
     try:
-        port = serial.serial_for_url(url, do_not_open=True)
+        if transport == "rfc2217":  # pyserial's client, woken by the server's answers (.rfc2217_port)
+            port = EventedRfc2217(reconnect_grace=reconnect_grace)
+            port.port = url
+        else:
+            port = serial.serial_for_url(url, do_not_open=True)
         port.baudrate = spec.serial.baudrate
         port.bytesize = spec.serial.bytesize
         port.parity = spec.serial.parity
@@ -131,7 +137,8 @@ class SerialReader(Reader):
         except ProtocolFileError as exc:
             raise DeviceError(str(exc)) from None
         exclusive = parse_flag(options.get("exclusive", "1"), "exclusive", uri)
-        port = _open_port(url, spec, transport, uri, exclusive)
+        grace = float(options.get("reconnect_grace", DEFAULT_RECONNECT_GRACE))
+        port = _open_port(url, spec, transport, uri, exclusive, grace)
         return cls(uri, spec, port, transport=transport, url=url)
 
     # -- lifecycle -----------------------------------------------------------------------

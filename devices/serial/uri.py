@@ -23,7 +23,9 @@ HARNESS_OPTION_ROWS = (
     Option("retries", "int", low=0, high=10),
     TERMINAL_OPTION,
 )
-HARNESS_OPTIONS = frozenset(row.name for row in HARNESS_OPTION_ROWS)
+# The pause before reconnecting to the same RFC 2217 server (devices/serial/rfc2217_port.py); harness-side.
+RFC2217_OPTION_ROWS = (Option("reconnect_grace", "float", low=0, high=10),)
+HARNESS_OPTIONS = frozenset(row.name for row in (*HARNESS_OPTION_ROWS, *RFC2217_OPTION_ROWS))
 # What pyserial's own URL handlers take (serial/urlhandler/protocol_*.py); a tty takes none.
 PYSERIAL_OPTIONS: dict[str, tuple[Option, ...]] = {
     "tty": (),
@@ -47,7 +49,7 @@ def parse_serial_uri(uri: str) -> tuple[str, str, dict[str, str]]:
         transport = scheme
     else:
         raise BadDeviceUri(f"'{uri}' is not a serial device URI (serial:, rfc2217://, socket://)")
-    passed_rows = PYSERIAL_OPTIONS[transport]
+    passed_rows = PYSERIAL_OPTIONS[transport] + (RFC2217_OPTION_ROWS if transport == "rfc2217" else ())
     parsed.typed((*HARNESS_OPTION_ROWS, *passed_rows), f"for {scheme}")
     if transport != "tty" and "exclusive" in parsed.options:
         raise BadDeviceUri(f"{uri}: option exclusive means nothing for {scheme}:// (only a local tty is locked)")

@@ -237,5 +237,6 @@ def test_serve_forever_prints_the_device_names_and_stops_on_request() -> None:
     thread.join(3)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("serial:/dev/pts/") and lines[0].endswith("?protocol=kiosk")
-    assert lines[1].startswith("rfc2217://127.0.0.1:") and lines[1].endswith("?protocol=kiosk&ign_set_control")
+    assert lines[1].startswith("rfc2217://127.0.0.1:")
+    assert lines[1].endswith("?protocol=kiosk&ign_set_control&reconnect_grace=0")
     assert not thread.is_alive()

@@ -95,7 +95,8 @@ def serve_forever(profile: str, protocol: str, rfc2217_port: int | None = None, 
         print(f"serial:{firmware.device}?protocol={spec.name}", file=out, flush=True)
         if rfc2217_port is not None:
             server = stack.enter_context(PortServer(firmware.device, port=rfc2217_port))
-            print(f"{server.url}?protocol={spec.name}&ign_set_control", file=out, flush=True)
+            # it serves a client that reconnects at once: no pause before a reconnect (devices/serial/rfc2217_port.py)
+            print(f"{server.url}?protocol={spec.name}&ign_set_control&reconnect_grace=0", file=out, flush=True)
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -12,6 +12,7 @@ for (a test can read them) and answers them, but leaves the pty raw 8N1.
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import threading
 import time
@@ -168,8 +169,23 @@ class PortServer:
                 sock.close()
             port.close()
 
-    def _refuse_waiting(self) -> None:
-        """Closes connections that arrive while a client is served (the port is busy)."""
+    @staticmethod
+    def _gone(sock: socket.socket) -> bool:
+        """Whether the served client has closed its end (its FIN is read before any later connection's SYN)."""
+        try:
+            if not select.select([sock], [], [], 0)[0]:
+                return False  # nothing to read: not even an end
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except (TimeoutError, BlockingIOError):
+            return False
+        except OSError:
+            return True
+
+    def _refuse_waiting(self, sock: socket.socket) -> None:
+        """Closes connections that arrive while a client is served (the port is busy). A client that closed and
+        at once connected again is not refused: its old connection has ended, and the new one is served next."""
+        if self._gone(sock):
+            return
         try:
             extra, _ = self._listener.accept()  # type: ignore[union-attr]
         except (TimeoutError, BlockingIOError, OSError):
@@ -182,7 +198,7 @@ class PortServer:
         self._listener.settimeout(0)  # type: ignore[union-attr]
         try:
             while not self._stop.is_set() and not done.is_set():
-                self._refuse_waiting()
+                self._refuse_waiting(sock)
                 try:
                     data = sock.recv(4096)
                 except TimeoutError:
