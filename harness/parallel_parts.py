@@ -222,8 +222,9 @@ def _part_dir(outputdir: Path, index: int, label: str, is_plan: bool) -> Path:
 
 
 def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, is_plan: bool,
-              processes: int = 1, guards: Guards | None = None) -> int:
-    """Every part (``processes`` at a time at most), then the report, matrix and closing line in plan order."""
+              processes: int = 1, guards: Guards | None = None, forker: PartForker | None = None) -> int:
+    """Every part (``processes`` at a time at most), then the report, matrix and closing line in plan order.
+    ``forker``: a zygote the caller started already (it imports while the pre-flight runs); else one of its own."""
     guards = guards or Guards()
     processes = max(1, min(processes, len(parts)))
     parallel = processes > 1
@@ -234,7 +235,8 @@ def run_parts(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Pa
     sets = "".join(value_sets_text(device, guards.pools[device]) for device in pooled) if parallel else ""
     with Interrupts() as interrupts:
         with LeaseServer(outputdir, sets) if parallel and sets else contextlib.nullcontext() as server, \
-                PartForker(outputdir) if parallel and is_plan else contextlib.nullcontext() as forker:
+                PartForker(outputdir) if parallel and is_plan and forker is None \
+                else contextlib.nullcontext(forker) as forker:
             progress = _schedule(parts, outputdir, is_plan, processes, needs, interrupts, server, forker)
         if is_plan and not interrupts.count:
             part_history.save(outputdir, {parts[i][0]: s for i, s in progress.seconds.items()

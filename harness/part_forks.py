@@ -71,9 +71,12 @@ class PartForker:
         self.outputdir = outputdir.resolve()
         self.process: subprocess.Popen | None = None
         self.channel: socket.socket | None = None
+        self.waiting = True  # for the zygote's "ready"
         self.problem = ""
 
     def __enter__(self) -> PartForker:
+        """Starts the zygote and returns at once: its imports run while hil does its pre-flight; the first
+        :meth:`start` waits until it says it is ready."""
         if os.environ.get(SWITCH, "1") == "0":
             return self
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -84,23 +87,40 @@ class PartForker:
                 [sys.executable, "-m", "harness.part_zygote", str(theirs.fileno())], stdin=subprocess.DEVNULL,
                 env=env, pass_fds=(theirs.fileno(),), start_new_session=True,
                 preexec_fn=lambda: die_with_parent(signal.SIGKILL))
-            theirs.close()
-            ours.settimeout(READY_SECONDS)
-            if ours.recv(16) != b"ready":
-                raise OSError("the zygote did not say it was ready")
-            ours.settimeout(None)
             self.channel = ours
         except OSError as exc:
-            self.problem = f"parts are spawned one by one (no fork server: {exc})"
-            print(f"hil: {self.problem}", file=sys.stderr)
-            theirs.close()
+            self._give_up(exc)
             ours.close()
-            self._stop()
+        finally:
+            theirs.close()
         return self
+
+    def _ready(self) -> bool:
+        """Whether the zygote is there to fork from (waited for once, bounded by READY_SECONDS)."""
+        if self.channel is None:
+            return False
+        if self.waiting:
+            self.waiting = False
+            try:
+                self.channel.settimeout(READY_SECONDS)
+                if self.channel.recv(16) != b"ready":
+                    raise OSError("the zygote did not say it was ready")
+                self.channel.settimeout(None)
+            except OSError as exc:
+                self.channel.close()
+                self.channel = None
+                self._give_up(exc)
+                return False
+        return True
+
+    def _give_up(self, exc: OSError) -> None:
+        self.problem = f"parts are spawned one by one (no fork server: {exc})"
+        print(f"hil: {self.problem}", file=sys.stderr)
+        self._stop()
 
     def start(self, arguments: list[str], env: dict[str, str], cwd: Path | None) -> ForkedPart | None:
         """A part running ``robot ARGUMENTS`` (under its supervisor); None when there is no zygote."""
-        if self.channel is None:
+        if not self._ready():
             return None
         read_end, write_end = os.pipe()
         request = json.dumps({"arguments": arguments, "env": env, "cwd": str(cwd) if cwd else ""}).encode()

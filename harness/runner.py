@@ -9,6 +9,7 @@ write them. The closing line keeps the ``N passed, N failed`` prefix CI reads.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from robot.result import Result
 
 from harness import fixtures, journal, matrix, pcscd_isolation, reports
 from harness.locks import FileLock, LockBusy, reader_lock, show_on_stderr
+from harness.part_forks import PartForker
 from harness.plan import Plan, PlanError, PlannedRun, load_plan  # noqa: F401  (re-exported)
 from harness.reports import report_options  # noqa: F401  (re-exported)
 from harness.scheduling import blocked_pins
@@ -303,7 +305,9 @@ def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
     """Locks, pre-flight, every part (up to ``processes`` plan parts at once), then one report, matrix and
     closing line."""
     guards = guards or Guards()
-    with OutputFolder(outputdir), ReaderLocks(guards.readers, wait):
+    forked = is_plan and not check_only and min(processes, len(parts)) > 1
+    with OutputFolder(outputdir), ReaderLocks(guards.readers, wait), \
+            PartForker(outputdir) if forked else contextlib.nullcontext() as forker:  # imports while pre-flight runs
         checked = preflight(parts) if guards.preflight else []
         if check_only:
             for line in checked:
@@ -312,7 +316,7 @@ def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path
             return 0
         from harness.parallel_parts import run_parts
 
-        return run_parts(plan_name, parts, outputdir, is_plan, processes, guards)
+        return run_parts(plan_name, parts, outputdir, is_plan, processes, guards, forker)
 
 
 def finish(outputs: list[PartOutput], rows: list[matrix.Outcome], outputdir: Path,
