@@ -66,10 +66,12 @@ def _private_mounts() -> None:
 
 
 def _hide_usb_drivers() -> None:
-    with contextlib.suppress(OSError):
+    """Every driver bundle covered; a bundle that cannot be covered is an error (its reader could be taken)."""
+    bundles: list[Path] = []
+    with contextlib.suppress(OSError):  # no drivers folder: nothing to hide
         bundles = sorted(p for p in DRIVERS_DIR.iterdir() if p.suffix == ".bundle" and p.is_dir())
-        for bundle in bundles:
-            _mount("tmpfs", str(bundle), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0555")
+    for bundle in bundles:
+        _mount("tmpfs", str(bundle), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0555")
 
 
 def _bindable(port: int) -> bool:

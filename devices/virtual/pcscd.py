@@ -39,7 +39,9 @@ LOCK_POLL = 0.05
 PCSCD_RUN_DIR = "/run/pcscd"  # where pcscd keeps its socket (fixed at build time)
 USERS_FILE = "hil-pcscd-users.lock"
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``devices``: the keeper imports it
-DEBIAN_VPCD_PORT = 35963  # /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n listens on 35963 + n
+# /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n on 35963 + n. bridges.vpcd_wire.VPCD_PORT says the same; not
+# imported from there, which would make devices.virtual's imports a cycle (bridges import this module).
+DEBIAN_VPCD_PORT = 35963
 VPCD_CONF = Path("/etc/reader.conf.d/vpcd")
 VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 # Set by hil for a plan part that has a pcscd of its own (harness.pcscd_isolation): a private /run/pcscd, and
