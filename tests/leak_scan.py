@@ -147,14 +147,25 @@ def readable_parts(path: Path) -> Iterator[tuple[str, str]]:
         yield f"log model string #{index}", string
 
 
+# A figure the log model sets on its own (``window.output["generated"] = 7035;``: ms from the run's start
+# to the log's writing, ``baseMillis``): Robot's numbers, which a 4-digit PIN can equal by chance.
+MODEL_FIGURE = re.compile(r'window\.output\["\w+"\] = (\d+);')
+
+
 def _json_number(text: str, match: re.Match[str]) -> bool:
-    """An unquoted number in the log model's arrays (``[1,2580,2]``: an elapsed time, an index), not a string.
+    """An unquoted number in the log model (``[1,2580,2]``: an elapsed time, an index), not a string.
 
     Every text of the model is a quoted string, and the decoded strings are scanned on their own.
     """
+    if not match.group(0).isdigit():
+        return False
     before = text[match.start() - 1: match.start()]
     after = text[match.end(): match.end() + 1]
-    return match.group(0).isdigit() and before in ("[", ",") and after in (",", "]")
+    if before in ("[", ",") and after in (",", "]"):
+        return True
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    figure = MODEL_FIGURE.match(text, line_start)
+    return figure is not None and figure.span(1) == match.span()
 
 
 NUMBER_CHARS = set("0123456789.eE+-")

@@ -201,6 +201,20 @@ def test_in_json_files_a_quoted_pin_is_found_and_a_measured_figure_is_not(workdi
     assert len(scan(workdir / "trace.jsonl", [pin])[0]) == 1  # the first line's string (one finding a file)
 
 
+def test_in_a_log_the_models_own_figures_are_not_a_pin_but_the_same_digits_in_its_text_are(workdir):
+    """``window.output["generated"]`` is milliseconds since the run began: 7035 once, equal to a new PIN (CI)."""
+    pin = Secret("new auth PIN", "7035")
+    figures = ('<script type="text/javascript">\nwindow.output["generated"] = 7035;\n</script>\n'
+               'window.output["baseMillis"] = 17962537870352;\n'
+               'window.output["suite"] = [1,7035,[2,7035]];\n')
+    (workdir / "log.html").write_text(figures, "utf-8")
+    assert not scan(workdir / "log.html", [pin])[0]
+    for leak in ('window.output["generated"] = 7035 ;', 'window.output["title"] = "7035";', "<td>7035</td>",
+                 'window.output["generated"] = 1; 7035;'):
+        (workdir / "log.html").write_text(figures + leak + "\n", "utf-8")
+        assert len(scan(workdir / "log.html", [pin])[0]) == 1, leak
+
+
 def test_a_short_pin_inside_a_longer_ascii_word_in_hex_is_not_a_leak_but_in_an_apdu_it_is():
     """A random certificate CN (``JPKIPHONE…7035…``) holds a 4-digit PIN's digits by chance; a VERIFY does not."""
     pin = Secret("auth PIN", "7035")
