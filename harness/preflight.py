@@ -126,8 +126,9 @@ def check_device(name: str, needs: Needs, timeout: float = 5.0) -> str:
         try:
             reader.wait_for_card(timeout)
             atr = reader.power_on()
-        except NoCard:
-            raise PreflightError(f"{name}: no card in the reader after {timeout:g} s (insert the card)") from None
+        except NoCard as exc:  # the reader's own words say which step found nothing
+            raise PreflightError(
+                f"{name}: no card in the reader after {timeout:g} s (insert the card): {exc}") from None
         card = card_facts_of(reader)
         if isinstance(reader, RemoteReader):
             facts, lab_device = remote_facts(reader, lab_device), None  # the host's PINs, the host's names

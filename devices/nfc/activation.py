@@ -17,12 +17,24 @@ from typing import Any
 from .iso14443 import FSC_TABLE, AtqbInfo, attrib_param2
 
 ATTRIB_TIMEOUT = 0.03  # seconds; the card answers ATTRIB within its FWT at activation (nfcpy uses the same)
+# On the UDP link the "air" is two processes' scheduling: a loaded machine delays an answer by far more than
+# an FWT, so the ATTRIB wait there is nfcpy's own UDP sense wait (its ``sense_ttb`` waits 1 s for SENSB_RES).
+UDP_ATTRIB_TIMEOUT = 1.0
 UDP_LINK_RATES = (212, 424)  # what nfcpy's UDP driver can label frames with after 106 (sense_ttb accepts these)
 
 
 def link_rates(clf: Any) -> tuple[int, ...]:
     """Rates above 106 kbit/s the harness can switch this frontend to after ATTRIB (module doc)."""
-    return UDP_LINK_RATES if type(clf.device).__module__ == "nfc.clf.udp" else ()
+    return UDP_LINK_RATES if _on_udp_link(clf) else ()
+
+
+def attrib_timeout(clf: Any) -> float:
+    """How long ATTRIB's answer may take on this frontend (module constants)."""
+    return UDP_ATTRIB_TIMEOUT if _on_udp_link(clf) else ATTRIB_TIMEOUT
+
+
+def _on_udp_link(clf: Any) -> bool:
+    return type(clf.device).__module__ == "nfc.clf.udp"
 
 
 @functools.cache
@@ -37,7 +49,7 @@ def _rated_tag_class() -> type:
             info = AtqbInfo.parse(bytes(target.sensb_res))
             fsdi = 8 if clf.max_recv_data_size >= 256 else 7
             command = b"\x1d" + bytes(self._nfcid) + bytes((0x00, attrib_param2(rate, fsdi), 0x01, 0x00))
-            self.attrib_response = bytes(clf.exchange(bytearray(command), timeout=ATTRIB_TIMEOUT))
+            self.attrib_response = bytes(clf.exchange(bytearray(command), timeout=attrib_timeout(clf)))
             target.brty = f"{rate}B"  # from the frame after the ATTRIB answer on, at the new rate
             fsc = min(FSC_TABLE[min(info.fsci, 8)], clf.max_send_data_size)
             self._dep = tt4.IsoDepInitiator(clf, fsc, info.fwt)

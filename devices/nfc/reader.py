@@ -251,12 +251,16 @@ class NfcReader(Reader):
             return cycles[0] > 1 and time.monotonic() >= deadline
 
         rated: list[Any] = []  # a Type B tag activated here at a rate above 106 kbit/s
+        unanswered = [0]  # ATTRIBs that got no answer: the card is sensed again until the deadline
 
         def on_discover(target: Any) -> bool:  # True: nfcpy activates it (at 106 kbit/s) itself
             rate = self._rate_for(target)
             if rate == 106:
                 return True
-            rated.append(activate_type_b(self._clf, target, rate))
+            try:
+                rated.append(activate_type_b(self._clf, target, rate))
+            except self._nfc.clf.TimeoutError:
+                unanswered[0] += 1  # a card at the field's edge, or a served card on a loaded machine
             return False
 
         def stop() -> bool:
@@ -282,6 +286,10 @@ class NfcReader(Reader):
                 raise self._undecodable("activation", exc) from None
         if tag is False:
             raise DeviceGone(f"{self.uri}: nfcpy gave up on the reader (I/O error or interrupt)")
+        if not tag and unanswered[0]:
+            self._lost()
+            raise NoCard(f"{self.uri}: the card did not answer ATTRIB at {self._rate_label()} kbit/s "
+                         f"({unanswered[0]} tries in {timeout:g} s)")
         if not tag:
             raise NoCard(f"{self.uri}: no ISO-DEP card ({'/'.join(self.targets)}) in the field "
                          f"within {timeout:g} s")

@@ -8,6 +8,7 @@ special cases here. ``CardOS.process`` answers every byte string with a response
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -144,6 +145,13 @@ class CardOptions:
         return {name: (bool if f.type in ("bool", bool) else int) for name, f in cls.__dataclass_fields__.items()}
 
 
+# What the card's own code raises on a command it did not foresee: answered 6F00, as a real card's OS does.
+# Nothing wider: Robot stops a run on Ctrl-C by raising its ExecutionFailed from the signal handler, at
+# whatever line runs then; caught here it became a 6F00 answer and the stop was lost (a soak's Ctrl-C).
+CARD_FAULTS = (ArithmeticError, LookupError, ValueError, TypeError, AttributeError, RuntimeError, AssertionError,
+               struct.error)
+
+
 class CardOS:
     """Dispatches command APDUs to the selected applet and EF."""
 
@@ -171,7 +179,7 @@ class CardOS:
     def process(self, raw: bytes) -> bytes:
         try:
             return self._process(bytes(raw))
-        except Exception:
+        except CARD_FAULTS:
             return sw(0x6F00)
 
     def _process(self, raw: bytes) -> bytes:

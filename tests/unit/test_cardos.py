@@ -186,6 +186,19 @@ def test_internal_failure_is_answered_6f00_not_raised(card):
     assert send(card, "00B0000004") == "6F00"
 
 
+def test_an_exception_that_is_not_the_cards_own_goes_through(card):
+    """Robot's stop on Ctrl-C is raised from its signal handler wherever the main thread is: never a 6F00."""
+    class StopTheRun(Exception):  # how robot.errors.ExecutionFailed is built: on Exception, no narrower
+        pass
+
+    def interrupted(cmd):
+        raise StopTheRun("Execution terminated by signal")
+
+    card._iso_handlers = lambda: {0xB0: interrupted}  # type: ignore[method-assign]
+    with pytest.raises(StopTheRun):
+        send(card, "00B0000004")
+
+
 def _verified_auth_key(card):
     select(card)
     assert send(card, "0020008004 31323334") == "9000"
