@@ -203,3 +203,29 @@ def expected_certificates(holder: str) -> dict[str, Path]:
     pki = pki_dir()
     return {"auth": pki / f"{holder}-auth.der", "sign": pki / f"{holder}-sign.der",
             "auth_ca": pki / "auth-ca.der", "sign_ca": pki / "sign-ca.der"}
+
+
+def load_fixture_key(data: bytes):  # -> cryptography's RSAPrivateKey (imported here only: this module stays light)
+    """An unencrypted PEM or DER RSA key of the test PKI, parsed without OpenSSL's RSA check.
+
+    That check tests p and q for primality: ~31 ms a key, paid by every process that signs (each Robot part
+    loads two to seven). A key file the harness generated needs no primality test; what a damaged one would
+    break is checked here in microseconds instead (n = p·q, both CRT exponents, the CRT coefficient).
+    Raises ValueError for anything that is not such a key.
+    """
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_private_key, load_pem_private_key
+
+    load = load_pem_private_key if data.lstrip().startswith(b"-----BEGIN") else load_der_private_key
+    try:
+        key = load(data, password=None, unsafe_skip_rsa_key_validation=True)
+    except TypeError as exc:  # a password-protected key
+        raise ValueError(str(exc)) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"not an RSA key but {type(key).__name__}")
+    numbers = key.private_numbers()
+    p, q, e, n = numbers.p, numbers.q, numbers.public_numbers.e, numbers.public_numbers.n
+    if not (p * q == n and e * numbers.dmp1 % (p - 1) == 1 and e * numbers.dmq1 % (q - 1) == 1
+            and numbers.iqmp * q % p == 1):
+        raise ValueError("the RSA key's numbers do not fit together (a damaged key file)")
+    return key

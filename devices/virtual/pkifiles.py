@@ -1,8 +1,8 @@
 """Immutable material the virtual cards are built from, read once per process and shared.
 
-Parsing an RSA-2048 PEM key checks it (~32 ms); a card holds two. Keys and DER files are
-kept per path and modification time, so every card built from the same files shares them
-(issue #13); what a card changes (PIN values, counters, security state) lives in its own objects.
+Keys and DER files are kept per path and modification time, so every card built from the same files
+shares them (issue #13); what a card changes (PIN values, counters, security state) lives in its own
+objects. Keys are parsed by ``harness.fixtures.load_fixture_key``, without OpenSSL's ~31 ms primality check.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from harness.fixtures import load_fixture_key
 
 from .cardos import PinObject
 from .profile import CardProfile, ProfileError
@@ -35,12 +36,9 @@ def _read(stamp: tuple[Path, int, int]) -> bytes:
 @lru_cache(maxsize=64)
 def _key(stamp: tuple[Path, int, int]) -> RSAPrivateKey:
     try:
-        key = load_pem_private_key(_read(stamp), password=None)
-    except ValueError:
-        raise ProfileError(f"{stamp[0]} is not a PEM private key") from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ProfileError(f"{stamp[0]} is not an RSA key")
-    return key
+        return load_fixture_key(_read(stamp))
+    except ValueError as exc:
+        raise ProfileError(f"{stamp[0]} is not an unencrypted RSA private key: {exc}") from None
 
 
 def read_fixture(path: Path) -> bytes:

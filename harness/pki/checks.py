@@ -16,9 +16,11 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+
+from harness import fixtures
 
 # DER of AlgorithmIdentifier+OCTET STRING header, per hash (RFC 8017 §9.2 note 1).
 DIGEST_INFO_PREFIXES: dict[str, bytes] = {
@@ -66,15 +68,9 @@ def load_private_key(path: Path | str) -> rsa.RSAPrivateKey:
     """Loads an unencrypted PEM or DER RSA private key (the test keys are committed in clear)."""
     data = Path(path).read_bytes()
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            key = serialization.load_pem_private_key(data, password=None)
-        else:
-            key = serialization.load_der_private_key(data, password=None)
-    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise PkiError(f"{path}: not an unencrypted private key: {exc}") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise PkiError(f"{path}: {type(key).__name__} is not an RSA key")
-    return key
+        return fixtures.load_fixture_key(data)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise PkiError(f"{path}: not an unencrypted RSA private key: {exc}") from None
 
 
 def _strip_der_padding(data: bytes) -> bytes:

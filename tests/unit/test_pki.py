@@ -393,3 +393,38 @@ def test_ocsp_responder_certificates(test_pki: testpki.TestPki) -> None:
         assert ExtendedKeyUsageOID.OCSP_SIGNING in cert.extensions.get_extension_for_class(
             x509.ExtendedKeyUsage).value
         cert.extensions.get_extension_for_class(x509.OCSPNoCheck)
+
+
+def test_a_fixture_key_loads_without_the_primality_check_and_a_damaged_one_is_refused(tmp_path):
+    """``load_fixture_key`` skips OpenSSL's ~31 ms check; n = p·q and the CRT numbers are still checked."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    from harness.fixtures import load_fixture_key, pki_dir
+
+    key = load_fixture_key((pki_dir() / "card-auth.key.pem").read_bytes())
+    signature = key.sign(b"data", PKCS1v15(), hashes.SHA256())
+    key.public_key().verify(signature, b"data", PKCS1v15(), hashes.SHA256())  # raises if the key were wrong
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    assert load_fixture_key(der).private_numbers() == key.private_numbers()
+    numbers = key.private_numbers()
+    for damaged in (
+        rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d, numbers.dmp1 + 2, numbers.dmq1, numbers.iqmp,
+                              numbers.public_numbers),
+        rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d, numbers.dmp1, numbers.dmq1, numbers.iqmp + 1,
+                              numbers.public_numbers),
+    ):
+        pem = damaged.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        with pytest.raises(ValueError, match="do not fit together"):
+            load_fixture_key(pem)
+    encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.BestAvailableEncryption(b"secret"))
+    ec_key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    for bad, words in ((encrypted, "encrypted"), (ec_key, "not an RSA key"), (b"garbage", "deserialize")):
+        with pytest.raises(ValueError, match=words):
+            load_fixture_key(bad)
+    (tmp_path / "bad.pem").write_bytes(ec_key)
+    with pytest.raises(PkiError, match="not an unencrypted RSA private key"):
+        checks.load_private_key(tmp_path / "bad.pem")
