@@ -16,6 +16,7 @@ from devices.virtual.profile import PKI_DIR, HolderData, load_holder
 from harness.channel import CardChannel
 from harness.iso.redact import (
     MASK,
+    RECENT_TEXTS,
     SECRETS,
     SHORT_SECRET,
     SHOW_HOLDER_DATA_ENV,
@@ -291,3 +292,20 @@ def test_a_sign_certificate_read_masks_its_holder_attributes_from_then_on(monkey
     assert "TESTCARD000000000000099" not in SECRETS
     privacy.register_certificate_holder((PKI_DIR / "card-auth.der").read_bytes(), None)  # the auth CN is no name
     assert "TESTCARD000000000000001" not in SECRETS
+
+
+def test_a_registry_keeps_recent_answers_only_for_the_values_it_had_then():
+    """A text scrubbed before a value was registered is masked once the value is known (and shown again once
+    it is discarded): the kept answers belong to one set of values."""
+    registry = SecretRegistry()
+    registry.add("19800401", "birth date")
+    text = "holder 19800401, PIN 7035 as 37303335"
+    assert registry.scrub(text) == f"holder {MASK}, PIN 7035 as 37303335"
+    registry.add("7035", "auth PIN")
+    assert registry.scrub(text) == f"holder {MASK}, PIN {MASK} as {MASK}"
+    assert registry.scrub(text) == f"holder {MASK}, PIN {MASK} as {MASK}"  # a kept answer, the same
+    registry.discard(["7035"])
+    assert registry.scrub(text) == f"holder {MASK}, PIN 7035 as 37303335"
+    for index in range(RECENT_TEXTS * 2):  # bounded: the kept answers never pass RECENT_TEXTS
+        registry.scrub(f"line {index}")
+        assert len(registry._recent) <= RECENT_TEXTS
