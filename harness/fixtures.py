@@ -20,6 +20,10 @@ from dataclasses import dataclass, fields
 from datetime import date
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # cryptography is imported by load_fixture_key only: this module stays light
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 SUITES_ENV = "HIL_SUITES"
 FIXTURES_ENV = "HIL_FIXTURES"
@@ -205,7 +209,7 @@ def expected_certificates(holder: str) -> dict[str, Path]:
             "auth_ca": pki / "auth-ca.der", "sign_ca": pki / "sign-ca.der"}
 
 
-def load_fixture_key(data: bytes):  # -> cryptography's RSAPrivateKey (imported here only: this module stays light)
+def load_fixture_key(data: bytes) -> RSAPrivateKey:
     """An unencrypted PEM or DER RSA key of the test PKI, parsed without OpenSSL's RSA check.
 
     That check tests p and q for primality: ~31 ms a key, paid by every process that signs (each Robot part

@@ -297,7 +297,8 @@ def holds_secret(haystack: str | bytes, value: str) -> bool:
     return re.search(pattern, haystack) is not None
 
 
-RECENT_TEXTS = 512  # scrubbed texts a registry keeps; a trace's longest (a 2 KB EF as hex) make it ~4 MB at most
+RECENT_TEXTS = 512  # scrubbed texts a registry keeps,
+RECENT_MAX_CHARS = 8192  # each at most this long (a 2 KB EF as spaced hex is ~6 K): ~4 M characters at most
 
 
 @dataclass
@@ -363,9 +364,10 @@ class SecretRegistry:
         done = recent.get(text)
         if done is None:
             done = pattern.sub(MASK, text) if any(needle in text for needle in needles) else text
-            if len(recent) >= RECENT_TEXTS:
-                recent.clear()
-            recent[text] = done
+            if len(text) <= RECENT_MAX_CHARS:
+                if len(recent) >= RECENT_TEXTS:
+                    recent.clear()
+                recent[text] = done
         return done
 
 

@@ -16,6 +16,7 @@ from devices.virtual.profile import PKI_DIR, HolderData, load_holder
 from harness.channel import CardChannel
 from harness.iso.redact import (
     MASK,
+    RECENT_MAX_CHARS,
     RECENT_TEXTS,
     SECRETS,
     SHORT_SECRET,
@@ -309,3 +310,6 @@ def test_a_registry_keeps_recent_answers_only_for_the_values_it_had_then():
     for index in range(RECENT_TEXTS * 2):  # bounded: the kept answers never pass RECENT_TEXTS
         registry.scrub(f"line {index}")
         assert len(registry._recent) <= RECENT_TEXTS
+    long_text = "x" * RECENT_MAX_CHARS + " 7035 19800401"
+    assert registry.scrub(long_text) == "x" * RECENT_MAX_CHARS + f" 7035 {MASK}"
+    assert long_text not in registry._recent  # a long text is masked every time, never kept
