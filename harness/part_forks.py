@@ -1,10 +1,12 @@
 """``hil``'s side of :mod:`harness.part_zygote`: start the zygote, ask it for parts, wait for them as children.
 
-:class:`PartForker` is used by a plan run with several processes. While it is open, ``hil`` is a child
-subreaper (so each forked part's supervisor becomes its child) and a part started through it is a
-:class:`ForkedPart`, which the scheduler treats as it treats a ``Popen``: ``pid``, ``poll``, ``wait``,
-``send_signal``, ``stdin``. When the zygote cannot start, parts are spawned as before and the reason is
-said once. ``HIL_PART_FORKS=0`` spawns every part.
+:class:`PartForker` is open for the whole of every ``hil run``: the zygote is a fork of ``hil`` itself, made
+first (before any lock is taken, while ``hil`` has one thread), or, where ``hil`` has a thread by then, a
+spawned ``python -m harness.part_zygote``. While it is open, ``hil`` is a child subreaper (so each forked
+part's supervisor becomes its child) and a pre-flight or part started through it is a :class:`ForkedPart`,
+which the scheduler treats as it treats a ``Popen``: ``pid``, ``poll``, ``wait``, ``send_signal``, ``stdin``.
+When the zygote cannot start, parts are spawned as before and the reason is said once. ``HIL_PART_FORKS=0``
+spawns every part and pre-flight.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,9 +32,10 @@ RUN_MARKER = "HIL_RUN_OUTPUTDIR"  # in the zygote's environment, so in every for
 class ForkedPart:
     """A part's supervisor forked by the zygote and re-parented to this process."""
 
-    def __init__(self, pid: int, stdin_fd: int) -> None:
+    def __init__(self, pid: int, stdin_fd: int | None) -> None:
         self.pid = pid
-        self.stdin = os.fdopen(stdin_fd, "wb", buffering=0)  # its EOF tells the supervisor hil is gone
+        # its EOF tells the supervisor hil is gone
+        self.stdin = os.fdopen(stdin_fd, "wb", buffering=0) if stdin_fd is not None else None
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -69,24 +73,27 @@ class PartForker:
 
     def __init__(self, outputdir: Path) -> None:
         self.outputdir = outputdir.resolve()
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen | ForkedPart | None = None
         self.channel: socket.socket | None = None
         self.waiting = True  # for the zygote's "ready"
         self.problem = ""
 
     def __enter__(self) -> PartForker:
-        """Starts the zygote and returns at once: its imports run while hil does its pre-flight; the first
-        :meth:`start` waits until it says it is ready."""
+        """Starts the zygote and returns at once: its imports run while hil takes its locks and starts the
+        pre-flight; the first :meth:`start` waits until it says it is ready."""
         if os.environ.get(SWITCH, "1") == "0":
             return self
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ, **{RUN_MARKER: str(self.outputdir)})
         try:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "harness.part_zygote", str(theirs.fileno())], stdin=subprocess.DEVNULL,
-                env=env, pass_fds=(theirs.fileno(),), start_new_session=True,
-                preexec_fn=lambda: die_with_parent(signal.SIGKILL))
+            if threading.active_count() == 1:
+                self.process = self._fork(ours, theirs)
+            else:  # a fork of a process with threads could inherit a lock some thread held: spawn it
+                env = dict(os.environ, **{RUN_MARKER: str(self.outputdir)})
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "harness.part_zygote", str(theirs.fileno())], stdin=subprocess.DEVNULL,
+                    env=env, pass_fds=(theirs.fileno(),), start_new_session=True,
+                    preexec_fn=lambda: die_with_parent(signal.SIGKILL))
             self.channel = ours
         except OSError as exc:
             self._give_up(exc)
@@ -94,6 +101,34 @@ class PartForker:
         finally:
             theirs.close()
         return self
+
+    def _fork(self, ours: socket.socket, theirs: socket.socket) -> ForkedPart:
+        """The zygote as a fork of hil: what hil imported (Robot's model and result code, the device registry)
+        it has already. It never returns into hil's code: it leaves through ``os._exit``."""
+        hil = os.getpid()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()  # hil's end: once hil closes its own, the zygote reads EOF and leaves
+                os.setsid()
+                die_with_parent(signal.SIGKILL)
+                if os.getppid() != hil:
+                    os._exit(0)  # hil died before the parent-death signal was armed
+                devnull = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(devnull, 0)
+                os.close(devnull)
+                os.environ[RUN_MARKER] = str(self.outputdir)
+                from harness.part_zygote import serve
+
+                serve(theirs, hil)
+            except BaseException as exc:  # said in one line; hil, reading no "ready", spawns its parts
+                with contextlib.suppress(Exception):
+                    print(f"hil: the fork server stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+            finally:
+                os._exit(0)
+        return ForkedPart(pid, None)
 
     def _ready(self) -> bool:
         """Whether the zygote is there to fork from (waited for once, bounded by READY_SECONDS)."""
@@ -118,16 +153,20 @@ class PartForker:
         print(f"hil: {self.problem}", file=sys.stderr)
         self._stop()
 
-    def start(self, arguments: list[str], env: dict[str, str], cwd: Path | None) -> ForkedPart | None:
-        """A part running ``robot ARGUMENTS`` (under its supervisor); None when there is no zygote."""
+    def start(self, arguments: list[str], env: dict[str, str], cwd: Path | None, program: str = "robot",
+              output: int | None = None) -> ForkedPart | None:
+        """A part running ``robot ARGUMENTS`` (``program="preflight"``: ``harness.preflight``'s main) under its
+        supervisor, its stdout and stderr hil's own or the descriptor ``output``; None when there is no zygote."""
         if not self._ready():
             return None
         read_end, write_end = os.pipe()
-        request = json.dumps({"arguments": arguments, "env": env, "cwd": str(cwd) if cwd else ""}).encode()
+        request = json.dumps({"program": program, "arguments": arguments, "env": env,
+                              "cwd": str(cwd) if cwd else ""}).encode()
         sys.stdout.flush()
         sys.stderr.flush()
+        outputs = [output, output] if output is not None else [sys.stdout.fileno(), sys.stderr.fileno()]
         try:
-            socket.send_fds(self.channel, [request], [read_end, sys.stdout.fileno(), sys.stderr.fileno()])
+            socket.send_fds(self.channel, [request], [read_end, *outputs])
             pid = int(self.channel.recv(32) or b"0")
         except (OSError, ValueError) as exc:
             os.close(write_end)

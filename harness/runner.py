@@ -9,7 +9,6 @@ write them. The closing line keeps the ``N passed, N failed`` prefix CI reads.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -274,20 +273,31 @@ class Guards:
     pools: dict[str, list[str]] = field(default_factory=dict)  # pool:NAME → its members' names in readers
 
 
-def preflight(parts: list[tuple[str, RunOptions]]) -> list[str]:
+def preflight(parts: list[tuple[str, RunOptions]], forker: PartForker | None = None) -> list[str]:
     """The pre-flight of every part with a device, in a supervised process of its own (what opening a
-    device starts, a pcscd or a bridge, ends with it); raises RunError with its one line."""
+    device starts, a pcscd or a bridge, ends with it), forked from ``forker``'s zygote when there is one;
+    raises RunError with its one line."""
     checked = [{"label": label, "device": o.device, "suites": [str(p) for p in o.suites], "include": o.include,
                 "exclude": o.exclude} for label, o in parts if o.device]
     if not checked:
         return []
-    command = [sys.executable, "-m", "harness.supervise", "--", sys.executable, "-m", "harness.preflight",
-               json.dumps(checked)]
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+    read_end, write_end = os.pipe()
     try:
-        assert process.stdout is not None
-        lines = process.stdout.read().splitlines()  # stdin stays open: its EOF would tell the supervisor to stop
+        process = forker.start([json.dumps(checked)], dict(os.environ), None, program="preflight",
+                               output=write_end) if forker is not None else None
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        raise
+    if process is None:
+        command = [sys.executable, "-m", "harness.supervise", "--", sys.executable, "-m", "harness.preflight",
+                   json.dumps(checked)]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=write_end, stderr=write_end,
+                                   start_new_session=True, preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, encoding="utf-8", errors="replace") as output:
+            lines = output.read().splitlines()  # stdin stays open: its EOF would tell the supervisor to stop
         process.wait()
     finally:
         if process.stdin:
@@ -303,12 +313,11 @@ def preflight(parts: list[tuple[str, RunOptions]]) -> list[str]:
 def execute(plan_name: str, parts: list[tuple[str, RunOptions]], outputdir: Path, *, is_plan: bool,
             wait: float = 0.0, check_only: bool = False, guards: Guards | None = None, processes: int = 1) -> int:
     """Locks, pre-flight, every part (up to ``processes`` plan parts at once), then one report, matrix and
-    closing line."""
+    closing line. The zygote (:mod:`harness.part_forks`) is forked first, before any lock is taken: its imports
+    run while hil takes the locks, and the pre-flight and the parts are forked from it."""
     guards = guards or Guards()
-    forked = is_plan and not check_only and min(processes, len(parts)) > 1
-    with OutputFolder(outputdir), ReaderLocks(guards.readers, wait), \
-            PartForker(outputdir) if forked else contextlib.nullcontext() as forker:  # imports while pre-flight runs
-        checked = preflight(parts) if guards.preflight else []
+    with PartForker(outputdir) as forker, OutputFolder(outputdir), ReaderLocks(guards.readers, wait):
+        checked = preflight(parts, forker) if guards.preflight else []
         if check_only:
             for line in checked:
                 print(f"ok {line}")

@@ -1,5 +1,6 @@
-"""Plan parts forked from the zygote (``harness/part_zygote.py``): the same report as spawned parts, and nothing
-of a forked run outlives a SIGKILL of ``hil``. Real ``hil run --plan`` runs on in-process virtual cards."""
+"""Pre-flights and parts forked from the zygote (``harness/part_zygote.py``, itself a fork of ``hil``): the same
+report as spawned parts, and nothing of a forked run outlives a SIGKILL of ``hil``. Real ``hil run`` and
+``hil run --plan`` runs on in-process virtual cards; the run's processes are found as ``hil``'s descendants."""
 
 from __future__ import annotations
 
@@ -29,21 +30,48 @@ def _command(plan: Path, out: Path) -> list[str]:
             "quiet", "--processes", "2"]
 
 
-def _processes(marker: str, word: str = "") -> list[str]:
-    """Live processes whose environment names ``marker`` (and whose command line holds ``word``)."""
-    found = []
+def _stat(pid: int) -> tuple[int, str, str] | None:
+    """(parent PID, state, start time) of a live process, None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[1]), fields[0], fields[19]
+
+
+def _descendants(root: int) -> dict[tuple[int, str], str]:
+    """Every live process below ``root``: (PID, start time) → its name (``/proc/PID/comm``)."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or entry.name == str(os.getpid()):
-            continue
+        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and stat[1] != "Z":
+            parents.setdefault(stat[0], []).append(int(entry.name))
+    found, todo = {}, list(parents.get(root, []))
+    while todo:
+        pid = todo.pop()
+        stat = _stat(pid)
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
-        if marker.encode() in environ and word in command and state != "Z":
-            found.append(f"{entry.name}: {command[:160]}")
+        if stat:
+            found[(pid, stat[2])] = name
+        todo += parents.get(pid, [])
     return found
+
+
+def _alive(seen: dict[tuple[int, str], str]) -> list[str]:
+    """The processes of ``seen`` still there (the same PID with the same start time), not zombies."""
+    return [f"{pid} {name}" for (pid, start), name in seen.items()
+            if (stat := _stat(pid)) and stat[2] == start and stat[1] != "Z"]
+
+
+def _watch(proc: subprocess.Popen) -> dict[tuple[int, str], str]:
+    """``hil``'s descendants, sampled until it exits (bounded by the run itself)."""
+    seen: dict[tuple[int, str], str] = {}
+    while proc.poll() is None:
+        seen.update(_descendants(proc.pid))
+        time.sleep(0.005)  # a pre-flight fork lives some tens of milliseconds
+    return seen
 
 
 def _outcomes(output: Path) -> list[tuple[str, str]]:
@@ -57,20 +85,44 @@ def test_forked_parts_give_the_report_spawned_parts_give(tmp_path):
     forked_out, spawned_out = tmp_path / "forked", tmp_path / "spawned"
     proc = subprocess.Popen(_command(plan, forked_out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=ROOT)
-    seen: set[str] = set()
-    while proc.poll() is None:  # the run's own processes, while it runs: the zygote and the parts it forked
-        seen.update(_processes(str(forked_out.resolve()), "harness.part_zygote"))
-        time.sleep(0.05)  # bounded by the run itself
+    seen = _watch(proc)  # the run's own processes, while it runs: the zygote and what it forked
     stdout, stderr = proc.communicate()
     assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
-    assert len({line.split(":")[0] for line in seen}) >= 3, seen  # the zygote and at least two forked parts
-    spawned = subprocess.run(_command(plan, spawned_out), capture_output=True, text=True, cwd=ROOT, timeout=300,
-                             env=dict(os.environ, HIL_PART_FORKS="0"), check=False)
-    assert spawned.returncode == 0, spawned.stdout[-2000:] + spawned.stderr[-2000:]
-    assert not _processes(str(spawned_out.resolve()), "harness.part_zygote")
+    names = list(seen.values())  # a fork seen before it named itself keeps its parent's name: no exact counts
+    assert {"hil-zygote", "hil-preflight", "hil-part"} <= set(names), names
+    assert names.count("hil-robot") >= 3, names  # the three parts' Robots (each lives for its suites)
+    spawned = subprocess.Popen(_command(plan, spawned_out), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=ROOT, env=dict(os.environ, HIL_PART_FORKS="0"))
+    spawned_seen = _watch(spawned)
+    spawned_stdout, spawned_stderr = spawned.communicate()
+    assert spawned.returncode == 0, spawned_stdout[-2000:] + spawned_stderr[-2000:]
+    assert not [n for n in spawned_seen.values() if n.startswith("hil-")], spawned_seen
     assert _outcomes(forked_out / "output.xml") == _outcomes(spawned_out / "output.xml")
     assert stdout.splitlines()[-2:] == [line.replace(str(spawned_out.resolve()), str(forked_out.resolve()))
-                                        for line in spawned.stdout.splitlines()[-2:]]
+                                        for line in spawned_stdout.splitlines()[-2:]]
+
+
+def test_a_single_run_forks_its_preflight_and_its_robot_and_says_what_a_spawned_one_says(tmp_path):
+    """One suite on one device: the pre-flight and the Robot part are forks too (a single run spent more CPU
+    on imports than on its tests), and its console and report are those of the spawned run."""
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "harness.cli", "run", "card/selection.robot", "--device", "virtual:card",
+                "--outputdir", str(out)]
+
+    runs = {}
+    for how, env in (("forked", dict(os.environ)), ("spawned", dict(os.environ, HIL_PART_FORKS="0"))):
+        proc = subprocess.Popen(command(tmp_path / how), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT, env=env)
+        seen = _watch(proc)
+        stdout, stderr = proc.communicate()
+        assert proc.returncode == 0, stdout[-2000:] + stderr[-2000:]
+        runs[how] = ({n for n in seen.values() if n.startswith("hil-")}, stdout, stderr)
+    assert runs["forked"][0] - {"hil-handover"} == {"hil-part", "hil-preflight", "hil-robot", "hil-zygote"}
+    assert runs["spawned"][0] == set()
+    assert _outcomes(tmp_path / "forked" / "output.xml") == _outcomes(tmp_path / "spawned" / "output.xml")
+    assert [line.replace("forked", "spawned") for line in runs["forked"][1].splitlines()[-2:]] == \
+        runs["spawned"][1].splitlines()[-2:]
+    assert runs["forked"][2].replace("forked", "spawned") == runs["spawned"][2]
 
 
 def test_a_sigkill_of_hil_ends_the_zygote_and_every_forked_part(tmp_path):
@@ -78,18 +130,21 @@ def test_a_sigkill_of_hil_ends_the_zygote_and_every_forked_part(tmp_path):
                             ("slow too", "card/signing.robot", f"{SLOW_CARD}&extended=0")])
     out = tmp_path / "out"
     proc = subprocess.Popen(_command(plan, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    marker = str(out.resolve())
     deadline = time.monotonic() + 120
     journals = [out / "parts" / "01-slow" / "journal.jsonl", out / "parts" / "02-slow-too" / "journal.jsonl"]
-    while time.monotonic() < deadline and not all(
+    seen: dict[tuple[int, str], str] = {}
+    while time.monotonic() < deadline and proc.poll() is None and not all(
             j.exists() and '"event": "end"' in j.read_text(encoding="utf-8") for j in journals):
+        seen.update(_descendants(proc.pid))
         time.sleep(0.05)  # bounded poll of the parts' journals
     try:
-        assert len(_processes(marker, "harness.part_zygote")) >= 3  # zygote, two supervisors (and Robot in each)
+        seen.update(_descendants(proc.pid))
+        names = list(seen.values())
+        assert "hil-zygote" in names and names.count("hil-robot") >= 2, names  # both parts running
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     deadline = time.monotonic() + 10
-    while (left := _processes(marker)) and time.monotonic() < deadline:
+    while (left := _alive(seen)) and time.monotonic() < deadline:
         time.sleep(0.1)  # bounded: there is no event for "a process that is not my child is gone"
     assert left == []
