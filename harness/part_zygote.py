@@ -73,10 +73,21 @@ class ForkedProgram:
         return self.returncode
 
 
+def fresh_python_signals() -> None:
+    """The signal dispositions a newly started Python has, which a fork does not: Ctrl-C raises
+    KeyboardInterrupt, SIGTERM ends the process, and SIGPIPE is ignored (a write to a peer that has gone
+    raises BrokenPipeError; with SIGPIPE's default, a part writing to a killed reader host died silently)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 def _run_program(program: str, arguments: list[str]) -> None:
     code = 255
     try:
         os.setpgid(0, 0)  # as Popen(process_group=0): the supervisor signals the whole group
+        fresh_python_signals()  # not the supervisor's handlers
         name_process(f"hil-{program}")
         from harness.supervise import die_with_parent
 
@@ -125,8 +136,7 @@ def _become_part(request: dict, fds: list[int], parent: int, middle: int) -> Non
         os.environ.update(request["env"])
         if request.get("cwd"):
             os.chdir(request["cwd"])
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
+        fresh_python_signals()
         random.seed()
         _standard_streams()
         from harness.supervise import Supervisor, die_with_parent

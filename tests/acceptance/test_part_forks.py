@@ -148,3 +148,22 @@ def test_a_sigkill_of_hil_ends_the_zygote_and_every_forked_part(tmp_path):
     while (left := _alive(seen)) and time.monotonic() < deadline:
         time.sleep(0.1)  # bounded: there is no event for "a process that is not my child is gone"
     assert left == []
+
+
+SIGNALS_SUITE = """*** Test Cases ***
+A Forked Part Has The Signals Of A Fresh Python
+    ${pipe}=    Evaluate    signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN    modules=signal
+    Should Be True    ${pipe}    SIGPIPE is not ignored: a write to a reader host that has gone would kill Robot
+    ${name}=    Evaluate    open('/proc/self/comm').read().strip()
+    Should Be Equal    ${name}    hil-robot
+"""
+
+
+def test_a_forked_robot_ignores_sigpipe_as_a_fresh_python_does(tmp_path):
+    suite = tmp_path / "signals.robot"
+    suite.write_text(SIGNALS_SUITE, encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--outputdir",
+                           str(tmp_path / "out")], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert _outcomes(tmp_path / "out" / "output.xml") == [("JPKI HIL.A Forked Part Has The Signals Of A Fresh Python",
+                                                           "PASS")]
