@@ -313,3 +313,20 @@ def test_a_registry_keeps_recent_answers_only_for_the_values_it_had_then():
     long_text = "x" * RECENT_MAX_CHARS + " 7035 19800401"
     assert registry.scrub(long_text) == "x" * RECENT_MAX_CHARS + f" 7035 {MASK}"
     assert long_text not in registry._recent  # a long text is masked every time, never kept
+
+
+@pytest.mark.parametrize("text", [
+    "PIN 7035 in a dump 37 30 33 35 and 70357035 and x7035",  # one value, three spellings, two non-words
+    "sign TESTSIGN1 as 54455354534947 4E31 and 54 45 53 54 53 49 47 4E 31, auth 7035",  # both values
+    "70350 7035 TESTSIGN12 TESTSIGN1",  # one literal inside a longer word, the other as a prefix
+    "no value here at all, only 3730 and TESTSIGN",
+])
+def test_a_text_is_scanned_for_the_values_it_holds_with_the_whole_patterns_result(text):
+    """scrub tries only the alternatives whose literal the text holds: the result is the whole alternation's."""
+    registry = SecretRegistry()
+    for value, label in (("7035", "auth PIN"), ("TESTSIGN1", "sign password"), ("19800401", "birth date")):
+        registry.add(value, label)
+    whole, _, _ = registry._compiled()
+    assert registry.scrub(text) == whole.sub(MASK, text)
+    assert registry.scrub(text) == whole.sub(MASK, text)  # the kept answer too
+    assert (MASK in registry.scrub(text)) == ("no value" not in text)
