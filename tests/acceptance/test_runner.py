@@ -45,19 +45,24 @@ def read_until(stream, marker: str, count: int = 1, timeout: float = 120) -> str
     return seen
 
 
-def run_processes(outputdir: Path) -> list[int]:
-    """PIDs of live processes whose environment names this output folder's journal (the run's own)."""
+def run_processes(outputdir: Path, forks: bool = True) -> list[int]:
+    """PIDs of live processes of the run into this output folder: a spawned one's environment names the
+    folder's journal; a fork of hil (its zygote, pre-flight, parts and their Robots) shows hil's command line,
+    which names the folder (/proc/PID/environ shows the environment a process was started with, not a fork's).
+    ``forks=False``: the spawned ones only (hil itself and its forks aside)."""
     marker = f"HIL_JOURNAL={outputdir.resolve()}".encode()
+    folders = {str(outputdir).encode(), str(outputdir.resolve()).encode()}
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or entry.name == str(os.getpid()):
             continue
         try:
             environ = (entry / "environ").read_bytes()
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker in environ and state != "Z":
+        if (marker in environ or (forks and folders & set(arguments))) and state != "Z":
             found.append(int(entry.name))
     return found
 
@@ -185,9 +190,9 @@ def test_sigterm_to_a_parallel_run_ends_pabot_and_every_worker(tmp_path):
     proc = start("run", "card/signing.robot", "card/selection.robot", "--device", SLOW_CARD,
                  "--processes", "2", "--outputdir", str(tmp_path))
     deadline = time.monotonic() + 60
-    while len(run_processes(tmp_path)) < 4 and time.monotonic() < deadline:  # supervisor, pabot, 2 workers
-        time.sleep(0.1)
-    assert len(run_processes(tmp_path)) >= 4
+    while len(run_processes(tmp_path, forks=False)) < 4 and time.monotonic() < deadline:  # supervisor, pabot,
+        time.sleep(0.1)  # 2 workers
+    assert len(run_processes(tmp_path, forks=False)) >= 4
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "hil: interrupted" in err, err
