@@ -63,6 +63,25 @@ def test_a_reconnect_within_the_grace_waits_for_the_rest_of_it(server) -> None:
     assert server.clients_served == 2
 
 
+def test_a_client_that_arrives_just_before_the_served_one_ends_is_served_not_turned_away(server) -> None:
+    """The served client's end can reach the server after the next connection (two CPUs' loopback queues on a
+    loaded machine: a pre-flight closing and its part connecting): the newcomer waits for it, within
+    REFUSE_GRACE, instead of being closed at once ('Broken pipe' in the part)."""
+    first = _port(server, grace=0)
+    first.open()
+    second = _port(server, grace=0)
+    closer = threading.Timer(0.1, first.close)  # the end arrives after the second connection
+    closer.start()
+    try:
+        second.open()
+        assert second.is_open
+        second.write(b"\x00")  # no broken pipe: the server serves this connection
+    finally:
+        closer.join()
+        second.close()
+    assert (server.clients_served, server.clients_refused) == (2, 0)
+
+
 def test_a_reader_over_the_evented_client_answers_apdus_across_reopens(server) -> None:
     uri = f"{server.url}?protocol=kiosk&ign_set_control&reconnect_grace=0"
     for _ in range(3):

@@ -23,6 +23,7 @@ from serial.rfc2217 import PortManager
 
 ACCEPT_POLL = 0.05
 RECV_POLL = 0.05
+REFUSE_GRACE = 0.5  # how long a waiting connection waits for the served client's end before it is turned away
 
 
 class PtyLine:
@@ -170,10 +171,10 @@ class PortServer:
             port.close()
 
     @staticmethod
-    def _gone(sock: socket.socket) -> bool:
-        """Whether the served client has closed its end (its FIN is read before any later connection's SYN)."""
+    def _gone(sock: socket.socket, wait: float = 0.0) -> bool:
+        """Whether the served client has closed its end, waiting up to ``wait`` seconds for its end or data."""
         try:
-            if not select.select([sock], [], [], 0)[0]:
+            if not select.select([sock], [], [], wait)[0]:
                 return False  # nothing to read: not even an end
             return sock.recv(1, socket.MSG_PEEK) == b""
         except (TimeoutError, BlockingIOError):
@@ -183,8 +184,16 @@ class PortServer:
 
     def _refuse_waiting(self, sock: socket.socket) -> None:
         """Closes connections that arrive while a client is served (the port is busy). A client that closed and
-        at once connected again is not refused: its old connection has ended, and the new one is served next."""
-        if self._gone(sock):
+        at once connected again is not refused: its old connection has ended, and the new one is served next.
+        The old connection's end may be seen after the new one's arrival (on a loaded machine the two come
+        through different CPUs' loopback queues; a pre-flight that closed and the part that connected at once
+        was turned away, 'Broken pipe'), so a waiting connection first waits REFUSE_GRACE for it."""
+        try:
+            if not select.select([self._listener], [], [], 0)[0]:
+                return  # nobody waits
+        except (OSError, ValueError):
+            return
+        if self._gone(sock, wait=REFUSE_GRACE):
             return
         try:
             extra, _ = self._listener.accept()  # type: ignore[union-attr]
