@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -68,6 +67,15 @@ class ForkedPart:
         self.send_signal(signal.SIGKILL)
 
 
+def _one_thread() -> bool:
+    """Whether this process has one thread, counted by the kernel: a library's native thread (a C
+    library's worker) is not in Python's ``threading`` count, and a fork could inherit a lock it held."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
 class PartForker:
     """The zygote for the time of a plan run; :meth:`start` forks one part, or returns None (spawn it)."""
 
@@ -86,7 +94,7 @@ class PartForker:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
-            if threading.active_count() == 1:
+            if _one_thread():
                 self.process = self._fork(ours, theirs)
             else:  # a fork of a process with threads could inherit a lock some thread held: spawn it
                 env = dict(os.environ, **{RUN_MARKER: str(self.outputdir)})
@@ -104,7 +112,9 @@ class PartForker:
 
     def _fork(self, ours: socket.socket, theirs: socket.socket) -> ForkedPart:
         """The zygote as a fork of hil: what hil imported (Robot's model and result code, the device registry)
-        it has already. It never returns into hil's code: it leaves through ``os._exit``."""
+        it has already. It never returns into hil's code: it leaves through ``os._exit``. It keeps every
+        descriptor hil had open at this moment until the run ends (closing them would let hil's objects close
+        reused numbers), so the forker is entered before hil opens a lock, a pipe or a device."""
         hil = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()

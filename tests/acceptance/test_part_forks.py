@@ -8,10 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import pytest
 from robot.api import ExecutionResult
+
+from harness.part_forks import ForkedPart, PartForker
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_CARD = "virtual:card?sign_delay_ms=700"
@@ -167,3 +171,26 @@ def test_a_forked_robot_ignores_sigpipe_as_a_fresh_python_does(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert _outcomes(tmp_path / "out" / "output.xml") == [("JPKI HIL.A Forked Part Has The Signals Of A Fresh Python",
                                                            "PASS")]
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+def test_the_zygote_is_a_fork_of_a_one_thread_process_and_spawned_beside_a_thread(tmp_path, threads):
+    """A fork of a process with a second thread could inherit a lock that thread held: there the zygote is
+    spawned as python -m harness.part_zygote. Either way it forks a pre-flight that runs and exits 0."""
+    stop = threading.Event()
+    helpers = [threading.Thread(target=stop.wait, daemon=True) for _ in range(threads)]
+    for helper in helpers:
+        helper.start()
+    try:
+        with PartForker(tmp_path) as forker:
+            assert isinstance(forker.process, subprocess.Popen if threads else ForkedPart)
+            read_end, write_end = os.pipe()  # after the zygote: a fork holds every descriptor open at its birth
+            part = forker.start(["[]"], dict(os.environ), None, program="preflight", output=write_end)
+            os.close(write_end)
+            assert part is not None and part.wait(timeout=60) == 0
+            with os.fdopen(read_end) as output:
+                assert output.read() == ""  # no part with a device: nothing to check, nothing said
+    finally:
+        stop.set()
+        for helper in helpers:
+            helper.join()
