@@ -25,11 +25,14 @@ from harness.supervise import PR_SET_CHILD_SUBREAPER, _prctl, die_with_parent
 
 READY_SECONDS = 30.0
 SWITCH = "HIL_PART_FORKS"  # 0: spawn every part as python -m robot (to compare, or to debug a part)
-RUN_MARKER = "HIL_RUN_OUTPUTDIR"  # in the zygote's environment, so in every forked part's /proc/PID/environ
+# in a spawned zygote's environment, so in its forks' /proc/PID/environ (a zygote forked from hil shows hil's
+# command line there instead, and its /proc/PID/environ is hil's)
+RUN_MARKER = "HIL_RUN_OUTPUTDIR"
 
 
 class ForkedPart:
-    """A part's supervisor forked by the zygote and re-parented to this process."""
+    """A child forked for this process: a part's supervisor (forked by the zygote and re-parented here), or the
+    zygote itself when it is a fork of hil."""
 
     def __init__(self, pid: int, stdin_fd: int | None) -> None:
         self.pid = pid
@@ -77,7 +80,7 @@ def _one_thread() -> bool:
 
 
 class PartForker:
-    """The zygote for the time of a plan run; :meth:`start` forks one part, or returns None (spawn it)."""
+    """The zygote for the time of a run; :meth:`start` forks a pre-flight or a part, or returns None (spawn it)."""
 
     def __init__(self, outputdir: Path) -> None:
         self.outputdir = outputdir.resolve()
@@ -129,7 +132,6 @@ class PartForker:
                 devnull = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(devnull, 0)
                 os.close(devnull)
-                os.environ[RUN_MARKER] = str(self.outputdir)
                 from harness.part_zygote import serve
 
                 serve(theirs, hil)
