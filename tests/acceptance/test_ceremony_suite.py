@@ -4,10 +4,10 @@ no report file holds a PIN (card or phone, as text or hex) or a private key."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from leak_scan import profile_secrets, scan
 from robot.api import ExecutionResult
 
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def ceremony_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ceremony")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "ceremony", "--outputdir", str(out)],
+    proc = subprocess.run([*hil_command(), "run", "ceremony", "--outputdir", str(out)],
                           cwd=tmp_path_factory.mktemp("cwd"), capture_output=True, text=True, timeout=600,
                           check=False)
     return proc, out

@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 
 from devices.virtual.profile import REPO_ROOT
@@ -14,7 +15,7 @@ from harness.pki import checks, testpki
 
 
 def hil(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*hil_command(), *args], capture_output=True, text=True,
                           timeout=120, check=False)
 
 

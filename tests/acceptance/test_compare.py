@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from hil_forkserver import hil_command
 
 from devices import open_device
 from harness import fixtures
@@ -137,7 +137,7 @@ def hil(*args: str, cwd: Path, fixtures_dir: Path | None = None) -> subprocess.C
     env.pop(FIXTURES_ENV, None)
     if fixtures_dir is not None:
         env[FIXTURES_ENV] = str(fixtures_dir)
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([*hil_command(), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
 
 

@@ -3,10 +3,10 @@
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 
 from harness import fixtures
 from robot import api as robot_api
@@ -16,7 +16,7 @@ REPO = Path(fixtures.__file__).resolve().parents[1]  # this test runs from the c
 
 def hil(*args: str, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in (fixtures.SUITES_ENV, fixtures.FIXTURES_ENV)}
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*hil_command(), *args], capture_output=True, text=True,
                           timeout=120, check=False, env={**clean, **env})
 
 

@@ -24,13 +24,13 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 from robot.libraries.BuiltIn import BuiltIn
 
@@ -93,7 +93,7 @@ class ServedCard:
                "rfc2217": ["--serial", "kiosk", "--rfc2217", "0"], "nfc": ["--nfc-udp", str(port)]}[transport]
         tries_args = [f"--tries={k}={v}" for k, v in tries.items() if profile == "card" or k != "text"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.cli", "virtual", "serve", profile, *how, *tries_args,
+            [*hil_command(), "virtual", "serve", profile, *how, *tries_args,
              "--state-file", str(self.state_file)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines = self._lines(2 if transport == "rfc2217" else 1, timeout=30)
@@ -209,7 +209,7 @@ def runs_for(transport: str, kind: str) -> list[list[str]]:
 
 def run_served(tmp: Path, lab: Path, env: dict[str, str], device: str, suites: list[str]) -> tuple[int, str, Path]:
     out = tmp / f"out-{device}"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", *suites, "--device", device, "--inventory",
+    proc = subprocess.run([*hil_command(), "run", *suites, "--device", device, "--inventory",
                            str(lab), "--outputdir", str(out)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=900, check=False)
     return proc.returncode, proc.stderr, out

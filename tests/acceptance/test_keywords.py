@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+from hil_forkserver import hil_command
+
 from harness.keywords import JPKILibrary
 
 
@@ -28,7 +30,7 @@ def test_libdoc_builds_the_library_cleanly(tmp_path):
 
 
 def test_hil_docs_writes_the_keyword_documentation(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "docs", "--out", str(tmp_path)],
+    proc = subprocess.run([*hil_command(), "docs", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "JPKILibrary.html").read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 
 from devices.virtual.profile import load_profile
@@ -29,7 +30,7 @@ def inventory(tmp_path, reader: str):
 def hil_run(tmp_path, lab, env, *suites):
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", *suites, "--device", "desk-card", "--inventory", str(lab),
+        [*hil_command(), "run", *suites, "--device", "desk-card", "--inventory", str(lab),
          "--outputdir", str(out)],
         capture_output=True, text=True, timeout=600, check=False, env=env,
     )

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 
 from harness.locks import FileLock, LockBusy, lock_dir, reader_key, reader_lock
 
@@ -71,7 +72,7 @@ def test_without_wait_a_held_reader_fails_at_once_naming_the_holder(tmp_path, mo
     other_run = reader_lock("nfc:udp:127.0.0.1:9")
     assert other_run is not None and other_run.try_acquire()[0]
     try:
-        proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "card", "--device",
+        proc = subprocess.run([*hil_command(), "run", "card", "--device",
                                "nfc:udp:127.0.0.1:9", "--outputdir", str(tmp_path / "out")],
                               capture_output=True, text=True, timeout=120, check=False)
     finally:

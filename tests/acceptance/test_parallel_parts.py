@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 from robot_results import opened_devices
 
@@ -51,7 +52,7 @@ def _plan(tmp_path: Path, parts: list[tuple[str, str, str]]) -> Path:
 
 
 def _run(plan: Path, out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan), "--outputdir", str(out),
+    return subprocess.run([*hil_command(), "run", "--plan", str(plan), "--outputdir", str(out),
                            "--console", "quiet", *extra], capture_output=True, text=True, timeout=900, cwd=ROOT,
                           check=False, env={**os.environ, **(env or {})})
 
@@ -297,7 +298,7 @@ def test_recover_rebuilds_a_killed_parallel_plan_with_parts_never_started(tmp_pa
         proc.kill()  # SIGKILL of hil alone: its supervisors end the parts when their stdin closes
         proc.communicate()
     assert _wait_gone(str(out.resolve())) == []
-    recovered = subprocess.run([sys.executable, "-m", "harness.cli", "recover", str(out)], capture_output=True,
+    recovered = subprocess.run([*hil_command(), "recover", str(out)], capture_output=True,
                                text=True, timeout=120, cwd=ROOT, check=False)
     assert recovered.returncode == 0, recovered.stderr
     tests = list(ExecutionResult(str(out / "output.xml")).suite.all_tests)

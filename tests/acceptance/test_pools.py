@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 from robot_results import messages
 
@@ -61,7 +61,7 @@ def test_a_malformed_pool_is_one_line_naming_file_and_line(tmp_path, value, mess
 
 
 def _hil_run(tmp_path: Path, out: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", "card", "--inventory",
+    return subprocess.run([*hil_command(), "run", "card", "--inventory",
                            str(tmp_path / "lab.toml"), "--outputdir", str(tmp_path / out), "--console", "quiet",
                            *extra],
                           capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
@@ -136,7 +136,7 @@ def test_a_plan_part_on_a_pool_holds_one_member_for_the_whole_part(tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text('name = "pooled"\n[[run]]\nname = "card on the pool"\nsuites = ["card"]\ndevice = "pool:cards"\n'
                     '[[run]]\nname = "phone alone"\nsuites = ["phone"]\ndevice = "other"\n', encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan), "--processes", "2",
+    proc = subprocess.run([*hil_command(), "run", "--plan", str(plan), "--processes", "2",
                            "--inventory", str(tmp_path / "lab.toml"), "--outputdir", str(tmp_path / "out"),
                            "--console", "quiet"], capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

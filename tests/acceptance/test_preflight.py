@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 
 from devices import open_device
@@ -29,7 +30,7 @@ def free_udp_port() -> int:
 
 
 def hil(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*hil_command(), *args], capture_output=True, text=True,
                           timeout=timeout, check=False, env=env)
 
 

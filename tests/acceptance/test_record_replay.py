@@ -9,10 +9,10 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from leak_scan import profile_secrets, scan
 
 from devices.virtual.profile import PROFILES_DIR, load_holder
@@ -29,7 +29,7 @@ TOKEN_LABEL = "4A 50 4B 49 41 50 49 43 43 54 4F 4B 45 4E 32"  # JPKIAPICCTOKEN2
 def hil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # reader locks of this test's runs only (the machine's lock folder is shared with every other run)
     env = dict(os.environ, HIL_LOCK_DIR=str(cwd / ".locks"))
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([*hil_command(), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=900, check=False)
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 from robot_results import opened_devices
 
@@ -63,7 +64,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def test_serve_without_token_is_one_line_and_exit_2():
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "remote", "serve", "--device", "virtual:card",
+    proc = subprocess.run([*hil_command(), "remote", "serve", "--device", "virtual:card",
                            "--port", "8270"], capture_output=True, text=True, timeout=60, env=_env(), check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
@@ -266,7 +267,7 @@ def test_card_suite_passes_on_two_reader_hosts_with_pins_only_on_the_hosts(tmp_p
 def test_pabot_workers_run_the_card_suite_on_both_hosts_of_a_pool_at_once(tmp_path, two_hosts):
     inventory, _ = _lab(tmp_path)
     env = _env(HIL_REMOTE_TOKEN=TOKEN, HIL_LOCK_DIR=str(tmp_path / "locks"))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "card", "--device", "pool:benches",
+    proc = subprocess.run([*hil_command(), "run", "card", "--device", "pool:benches",
                            "--processes", "2", "--inventory", str(inventory), "--outputdir", str(tmp_path / "out"),
                            "--console", "quiet"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900,
                           check=False)

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from leak_scan import Secret, encodings, log_model_strings, profile_secrets, scan, scan_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,7 +61,7 @@ suites = ["terminals"]
 
 
 def hil(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([*hil_command(), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=900, check=False, env=env)
 
 

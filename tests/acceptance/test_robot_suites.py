@@ -1,10 +1,10 @@
 """Runs the card and phone suites through ``hil run`` on the in-process virtual devices and reads output.xml."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from leak_scan import Secret, profile_secrets, scan, scan_text
 from robot.api import ExecutionResult
 
@@ -23,7 +23,7 @@ def virtual_plan_run(tmp_path_factory):
     """The main job itself, as README runs it (six parts at a time): every suite on every virtual backend."""
     out = tmp_path_factory.mktemp("plan")
     proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--plan", str(PLAN), "--outputdir", str(out), "--processes", "6"],
+        [*hil_command(), "run", "--plan", str(PLAN), "--outputdir", str(out), "--processes", "6"],
         cwd=tmp_path_factory.mktemp("cwd"),  # not the repo: paths must not depend on the cwd
         capture_output=True, text=True, timeout=1200, check=False,
     )
@@ -109,7 +109,7 @@ def test_plan_runs_merge_into_one_report_with_a_matrix(tmp_path):
         encoding="utf-8",
     )
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan), "--outputdir", str(out)],
+    proc = subprocess.run([*hil_command(), "run", "--plan", str(plan), "--outputdir", str(out)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = ExecutionResult(str(out / "output.xml"))
@@ -125,7 +125,7 @@ def test_plan_runs_merge_into_one_report_with_a_matrix(tmp_path):
 def test_malformed_plan_is_one_line(tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text('[[run]]\nsuites = ["nope"]\n', encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--plan", str(plan)],
+    proc = subprocess.run([*hil_command(), "run", "--plan", str(plan)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"hil: error: {plan}:1: run 1: no suite 'nope' under {REPO / 'robot'}"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 
 from harness.locks import FileLock
@@ -23,7 +24,7 @@ SLOW_CARD = "virtual:card?sign_delay_ms=700"
 
 
 def hil(*args: str, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True,
+    return subprocess.run([*hil_command(), *args], capture_output=True, text=True,
                           timeout=timeout, check=False, env=env)
 
 

@@ -1,9 +1,9 @@
 """PIN redaction and the PIN guard."""
 
 import subprocess
-import sys
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 
 from devices import open_device
@@ -84,7 +84,7 @@ def test_guard_refuses_an_unproven_pin_near_the_reserve_and_trusts_a_proven_one(
 
 
 def test_suites_skip_destructive_requirements_on_guarded_cards(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "card", "--device", "virtual:card?expendable=0",
+    proc = subprocess.run([*hil_command(), "run", "card", "--device", "virtual:card?expendable=0",
                            "--outputdir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-2000:]
     result = ExecutionResult(str(tmp_path / "output.xml"))

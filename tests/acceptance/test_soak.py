@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 from robot.api import ExecutionResult
 
 from harness.cli import resolve_suites
@@ -110,7 +111,7 @@ def test_the_soak_suite_runs_only_when_named():
 
 
 def run_soak(out: Path, apdus: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "run", "soak", "--outputdir", str(out),
+    return subprocess.run([*hil_command(), "run", "soak", "--outputdir", str(out),
                            "--", "--variable", f"SOAK_APDUS:{apdus}"],
                           capture_output=True, text=True, timeout=300, check=False)
 

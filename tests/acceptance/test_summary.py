@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 
 from harness import summary
 
@@ -19,7 +20,7 @@ SUBSET = ["--include", "JPKI-SIG-*", "--include", "JPKI-CRT-*", "--include", "JP
 def hil(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     # reader locks of this test's runs only (the machine's lock folder is shared with every other run)
     env = dict(os.environ, HIL_LOCK_DIR=str(cwd / ".locks"))
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([*hil_command(), *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
 
 
