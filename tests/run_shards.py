@@ -1,13 +1,14 @@
-"""The test command's pytest, as N shards side by side, each but the first in its own namespaces.
+"""The test command's pytest, as N shards side by side, each with its own mounts, all but shard 0 their own network.
 
 Usage: ``python tests/run_shards.py [pytest arguments]`` (``scripts/run-tests.sh`` calls it). ``HIL_TEST_SHARDS``
-sets N (default 3; 1 runs one plain pytest). Each shard runs ``pytest`` with ``HIL_TEST_SHARD=i/N`` and keeps its
+sets N (default 5; 1 runs one plain pytest). Each shard runs ``pytest`` with ``HIL_TEST_SHARD=i/N`` and keeps its
 share of the collected tests (``tests/sharding.py``).
 
-Shard 0 runs here; shards 1… each get a private mount namespace (their own tmpfs on ``/run/pcscd``, ``/tmp`` and
-``/run/lock``: their own pcscd, temp files and reader locks) and a private network namespace with only
-loopback (their own vpcd ports and 127.0.0.1 servers). So the shards never meet, and shard 0 keeps the
-package index for the wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
+Every shard gets a private mount namespace (its own tmpfs on ``/run/pcscd``, ``/tmp`` and ``/run/lock``: its own
+pcscd, temp files and reader locks; a test's files in memory, as every shard's are, so shard 0 is not the one
+waiting for the disk), and shards 1… a private network namespace with only loopback too (their own vpcd
+ports and 127.0.0.1 servers). So the shards never meet, and shard 0 keeps the machine's network, and the
+package index, for the wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
 
 Each shard's output goes to ``results/tests/shard-I.log`` (or ``$HIL_TEST_LOGS``) and is printed whole when the
 shard ends; the last line sums the shards. Exit status: 0 when every shard passed, else the first non-zero
@@ -58,9 +59,10 @@ def _keep_reachable(path: str, covered_by: str) -> str:
     return str(aside / Path(path).relative_to(covered_by))
 
 
-def enter_private_namespaces(command: list[str]) -> None:
-    """Run inside ``unshare --mount --net``: private tmpfs mounts, loopback up, then exec the command. A
-    checkout under one of those folders (a fresh clone in /tmp) is bound back into the shard's tmpfs."""
+def enter_private_namespaces(command: list[str], network: bool = True) -> None:
+    """Run inside ``unshare --mount [--net]``: private tmpfs mounts, loopback up (in a network of its own), then
+    exec the command. A checkout under one of those folders (a fresh clone in /tmp) is bound back into the
+    shard's tmpfs."""
     subprocess.run(["mount", "--make-rprivate", "/"], check=True)
     needed = {REPO, Path(sys.prefix)}  # the checkout and the virtualenv whose python runs the shard
     needed = {str(n) for n in needed if not any(n != o and n.is_relative_to(o) for o in needed)}
@@ -72,11 +74,16 @@ def enter_private_namespaces(command: list[str]) -> None:
         for original, aside in asides.items():
             os.makedirs(original, exist_ok=True)
             subprocess.run(["mount", "--bind", aside, original], check=True)
+    if network:
+        _loopback_up()
+    os.execvp(command[0], command)
+
+
+def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         request = struct.pack("16sH", b"lo", 0)
         flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, request))[1]
         fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH", b"lo", flags | IFF_UP))
-    os.execvp(command[0], command)
 
 
 def namespace_problem() -> str:
@@ -91,8 +98,9 @@ def namespace_problem() -> str:
 
 def shard_command(index: int, pytest_args: list[str]) -> list[str]:
     command = [sys.executable, "-m", "pytest", *pytest_args]
-    if index == 0:
-        return command
+    if index == 0:  # the machine's network: the package index
+        return ["unshare", "--mount", "--fork", "--kill-child=SIGTERM", sys.executable, __file__,
+                "--enter-mount-namespace", *command]
     return ["unshare", "--mount", "--net", "--fork", "--kill-child=SIGTERM", sys.executable, __file__,
             "--enter-namespaces", *command]
 
@@ -132,7 +140,7 @@ def summary_counts(log_text: str) -> dict[str, int]:
 
 
 def main(pytest_args: list[str]) -> int:
-    count = int(os.environ.get("HIL_TEST_SHARDS", "3"))
+    count = int(os.environ.get("HIL_TEST_SHARDS", "5"))
     problem = namespace_problem() if count > 1 else ""
     if problem:
         print(f"run_shards: no private mount and network namespaces here ({problem}): one shard")
@@ -194,4 +202,6 @@ def main(pytest_args: list[str]) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--enter-namespaces"]:
         enter_private_namespaces(sys.argv[2:])
+    if sys.argv[1:2] == ["--enter-mount-namespace"]:
+        enter_private_namespaces(sys.argv[2:], network=False)
     sys.exit(main(sys.argv[1:]))

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -33,27 +34,39 @@ def run_shards(work: Path, body: str, shards: int = 2, **extra_env: str) -> subp
                            str(tests)], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_each_shard_but_the_first_has_its_own_tmp_and_network(work):
+def test_each_shard_has_its_own_tmp_and_all_but_the_first_their_own_network(work):
     # a file outside this repository has no shard plan: every shard runs it whole, so each reports its world
-    proc = run_shards(work, f"""
-        import os, socket
-        def test_where_am_i():
-            shard = os.environ["HIL_TEST_SHARD"].split("/")[0]
-            marker = "/tmp/hil-shard-probe-{work.name}"
-            assert not os.path.exists(marker), "another shard's /tmp is visible"
-            open(marker, "w").close()
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 47391))  # the same port in every shard: only separate networks allow it
-                s.listen()
-                with socket.create_connection(("127.0.0.1", 47391), timeout=5):
-                    pass
-            open("{work}/seen-" + shard, "w").write(str(os.stat("/tmp").st_dev))
-            os.unlink(marker)
-    """, shards=3)
+    outside = socket.create_server(("127.0.0.1", 0))  # this network's: only shard 0 shares it
+    port = outside.getsockname()[1]
+    try:
+        proc = run_shards(work, f"""
+            import os, socket
+            def test_where_am_i():
+                shard = os.environ["HIL_TEST_SHARD"].split("/")[0]
+                marker = "/tmp/hil-shard-probe-{work.name}"
+                assert not os.path.exists(marker), "another shard's /tmp is visible"
+                open(marker, "w").close()
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", 47391))  # the same port in every shard: only separate networks allow it
+                    s.listen()
+                    with socket.create_connection(("127.0.0.1", 47391), timeout=5):
+                        pass
+                try:
+                    socket.create_connection(("127.0.0.1", {port}), timeout=5).close()
+                    network = "machine's"
+                except OSError:
+                    network = "own"
+                open("{work}/seen-" + shard, "w").write(f"{{os.stat('/tmp').st_dev}} {{network}}")
+                os.unlink(marker)
+        """, shards=3)
+    finally:
+        outside.close()
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "3 passed" in proc.stdout.splitlines()[-1]
-    devices = {(work / f"seen-{i}").read_text() for i in range(3)}
-    assert len(devices) == 3, "the shards shared a /tmp"
+    seen = [(work / f"seen-{i}").read_text().split(" ", 1) for i in range(3)]
+    devices = {device for device, _ in seen} | {str(os.stat("/tmp").st_dev)}
+    assert len(devices) == 4, "a shard shared a /tmp with another or with the test command"
+    assert [network for _, network in seen] == ["machine's", "own", "own"]
 
 
 def test_a_failure_in_one_shard_fails_the_command_and_is_printed(work):
