@@ -9,6 +9,7 @@ counter, sieved by small primes and tested by Miller-Rabin with 8 seed-derived b
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 from math import gcd
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -56,8 +57,11 @@ def _prime(bits: int, exponent: int, stream: _Stream) -> int:
             return candidate
 
 
+@lru_cache(maxsize=256)
 def rsa_key(seed: str, bits: int = 2048, exponent: int = 65537) -> rsa.RSAPrivateKey:
-    """The RSA key of ``seed``: two ``bits/2``-bit primes with the top two bits set (so n has ``bits`` bits)."""
+    """The RSA key of ``seed``: two ``bits/2``-bit primes with the top two bits set (so n has ``bits`` bits).
+    Kept per process (about 0.6 s of CPU each; a key object is immutable): a second hierarchy from the same
+    seeds, such as a custom holders file's, reuses the roots' and CAs' keys."""
     stream = _Stream(hashlib.sha256(seed.encode("utf-8")).digest())
     p = _prime(bits // 2, exponent, stream)
     q = _prime(bits // 2, exponent, stream)
