@@ -8,6 +8,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from harness.preflight import identify, kind_from_label, needs_of
 from harness.trace import ApduTrace
 
 REPO = Path(__file__).resolve().parents[2]
+GATE_LISTENER = REPO / "tests" / "gate_listener.py"
 
 
 def free_udp_port() -> int:
@@ -189,17 +191,19 @@ def test_an_unreadable_inventory_variable_stops_the_run(tmp_path):
 def test_a_reader_gone_mid_run_leaves_the_rest_not_run(tmp_path, served):
     port = served("card")
     tags = ["--include", "JPKI-SEL-001", "--include", "JPKI-SEL-002", "--include", "JPKI-SEL-003"]
+    gate = tmp_path.parent / f"{tmp_path.name}-gate"  # the run holds after its first test until this exists
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "card/selection.robot", *tags, "--device",
-                             f"nfc:udp:127.0.0.1:{port}", "--outputdir", str(tmp_path)],
+                             f"nfc:udp:127.0.0.1:{port}", "--outputdir", str(tmp_path), "--",
+                             "--listener", f"{GATE_LISTENER}:{gate}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    while "| PASS |" not in seen:  # the first requirement passed on the served card
-        line = proc.stdout.readline()
-        assert line, seen
-        seen += line
-    served.stop_all()
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 3, seen + out
+    deadline = time.monotonic() + 120
+    while not gate.with_suffix(".waiting").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gate.with_suffix(".waiting").exists(), proc.communicate(timeout=60)
+    served.stop_all()  # the reader goes away between the first requirement and the second
+    gate.touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out + err
     tests = list(ExecutionResult(str(tmp_path / "output.xml")).suite.all_tests)
     passed = [t for t in tests if t.status == "PASS"]
     not_run = [t for t in tests if "not-run" in t.tags]
