@@ -256,13 +256,17 @@ def _build(path: Path) -> CardProfile:
     text = top.table("text", required=False)
     text.only("number_tries")
     holder_name = top.text("holder", 64)
+    try:
+        holder = load_holder(holder_name)
+    except ProfileError as exc:  # the holders file says what it lacks; the profile's line says who asked
+        raise ProfileError(f"{path}: 'holder': {exc}") from None
     timing = _timing(top.table("timing", required=False))
     options, isd = _options(top.table("options", required=False))
     return CardProfile(
         name=top.text("name", 128),
         kind=kind,
         holder_name=holder_name,
-        holder=load_holder(holder_name),
+        holder=holder,
         applets=applets,
         atr=top.hex("atr", 2, 33),
         expendable=top.get("expendable", bool, False),

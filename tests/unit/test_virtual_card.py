@@ -371,3 +371,15 @@ def test_a_broken_profile_is_refused_before_a_run(tmp_path):
         check_uri(f"virtual:{path}")
     assert "\n" not in str(excinfo.value)
     check_uri("virtual:card-2024")
+
+
+def test_a_profile_naming_an_unknown_holder_is_one_line_naming_the_profile(tmp_path):
+    """Found by the profile fuzzer (holder = "0"): the line named only holders.toml, not the profile that asked."""
+    path = tmp_path / "stranger.toml"
+    path.write_text((PROFILES_DIR / "card.toml").read_text("utf-8").replace('holder = "card"', 'holder = "nobody"', 1),
+                    "utf-8")
+    with pytest.raises(ProfileError) as excinfo:
+        load_profile(str(path))
+    message = str(excinfo.value)
+    assert message.startswith(f"{path}: 'holder': ") and "no holder 'nobody'; known: card" in message
+    assert "\n" not in message
