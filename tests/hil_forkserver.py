@@ -29,6 +29,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -41,6 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CLIENT = Path(__file__).with_name("hil_client.py")
 READY = b"ready"
+READY_SECONDS = 60.0  # its imports take about 0.6 s
 MAX_REQUEST = 1 << 20
 PRELOAD = ("robot", "robot.running", "robot.api", "robot.rebot", "harness.cli", "harness.runner", "harness.keywords",
            "harness.journal", "harness.scheduling", "harness.notrun", "harness.supervise", "harness.preflight",
@@ -77,12 +79,14 @@ def _start_server() -> str:
     path = os.path.join(folder, "server.sock")
     proc = subprocess.Popen([sys.executable, __file__, path], cwd=REPO, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, start_new_session=True)
-    line = proc.stdout.readline().strip()
+    ready, _, _ = select.select([proc.stdout], [], [], READY_SECONDS)
+    line = proc.stdout.readline().strip() if ready else b""
     proc.stdout.close()
     if line != READY:
         proc.kill()
         proc.wait()
-        print(f"hil_forkserver: the server did not start (exit {proc.poll()}): tests spawn hil", file=sys.stderr)
+        print(f"hil_forkserver: the server was not ready within {READY_SECONDS:.0f} s (exit {proc.poll()}): "
+              "tests spawn hil", file=sys.stderr)
         return ""
 
     def stop() -> None:
@@ -167,15 +171,15 @@ def _take_request(conn: socket.socket, selector: selectors.BaseSelector, by_pid:
             conn.send(json.dumps({"spawn": True}).encode())
         conn.close()
         return
-    keep = {conn.fileno(), *fds}
-    server_fds = [listener.fileno(), *(k.fd for k in selector.get_map().values()),
-                  *(c.fileno() for c, _ in by_pid.values()), *(p for _, p in by_pid.values())]
     pid = os.fork()
-    if pid == 0:
-        for fd in server_fds:
-            if fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+    if pid == 0:  # nothing of the server's stays open in hil: the listener, the other clients, pidfds, epoll
+        for key in list(selector.get_map().values()):  # the listener, waiting and served clients, pidfds
+            with contextlib.suppress(OSError):  # a socket object closed as such: it cannot close a reused fd later
+                key.fileobj.close() if isinstance(key.fileobj, socket.socket) else os.close(key.fd)
+        for client, _ in by_pid.values():  # a client that went away is no longer registered
+            with contextlib.suppress(OSError):
+                client.close()
+        selector.close()
         conn.close()
         _run_hil(request, fds)  # never returns
     for fd in fds:
