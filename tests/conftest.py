@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import sharding
 
+pytest_plugins = ["work_queue"]  # under the test command the shards take their work from one queue
+
 # Every backend with its reader-side code for real; the card sits in a slot a fault plan controls.
 VIRTUAL_BACKENDS = [
     "virtual:card",
@@ -42,9 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under the sharded test command (``HIL_TEST_SHARD=i/N``) keep this shard's share of the tests."""
+    """With ``HIL_TEST_SHARD=i/N`` alone keep this shard's share of the tests, dealt ahead; under the test
+    command every shard keeps them all and takes its work from the queue (``tests/work_queue.py``)."""
     spec = os.environ.get("HIL_TEST_SHARD")
-    if not spec:
+    if not spec or sharding.queue_descriptor() is not None:
         return
     try:
         index, count = sharding.parse_shard(spec)

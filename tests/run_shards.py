@@ -1,8 +1,9 @@
 """The test command's pytest, as N shards side by side, each with its own mounts, all but shard 0 their own network.
 
 Usage: ``python tests/run_shards.py [pytest arguments]`` (``scripts/run-tests.sh`` calls it). ``HIL_TEST_SHARDS``
-sets N (default 5; 1 runs one plain pytest). Each shard runs ``pytest`` with ``HIL_TEST_SHARD=i/N`` and keeps its
-share of the collected tests (``tests/sharding.py``).
+sets N (default 7; 1 runs one plain pytest). Each shard runs ``pytest`` with ``HIL_TEST_SHARD=i/N``; the shards
+take their units of work (modules, the guard matrix's cells) from one queue whose file this process opens and
+hands them by descriptor (``tests/work_queue.py``), so a shard that is free takes the next unit.
 
 Every shard gets a private mount namespace (its own tmpfs on ``/run/pcscd``, ``/tmp`` and ``/run/lock``: its own
 pcscd, temp files and reader locks; a test's files in memory, as every shard's are, so shard 0 is not the one
@@ -30,9 +31,12 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from sharding import QUEUE_FD_ENV
 
 from harness.supervise import PR_SET_CHILD_SUBREAPER, _children, _prctl, _reap, die_with_parent
 
@@ -140,7 +144,7 @@ def summary_counts(log_text: str) -> dict[str, int]:
 
 
 def main(pytest_args: list[str]) -> int:
-    count = int(os.environ.get("HIL_TEST_SHARDS", "5"))
+    count = int(os.environ.get("HIL_TEST_SHARDS", "7"))
     problem = namespace_problem() if count > 1 else ""
     if problem:
         print(f"run_shards: no private mount and network namespaces here ({problem}): one shard")
@@ -155,14 +159,17 @@ def main(pytest_args: list[str]) -> int:
     session = uuid.uuid4().hex
     started = time.monotonic()
     procs: list[tuple[int, subprocess.Popen, Path]] = []
-    for index in range(count):
-        log = LOGS / f"shard-{index}.log"
-        env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session}
-        with log.open("w", encoding="utf-8") as out:
-            proc = subprocess.Popen(shard_command(index, pytest_args), cwd=REPO, env=env, stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                    preexec_fn=lambda: die_with_parent(signal.SIGTERM))
-        procs.append((index, proc, log))
+    with tempfile.TemporaryFile() as queue:  # the shards' work queue (tests/work_queue.py), reached by descriptor
+        for index in range(count):
+            log = LOGS / f"shard-{index}.log"
+            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session,
+                   QUEUE_FD_ENV: str(queue.fileno())}
+            with log.open("w", encoding="utf-8") as out:
+                proc = subprocess.Popen(shard_command(index, pytest_args), cwd=REPO, env=env, stdout=out,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                        pass_fds=(queue.fileno(),),
+                                        preexec_fn=lambda: die_with_parent(signal.SIGTERM))
+            procs.append((index, proc, log))
     print(f"run_shards: {count} shards (logs in {LOGS}), pytest {' '.join(pytest_args)}".rstrip(), flush=True)
 
     def forward(signum: int, _frame: object) -> None:

@@ -1,20 +1,23 @@
-"""Which shard of the test command runs which test: one deterministic plan every shard computes alike.
+"""Which shard of the test command runs which test: units of work every shard computes alike.
 
 The test command (``scripts/run-tests.sh``) starts N pytest processes, each told ``HIL_TEST_SHARD=i/N``. Each
-collects every test and keeps its own share. Most of the tests wait (pcscd's presence poll, a served card's
-process, a Robot run in a subprocess) rather than compute, so shards run side by side even on two cores.
+collects every test. Most of the tests wait (pcscd's presence poll, a served card's process, a Robot run in a
+subprocess) rather than compute, so shards run side by side even on two cores.
 
 Units of work are whole modules (their module-scoped fixtures, such as the main job a report test reads, must
-run once), except the modules in :data:`SPLIT_MODULES`, whose parametrised cells are independent and share
-out one by one. Units are weighed with the durations recorded in ``tests/durations.json`` (refresh with
-``--record-durations``; a test not in it weighs :data:`UNKNOWN_SECONDS`) and dealt largest first to the least
-loaded shard. Tests marked ``index`` (they need the package index) go to shard 0, the only shard outside a
-network namespace.
+run once), except the modules in :data:`SPLIT_MODULES`, whose parametrised cells are independent and go one by
+one. Units are weighed with the durations recorded in ``tests/durations.json`` (refresh with
+``--record-durations``; a test not in it weighs :data:`UNKNOWN_SECONDS`) and taken largest first. Under the
+test command the shards take them from one queue as each becomes free (``tests/work_queue.py``): recorded
+seconds are only a guide, since a test's time depends on what runs beside it. With ``HIL_TEST_SHARD`` alone,
+:func:`plan` deals them ahead to the least loaded shard. Tests marked ``index`` (they need the package index)
+go to shard 0, the only shard outside a network namespace.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +25,7 @@ from pathlib import Path
 DURATIONS_FILE = Path(__file__).with_name("durations.json")
 SPLIT_MODULES = ("tests/acceptance/test_guard_matrix.py",)
 UNKNOWN_SECONDS = 0.5
+QUEUE_FD_ENV = "HIL_TEST_QUEUE_FD"  # the work queue's descriptor, set by tests/run_shards.py
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,12 @@ class Shard:
     index: int
     nodeids: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def queue_descriptor() -> int | None:
+    """The work queue's descriptor under the test command (``HIL_TEST_SHARD`` and ``HIL_TEST_QUEUE_FD``)."""
+    value = os.environ.get(QUEUE_FD_ENV, "")
+    return int(value) if value.isdigit() and os.environ.get("HIL_TEST_SHARD") else None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -63,25 +73,38 @@ def load_durations(path: Path = DURATIONS_FILE) -> dict[str, float]:
     return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
 
 
-def plan(tests: Iterable[CollectedTest], count: int, durations: dict[str, float]) -> list[Shard]:
-    """Deal the tests to ``count`` shards; every test lands in exactly one, in the same way on every call."""
-    units: dict[str, list[CollectedTest]] = {}
+@dataclass(frozen=True)
+class Unit:
+    """Tests that run together in one shard, in collection order: a module, or one cell of a split module."""
+
+    key: str
+    nodeids: tuple[str, ...]
+    seconds: float
+    needs_index: bool
+
+
+def units(tests: Iterable[CollectedTest], durations: dict[str, float]) -> list[Unit]:
+    """The units of work, largest first (ties by key): the same list in every shard, whatever the order."""
+    members: dict[str, list[CollectedTest]] = {}
     for test in tests:
-        key = test.nodeid if test.module in SPLIT_MODULES else test.module
-        units.setdefault(key, []).append(test)
+        members.setdefault(test.nodeid if test.module in SPLIT_MODULES else test.module, []).append(test)
+    found = [Unit(key, tuple(t.nodeid for t in group), sum(durations.get(t.nodeid, UNKNOWN_SECONDS) for t in group),
+                  any(t.needs_index for t in group)) for key, group in members.items()]
+    return sorted(found, key=lambda unit: (-unit.seconds, unit.key))
+
+
+def plan(tests: Iterable[CollectedTest], count: int, durations: dict[str, float]) -> list[Shard]:
+    """Deal the tests to ``count`` shards ahead of the run (``HIL_TEST_SHARD`` alone, no queue): every test lands
+    in exactly one, in the same way on every call."""
     shards = [Shard(i) for i in range(count)]
 
-    def weight(members: list[CollectedTest]) -> float:
-        return sum(durations.get(t.nodeid, UNKNOWN_SECONDS) for t in members)
+    def give(shard: Shard, unit: Unit) -> None:
+        shard.nodeids.extend(unit.nodeids)
+        shard.seconds += unit.seconds
 
-    def give(shard: Shard, members: list[CollectedTest]) -> None:
-        shard.nodeids.extend(t.nodeid for t in members)
-        shard.seconds += weight(members)
-
-    pinned = {key: members for key, members in units.items() if any(t.needs_index for t in members)}
-    for members in pinned.values():
-        give(shards[0], members)
-    rest = sorted((key for key in units if key not in pinned), key=lambda k: (-weight(units[k]), k))
-    for key in rest:
-        give(min(shards, key=lambda s: (s.seconds, s.index)), units[key])
+    every = units(tests, durations)
+    for unit in (u for u in every if u.needs_index):
+        give(shards[0], unit)
+    for unit in (u for u in every if not u.needs_index):
+        give(min(shards, key=lambda s: (s.seconds, s.index)), unit)
     return shards

@@ -277,13 +277,14 @@ def describe(state: dict, kinds: tuple[str, ...]) -> str:
 
 
 def merged_rows(existing: str, session: str) -> list[str]:
-    """This module's rows, plus the rows other shards of the same test command (``HIL_TEST_SESSION``) wrote
-    before; a file from an earlier command is replaced, never merged. Rows sort in the matrix's cell order
-    (stable: a cell's rows stay in the order its runs came)."""
+    """This module's rows, plus the rows other shards of the same test command (``HIL_TEST_SESSION``), or this
+    shard between two of its cells, wrote before (each row once); a file from an earlier command is replaced,
+    never merged. Rows sort in the matrix's cell order (stable: a cell's rows stay in the order its runs came)."""
     rows = list(ROWS)
     if session and f"<!-- test session {session} -->" in existing:
         rows += [line for line in existing.splitlines() if line.startswith("| ") and " | " in line
                  and line.split(" | ")[0].removeprefix("| ") in TRANSPORTS]
+    rows = list(dict.fromkeys(rows))  # a shard that ran cells apart wrote its first ones already
     order = {(t, CONFIGS[c].name): i for i, (t, c) in enumerate(CELLS)}
     return sorted(rows, key=lambda row: order.get(tuple(row.removeprefix("| ").split(" | ")[:2]), len(order)))
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from run_shards import summary_counts
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "tests" / "run_shards.py"
@@ -103,3 +104,37 @@ def test_without_namespaces_one_shard_runs_and_says_why(work):
     assert ("run_shards: no private mount and network namespaces here (unshare: unshare failed: Operation not "
             "permitted): one shard") in proc.stdout
     assert "1 passed" in proc.stdout.splitlines()[-1]
+
+
+def test_the_shards_take_every_unit_from_the_queue_once_and_keep_a_module_whole(work):
+    # the repository's conftest is not loaded for files outside it: -p loads the queue plugin as it loads there
+    for module in range(4):
+        (work / f"test_m{module}.py").write_text(textwrap.dedent(f"""
+            import os, time, pytest
+            def note(text):
+                with open("{work}/ran.log", "a") as log:
+                    log.write(text + " " + os.environ["HIL_TEST_SHARD"].split("/")[0] + "\\n")
+            @pytest.fixture(scope="module", autouse=True)
+            def module_set_up():
+                note("setup m{module}")
+            @pytest.mark.parametrize("n", range(3))
+            def test_x(n):
+                time.sleep(0.2)
+                note(f"test m{module}-{{n}}")
+        """), encoding="utf-8")
+    env = {**os.environ, "HIL_TEST_SHARDS": "3", "HIL_TEST_LOGS": str(work / "logs"),
+           "PYTHONPATH": str(REPO / "tests")}
+    env.pop("HIL_TEST_SHARD", None)
+    proc = subprocess.run([sys.executable, str(RUNNER), "-q", "-p", "no:cacheprovider", "-p", "work_queue",
+                           "--rootdir", str(work), str(work)], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert proc.stdout.splitlines()[-1].startswith("run_shards: 12 passed in "), proc.stdout[-3000:]
+    lines = [line.split() for line in (work / "ran.log").read_text().splitlines()]
+    tests = [(name, shard) for kind, name, shard in lines if kind == "test"]
+    assert sorted(name for name, _ in tests) == sorted(f"m{m}-{n}" for m in range(4) for n in range(3))
+    setups = {name: shard for kind, name, shard in lines if kind == "setup"}
+    assert len([line for line in lines if line[0] == "setup"]) == 4  # each module's fixture once
+    assert all(shard == setups[name.split("-")[0]] for name, shard in tests)  # a module stays in one shard
+    logs = [(work / "logs" / f"shard-{i}.log").read_text() for i in range(3)]
+    assert sum(summary_counts(log).get("deselected", 0) for log in logs) == 2 * 12  # each reports the others'
