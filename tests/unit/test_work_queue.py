@@ -12,25 +12,24 @@ UNITS = [Unit(f"tests/unit/test_m{n}.py", (f"tests/unit/test_m{n}.py::test_a",),
 
 def test_processes_sharing_the_descriptor_take_every_index_once():
     with tempfile.TemporaryFile() as shared:
-        readers = []
+        children = []
         for _ in range(3):
             read_end, write_end = os.pipe()
-            if os.fork() == 0:  # a shard: takes until it has 40 indexes
-                os.close(read_end)
-                queue = WorkQueue(shared.fileno(), UNITS)
-                os.write(write_end, " ".join(str(queue.take()) for _ in range(40)).encode())
-                os._exit(0)
+            pid = os.fork()
+            if pid == 0:  # a shard: takes 40 indexes, and never returns into pytest
+                try:
+                    os.close(read_end)
+                    queue = WorkQueue(shared.fileno(), UNITS)
+                    os.write(write_end, " ".join(str(queue.take()) for _ in range(40)).encode())
+                finally:
+                    os._exit(0)
             os.close(write_end)
-            readers.append(read_end)
+            children.append((pid, read_end))
         taken = []
-        for read_end in readers:
+        for pid, read_end in children:
             with os.fdopen(read_end, "rb") as pipe:
                 taken += [int(n) for n in pipe.read().split()]
-        while True:
-            try:
-                os.wait()
-            except ChildProcessError:
-                break
+            os.waitpid(pid, 0)  # this one only: the session's helpers (pcscd, the fork server) are children too
     assert sorted(taken) == list(range(120))
 
 
