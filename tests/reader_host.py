@@ -25,8 +25,9 @@ def reader_conf(channel: int) -> Path:
     return write_vpcd_config(Path(tempfile.mkdtemp(prefix="reader-host-")), channel)
 
 
-def wait_for_reader(name: str, timeout: float = 10.0) -> None:
-    """pcscd answers before it has brought up the readers of its configuration (seen on a busy CI machine):
+def wait_for_reader(name: str, timeout: float = 30.0) -> None:
+    """pcscd answers before it has brought up the readers of its configuration (seen on a busy CI machine, and
+    after more than 10 s with ten shards on two cores):
     wait, bounded, until vpcd's reader is listed; after the timeout the serve command says what is missing."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

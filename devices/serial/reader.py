@@ -230,6 +230,12 @@ class SerialReader(Reader):
             self._present = False
             self._generation += 1
             raise CardRemoved(f"{self.uri}: card removed during {command}")
+        if status == "not_powered" and self._powered_generation is not None:
+            # this reader powered a card, and the module says the card in the slot is not powered: that card was
+            # taken away (and maybe another inserted), even if the module's event for it has not arrived yet
+            self._generation += 1
+            raise CardRemoved(f"{self.uri}: the card was removed since power on (the reader reports the card in "
+                              f"the slot unpowered during {command})")
         if status == "not_powered":
             raise DeviceError(f"{self.uri}: {command} before power_on (the reader reports the card unpowered)")
         if status == "card_error":

@@ -276,6 +276,32 @@ def test_a_card_swapped_since_power_on_is_not_talked_to(powered) -> None:
         reader.transmit(SELECT_JPKI)
 
 
+def test_a_powered_card_the_module_calls_unpowered_is_a_removal_before_any_event() -> None:
+    """A module answering "not powered" for the card this reader powered: that card is gone (swapped), even
+    when the module's card event has not come yet (under load it can come after the answer)."""
+    spec = load_protocol("kiosk")
+    atr = VirtualCard.from_profile("card").atr
+
+    def answer(payload: bytes) -> bytes:  # never an event: only the answers say what happened
+        command = spec.codec.decode_command(payload)
+        status, data = {"power_on": ("ok", atr), "status": ("ok", bytes([spec.codec.card_states["present"]]))
+                        }.get(command.name, ("not_powered", b""))
+        response = spec.codec.response(spec.codec.command_code(command), command.seq, status, data)
+        return spec.framing.control("ack") + spec.framing.encode(response)
+
+    with RogueModule("kiosk", answer) as rogue, open_serial(f"serial:{rogue.device}?protocol=kiosk") as reader:
+        with pytest.raises(DeviceError, match="transmit before power_on") as never_powered:
+            reader.transmit(SELECT_JPKI)
+        assert not isinstance(never_powered.value, CardRemoved)
+        assert reader.power_on() == atr
+        with pytest.raises(CardRemoved, match="removed since power on"):
+            reader.transmit(SELECT_JPKI)
+        sent = len(rogue.frames)
+        with pytest.raises(CardRemoved, match="removed since power on"):
+            reader.transmit(SELECT_JPKI)  # until a power-on: nothing more is sent to the card that left
+        assert len(rogue.frames) == sent
+
+
 def test_a_module_without_sequence_numbers_works_and_stays_in_step(slot, tmp_path) -> None:
     """ACK/NAK alone (no SEQ): answers are matched by order, so a failed answer must never be left behind."""
     text = (load_protocol("kiosk").path or "").read_text("utf-8")
