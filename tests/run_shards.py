@@ -3,7 +3,8 @@
 Usage: ``python tests/run_shards.py [pytest arguments]`` (``scripts/run-tests.sh`` calls it). ``HIL_TEST_SHARDS``
 sets N (default 7; 1 runs one plain pytest). Each shard runs ``pytest`` with ``HIL_TEST_SHARD=i/N``; the shards
 take their units of work (modules, the guard matrix's cells) from one queue whose file this process opens and
-hands them by descriptor (``tests/work_queue.py``), so a shard that is free takes the next unit.
+hands them by descriptor (``tests/work_queue.py``), so a shard that is free takes the next unit
+(``HIL_TEST_QUEUE=0``: each keeps a share dealt ahead from the recorded seconds, ``tests/sharding.py``).
 
 Every shard gets a private mount namespace (its own tmpfs on ``/run/pcscd``, ``/tmp`` and ``/run/lock``: its own
 pcscd, temp files and reader locks; a test's files in memory, as every shard's are, so shard 0 is not the one
@@ -162,8 +163,9 @@ def main(pytest_args: list[str]) -> int:
     with tempfile.TemporaryFile() as queue:  # the shards' work queue (tests/work_queue.py), reached by descriptor
         for index in range(count):
             log = LOGS / f"shard-{index}.log"
-            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session,
-                   QUEUE_FD_ENV: str(queue.fileno())}
+            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session}
+            if os.environ.get("HIL_TEST_QUEUE", "1") != "0":  # 0: each shard keeps a share dealt ahead
+                env[QUEUE_FD_ENV] = str(queue.fileno())
             with log.open("w", encoding="utf-8") as out:
                 proc = subprocess.Popen(shard_command(index, pytest_args), cwd=REPO, env=env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
