@@ -43,39 +43,55 @@ def _stat(pid: int) -> tuple[int, str, str] | None:
     return int(fields[1]), fields[0], fields[19]
 
 
-def _descendants(root: int) -> dict[tuple[int, str], str]:
-    """Every live process below ``root``: (PID, start time) → its name (``/proc/PID/comm``)."""
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))) and stat[1] != "Z":
-            parents.setdefault(stat[0], []).append(int(entry.name))
-    found, todo = {}, list(parents.get(root, []))
-    while todo:
-        pid = todo.pop()
-        stat = _stat(pid)
-        try:
-            name = Path(f"/proc/{pid}/comm").read_text().strip()
-        except OSError:
-            continue
-        if stat:
-            found[(pid, stat[2])] = name
-        todo += parents.get(pid, [])
-    return found
+class _Tree:
+    """The live processes below ``root``, sampled: (PID, start time) → name (``/proc/PID/comm``, read again
+    each sample, since a fork names itself after it starts).
+
+    A process is placed once, when it first shows in ``/proc``: below ``root`` if its parent is ``root`` or
+    already below it. That place cannot change (an orphan goes to its nearest subreaper, ``hil``), so a sample
+    reads the state of new processes only, not of the machine's hundreds of others (the whole of ``/proc`` at
+    every 5 ms sample cost a core for the run). A PID gone from ``/proc`` is forgotten, so a PID reused later
+    is placed anew."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.placed: dict[int, tuple[str, bool]] = {}  # PID → (start time, below root)
+
+    def sample(self) -> dict[tuple[int, str], str]:
+        live = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        for pid in self.placed.keys() - live:
+            del self.placed[pid]
+        new = {pid: stat for pid in live - self.placed.keys() if (stat := _stat(pid)) and stat[1] != "Z"}
+        while new:  # a parent new in this sample is placed before its child (PIDs wrap: not by number)
+            for pid, (parent, _state, start) in list(new.items()):
+                if parent not in new:
+                    known = self.placed.get(parent)
+                    self.placed[pid] = (start, parent == self.root or (known is not None and known[1]))
+                    del new[pid]
+        found = {}
+        for pid, (start, below) in self.placed.items():
+            if below:
+                try:
+                    found[(pid, start)] = Path(f"/proc/{pid}/comm").read_text().strip()
+                except OSError:
+                    continue
+        return found
+
+
+def _watch(proc: subprocess.Popen) -> dict[tuple[int, str], str]:
+    """``hil``'s descendants, sampled until it exits (bounded by the run itself)."""
+    seen: dict[tuple[int, str], str] = {}
+    tree = _Tree(proc.pid)
+    while proc.poll() is None:
+        seen.update(tree.sample())
+        time.sleep(0.005)  # a pre-flight fork lives some tens of milliseconds
+    return seen
 
 
 def _alive(seen: dict[tuple[int, str], str]) -> list[str]:
     """The processes of ``seen`` still there (the same PID with the same start time), not zombies."""
     return [f"{pid} {name}" for (pid, start), name in seen.items()
             if (stat := _stat(pid)) and stat[2] == start and stat[1] != "Z"]
-
-
-def _watch(proc: subprocess.Popen) -> dict[tuple[int, str], str]:
-    """``hil``'s descendants, sampled until it exits (bounded by the run itself)."""
-    seen: dict[tuple[int, str], str] = {}
-    while proc.poll() is None:
-        seen.update(_descendants(proc.pid))
-        time.sleep(0.005)  # a pre-flight fork lives some tens of milliseconds
-    return seen
 
 
 def _outcomes(output: Path) -> list[tuple[str, str]]:
@@ -137,12 +153,13 @@ def test_a_sigkill_of_hil_ends_the_zygote_and_every_forked_part(tmp_path):
     deadline = time.monotonic() + 120
     journals = [out / "parts" / "01-slow" / "journal.jsonl", out / "parts" / "02-slow-too" / "journal.jsonl"]
     seen: dict[tuple[int, str], str] = {}
+    tree = _Tree(proc.pid)
     while time.monotonic() < deadline and proc.poll() is None and not all(
             j.exists() and '"event": "end"' in j.read_text(encoding="utf-8") for j in journals):
-        seen.update(_descendants(proc.pid))
+        seen.update(tree.sample())
         time.sleep(0.05)  # bounded poll of the parts' journals
     try:
-        seen.update(_descendants(proc.pid))
+        seen.update(tree.sample())
         names = list(seen.values())
         assert "hil-zygote" in names and names.count("hil-robot") >= 2, names  # both parts running
     finally:
