@@ -136,8 +136,8 @@ def log_model_strings(text: str) -> list[str]:
     return decoded
 
 
-def readable_parts(path: Path) -> Iterator[tuple[str, str]]:
-    text = path.read_bytes().decode("utf-8", errors="replace")
+def readable_parts(path: Path, raw: bytes | None = None) -> Iterator[tuple[str, str]]:
+    text = (path.read_bytes() if raw is None else raw).decode("utf-8", errors="replace")
     if path.suffix != ".html":
         yield "file", text
         return
@@ -200,15 +200,24 @@ def scan_text(text: str, secrets: list[Secret]) -> list[tuple[Secret, str]]:
 def scan(directory: Path, secrets: list[Secret]) -> tuple[list[Finding], int, int]:
     """(findings, files scanned, log-model strings decoded) for every file under ``directory`` (or that file)."""
     patterns = _compile(secrets)
+    encoded = {needle: needle.encode("utf-8") for _, _, needle, _ in patterns}  # a needle can serve two secrets
     findings, files, strings = [], 0, 0
     paths = [directory] if directory.is_file() else sorted(p for p in directory.rglob("*") if p.is_file())
     for path in paths:
         files += 1
-        for part, text in readable_parts(path):
-            strings += part != "file"
+        raw = path.read_bytes()
+        parts = list(readable_parts(path, raw))
+        strings += sum(part != "file" for part, _ in parts)
+        # Each needle is looked for once in the file's bytes (a needle in a part's text is in them too, as UTF-8:
+        # twice as fast as in a str holding Japanese) and once in the decoded model strings joined (a log has
+        # thousands; no needle holds a NUL, so none spans two), then in the parts of a file that holds it.
+        decoded = "\0".join(text for part, text in parts if part != "file")
+        held = {needle for needle, as_bytes in encoded.items() if as_bytes in raw or (decoded and needle in decoded)}
+        present = [entry for entry in patterns if entry[2] in held]
+        for part, text in parts if present else ():
             model = path.suffix == ".html" and part == "file"
             figures = path.suffix in (".json", ".jsonl")
-            for secret, encoding, needle, pattern in patterns:
+            for secret, encoding, needle, pattern in present:
                 if needle not in text:
                     continue
                 match = next((m for m in pattern.finditer(text) if not (model and _json_number(text, m))
