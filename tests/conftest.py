@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import sharding
 
-pytest_plugins = ["work_queue"]  # under the test command the shards take their work from one queue
+# under the test command the shards take their work from one queue, and a shard past its time ends itself
+pytest_plugins = ["work_queue", "shard_watchdog"]
 
 # Every backend with its reader-side code for real; the card sits in a slot a fault plan controls.
 VIRTUAL_BACKENDS = [

@@ -13,8 +13,10 @@ ports and 127.0.0.1 servers). So the shards never meet, and shard 0 keeps the ma
 package index, for the wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
 
 Each shard's output goes to ``results/tests/shard-I.log`` (or ``$HIL_TEST_LOGS``) and is printed whole when the
-shard ends; the last line sums the shards. Exit status: 0 when every shard passed, else the first non-zero
-one. Ctrl-C or SIGTERM is passed to every shard; the shards die with this process.
+shard ends; the last line sums the shards. A shard still running after ``HIL_TEST_SHARD_SECONDS`` (default 1800)
+writes every thread's stack to its log and exits 1 (``tests/shard_watchdog.py``), so a hang names its test; one
+still there 30 s later is ended from here. Either fails the command. Exit status: 0 when every shard passed, else the
+first non-zero one. Ctrl-C or SIGTERM is passed to every shard; the shards die with this process.
 
 This process is the shards' child subreaper: a server a test started and did not stop (or whose pytest was
 killed) is re-parented here, and is named and ended once the shards are done, so no helper outlives the
@@ -37,7 +39,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sharding import QUEUE_FD_ENV
+from sharding import LOG_FD_ENV, QUEUE_FD_ENV, SECONDS_ENV
 
 from harness.supervise import PR_SET_CHILD_SUBREAPER, _children, _prctl, _reap, die_with_parent
 
@@ -48,6 +50,8 @@ SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
+DEFAULT_SHARD_SECONDS = "1800"
+BACKSTOP_SECONDS = 30.0  # after a shard's own watchdog (tests/shard_watchdog.py), for a shard that cannot run it
 KEPT_AWAY = "/run/hil-shard-covered"  # a tmpfs of the shard's own, where covered folders stay reachable
 
 
@@ -135,6 +139,19 @@ def end_orphans(wait: float = 5.0) -> list[str]:
     return left
 
 
+def end_shard(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM to the shard's process group (pytest reports what it was doing), SIGKILL after ``grace``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+    proc.wait()
+
+
 def summary_counts(log_text: str) -> dict[str, int]:
     """The counts of pytest's last summary line (``== 3 failed, 400 passed in 12.0s ==``)."""
     lines = [line for line in log_text.splitlines() if COUNTS.search(line) and re.search(r" in [\d.]+s", line)]
@@ -157,19 +174,26 @@ def main(pytest_args: list[str]) -> int:
             print(f"run_shards: left running by the tests, now ended: {line}")
         return code
     LOGS.mkdir(parents=True, exist_ok=True)
+    try:
+        shard_seconds = float(os.environ.get(SECONDS_ENV, DEFAULT_SHARD_SECONDS))
+    except ValueError:
+        print(f"run_shards: {SECONDS_ENV} must be a number of seconds, got {os.environ[SECONDS_ENV]!r}")
+        return 2
     session = uuid.uuid4().hex
     started = time.monotonic()
     procs: list[tuple[int, subprocess.Popen, Path]] = []
     with tempfile.TemporaryFile() as queue:  # the shards' work queue (tests/work_queue.py), reached by descriptor
         for index in range(count):
             log = LOGS / f"shard-{index}.log"
-            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session}
+            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session,
+                   SECONDS_ENV: f"{shard_seconds:g}"}
             if os.environ.get("HIL_TEST_QUEUE", "1") != "0":  # 0: each shard keeps a share dealt ahead
                 env[QUEUE_FD_ENV] = str(queue.fileno())
             with log.open("w", encoding="utf-8") as out:
+                env[LOG_FD_ENV] = str(out.fileno())  # the watchdog's stacks: pytest captures descriptor 2
                 proc = subprocess.Popen(shard_command(index, pytest_args), cwd=REPO, env=env, stdout=out,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                        pass_fds=(queue.fileno(),),
+                                        pass_fds=(queue.fileno(), out.fileno()),
                                         preexec_fn=lambda: die_with_parent(signal.SIGTERM))
             procs.append((index, proc, log))
     print(f"run_shards: {count} shards (logs in {LOGS}), pytest {' '.join(pytest_args)}".rstrip(), flush=True)
@@ -183,9 +207,14 @@ def main(pytest_args: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     pending = list(procs)
     results: dict[int, tuple[int, dict[str, int]]] = {}
+    deadline = started + shard_seconds + BACKSTOP_SECONDS  # each shard's own watchdog ends it before this
     while pending:
         for entry in list(pending):
             index, proc, log = entry
+            if proc.poll() is None and time.monotonic() > deadline:
+                print(f"run_shards: shard {index} still running after {deadline - started:.0f} s "
+                      f"({SECONDS_ENV}={shard_seconds:g}): ended", flush=True)
+                end_shard(proc)
             if proc.poll() is None:
                 continue
             pending.remove(entry)

@@ -26,6 +26,8 @@ DURATIONS_FILE = Path(__file__).with_name("durations.json")
 SPLIT_MODULES = ("tests/acceptance/test_guard_matrix.py",)
 UNKNOWN_SECONDS = 0.5
 QUEUE_FD_ENV = "HIL_TEST_QUEUE_FD"  # the work queue's descriptor, set by tests/run_shards.py
+SECONDS_ENV = "HIL_TEST_SHARD_SECONDS"  # how long a shard may run (tests/shard_watchdog.py)
+LOG_FD_ENV = "HIL_TEST_SHARD_LOG_FD"  # the shard's log, for the watchdog's stacks
 
 
 @dataclass(frozen=True)

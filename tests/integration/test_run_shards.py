@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +27,14 @@ def work() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_shards(work: Path, body: str, shards: int = 2, **extra_env: str) -> subprocess.CompletedProcess:
+def run_shards(work: Path, body: str, shards: int = 2, extra_args: tuple[str, ...] | list[str] = (),
+               **extra_env: str) -> subprocess.CompletedProcess:
     tests = work / "test_sample.py"
     tests.write_text(textwrap.dedent(body), encoding="utf-8")
     env = {**os.environ, "HIL_TEST_SHARDS": str(shards), "HIL_TEST_LOGS": str(work / "logs"), **extra_env}
     env.pop("HIL_TEST_SHARD", None)
-    return subprocess.run([sys.executable, str(RUNNER), "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
-                           str(tests)], env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run([sys.executable, str(RUNNER), "-q", "-p", "no:cacheprovider", *extra_args, "--rootdir",
+                           str(work), str(tests)], env=env, capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_each_shard_has_its_own_tmp_and_all_but_the_first_their_own_network(work):
@@ -139,3 +141,19 @@ def test_the_shards_take_every_unit_from_the_queue_once_and_keep_a_module_whole(
     assert all(shard == setups[name.split("-")[0]] for name, shard in tests)  # a module stays in one shard
     logs = [(work / "logs" / f"shard-{i}.log").read_text() for i in range(3)]
     assert sum(summary_counts(log).get("deselected", 0) for log in logs) == 2 * 12  # each reports the others'
+
+
+def test_a_shard_past_its_time_writes_where_it_hangs_and_fails_the_command(work):
+    # the repository's conftest is not loaded for a file outside it: -p loads the watchdog as it loads there
+    started = time.monotonic()
+    proc = run_shards(work, """
+        import os, time
+        def test_hangs_in_shard_1():
+            if os.environ["HIL_TEST_SHARD"] == "1/2":
+                time.sleep(417)
+    """, HIL_TEST_SHARD_SECONDS="4", PYTHONPATH=str(REPO / "tests"), extra_args=["-p", "shard_watchdog"])
+    assert time.monotonic() - started < 30  # the shard's own watchdog, not the runner's backstop 30 s later
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "Timeout (0:00:04)!" in proc.stdout and "in test_hangs_in_shard_1" in proc.stdout, proc.stdout[-3000:]
+    left = subprocess.run(["pgrep", "-f", work.name], capture_output=True, text=True, check=False)
+    assert left.stdout == ""
