@@ -379,7 +379,7 @@ def main() -> int:
     parser.add_argument("--plan", type=Path, default=REPO / "fixtures" / "lab" / "virtual-plan.toml")
     parser.add_argument("--baseline", help="git ref whose code runs the same plan in this run, e.g. main")
     parser.add_argument("--test-command", action="store_true", help="also time the test command's pytest (long)")
-    parser.add_argument("--shards", default="1,3", help="shard counts for --test-command (default 1,3)")
+    parser.add_argument("--shards", default="5,7", help="shard counts for --test-command (default 5,7)")
     args = parser.parse_args()
     ensure_pcscd()
     apdu_overhead(args.rounds)
