@@ -39,7 +39,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sharding import LOG_FD_ENV, QUEUE_FD_ENV, SECONDS_ENV
+from sharding import DUMP_SIGNAL, LOG_FD_ENV, QUEUE_FD_ENV, SECONDS_ENV
 
 from harness.supervise import PR_SET_CHILD_SUBREAPER, _children, _prctl, _reap, die_with_parent
 
@@ -51,7 +51,6 @@ COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xp
 
 
 DEFAULT_SHARD_SECONDS = "1800"
-DUMP_SIGNAL = signal.SIGUSR2  # a shard's pytest writes every thread's stack on it (tests/shard_watchdog.py)
 KEPT_AWAY = "/run/hil-shard-covered"  # a tmpfs of the shard's own, where covered folders stay reachable
 
 
@@ -142,11 +141,10 @@ def end_orphans(wait: float = 5.0) -> list[str]:
 def end_shard(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """The shard's pytest writes its stacks (``tests/shard_watchdog.py``), then SIGTERM to the shard's process
     group, SIGKILL after ``grace``. pytest is the child of the shard's ``unshare``."""
-    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == proc.pid:
-                os.kill(pid, DUMP_SIGNAL)
-                time.sleep(1.0)  # the dump is written at once, in the signal handler; this is its margin
+    for pid in _children(proc.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, DUMP_SIGNAL)
+            time.sleep(1.0)  # the dump is written at once, in the signal handler; this is its margin
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ UNKNOWN_SECONDS = 0.5
 QUEUE_FD_ENV = "HIL_TEST_QUEUE_FD"  # the work queue's descriptor, set by tests/run_shards.py
 SECONDS_ENV = "HIL_TEST_SHARD_SECONDS"  # how long a shard may run (tests/shard_watchdog.py)
 LOG_FD_ENV = "HIL_TEST_SHARD_LOG_FD"  # the shard's log, for the watchdog's stacks
+DUMP_SIGNAL = signal.SIGUSR2  # on it a shard's pytest writes every thread's stack to that log
 
 
 @dataclass(frozen=True)

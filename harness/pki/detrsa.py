@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from functools import lru_cache
-from math import gcd
+from math import gcd, prod
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-_SMALL_PRIMES = [p for p in range(3, 2000, 2) if all(p % d for d in range(3, int(p**0.5) + 1, 2))]
+
+def _odd_primes(start: int, stop: int) -> list[int]:
+    """The odd primes in [start, stop), by trial division (small bounds, computed once)."""
+    return [p for p in range(start | 1, stop, 2) if p > 1 and all(p % d for d in range(3, int(p**0.5) + 1, 2))]
+
+
+_SMALL_PRIMES = _odd_primes(3, 2000)
 MILLER_RABIN_ROUNDS = 8  # FIPS 186-5 B.3: 5 suffice for 1024-bit random primes (error < 2^-100)
 
 
@@ -22,11 +28,7 @@ MILLER_RABIN_ROUNDS = 8  # FIPS 186-5 B.3: 5 suffice for 1024-bit random primes 
 def _sieve() -> int:
     """The odd primes from 2000 to 2^14 multiplied: one gcd with a candidate rules out a fifth of those that pass
     the small primes, each of which would cost a Miller-Rabin round (a 1024-bit modular power)."""
-    product = 1
-    for p in range(2001, 1 << 14, 2):
-        if all(p % d for d in range(3, int(p**0.5) + 1, 2)):
-            product *= p
-    return product
+    return prod(_odd_primes(2000, 1 << 14))
 
 
 class _Stream:
