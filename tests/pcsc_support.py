@@ -10,6 +10,7 @@ programs using it, are never disturbed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -28,9 +29,9 @@ from smartcard import scard
 from devices import open_device
 from devices.pcsc.reader import PcscReader
 from devices.virtual.bridges.vpcd import VpcdCardServer
-from devices.virtual.bridges.vpcd_sessions import PARKED, free_vpcd_slot
+from devices.virtual.bridges.vpcd_sessions import PARKED, VPCD_READER, free_vpcd_slot
 from devices.virtual.card import VirtualCard
-from devices.virtual.pcscd import PcscDaemon
+from devices.virtual.pcscd import DEBIAN_VPCD_PORT, PcscDaemon
 from devices.virtual.slot import CardSlot
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,11 +42,63 @@ VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscDaemon]:
-    """The session's pcscd: reused if running, else started here and stopped after the session."""
+    """The session's pcscd: reused if running, else started here and stopped after the session. It is ready
+    once vpcd's reader is listed: pcscd answers before it has brought up its readers (seconds on a loaded
+    machine), and a reader it could not bring up is missing for good, which must fail here, named."""
     daemon = PcscDaemon(log_path=tmp_path_factory.mktemp("pcscd") / "pcscd.log")
     daemon.start(timeout=15)
+    problem = vpcd_reader_problem(timeout=30)
+    if problem:
+        daemon.stop()
+        raise AssertionError(f"{problem}; pcscd's log: {daemon.log_path}")
     yield daemon
     daemon.stop()
+
+
+def vpcd_reader_problem(timeout: float, port: int = DEBIAN_VPCD_PORT) -> str:
+    """"" once pcscd lists a vpcd reader (waited for, bounded); else why not, with whoever holds vpcd's port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hr == scard.SCARD_S_SUCCESS:
+            try:
+                hr, readers = scard.SCardListReaders(context, [])
+            finally:
+                scard.SCardReleaseContext(context)
+            if hr == scard.SCARD_S_SUCCESS and any(r.startswith(VPCD_READER) for r in readers):
+                return ""
+        if time.monotonic() >= deadline:
+            holders = port_holders(port)
+            return (f"pcscd lists no {VPCD_READER} reader after {timeout:g} s; TCP port {port}: "
+                    + ("; ".join(holders) if holders else "no socket holds it"))
+        time.sleep(0.1)
+
+
+TCP_STATES = {"01": "established", "02": "syn-sent", "03": "syn-received", "04": "fin-wait-1", "05": "fin-wait-2",
+              "06": "time-wait", "07": "closed", "08": "close-wait", "09": "last-ack", "0A": "listening",
+              "0B": "closing"}
+
+
+def port_holders(port: int) -> list[str]:
+    """The sockets of this network namespace on local TCP ``port``, each with its state and its process."""
+    sockets: dict[str, str] = {}  # inode → state
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    sockets[fields[9]] = TCP_STATES.get(fields[3], f"state {fields[3]}")
+    owners: dict[str, str] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in sockets:
+                    command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    owners[target[8:-1]] = f"PID {proc.name} ({' '.join(command.split())[:120]})"
+    return [f"{state} socket of {owners.get(inode, 'no process')}" for inode, state in sockets.items()]
 
 
 def reader_state(name: str) -> int:

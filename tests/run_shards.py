@@ -9,8 +9,9 @@ hands them by descriptor (``tests/work_queue.py``), so a shard that is free take
 Every shard gets a private mount namespace (its own tmpfs on ``/run/pcscd``, ``/tmp`` and ``/run/lock``: its own
 pcscd, temp files and reader locks; a test's files in memory, as every shard's are, so shard 0 is not the one
 waiting for the disk), and shards 1… a private network namespace with only loopback too (their own vpcd
-ports and 127.0.0.1 servers). So the shards never meet, and shard 0 keeps the machine's network, and the
-package index, for the wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
+ports and 127.0.0.1 servers; the fixed ports the tests listen on are kept out of that network's ephemeral
+range). So the shards never meet, and shard 0 keeps the machine's network, and the package index, for the
+wheel tests. A machine where namespaces cannot be made runs one shard, and says so.
 
 Each shard's output goes to ``results/tests/shard-I.log`` (or ``$HIL_TEST_LOGS``) and is printed whole when the
 shard ends; the last line sums the shards. A shard still running after ``HIL_TEST_SHARD_SECONDS`` (default 1800)
@@ -47,6 +48,12 @@ REPO = Path(__file__).resolve().parents[1]
 LOGS = Path(os.environ.get("HIL_TEST_LOGS", REPO / "results" / "tests"))
 PRIVATE_MOUNTS = ("/run/pcscd", "/tmp", "/run/lock")
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+# Fixed ports the tests listen on that lie in Linux's ephemeral range (32768-60999): vpcd's Debian slots and the
+# reader hosts' (35963…35991), the shard probe's 47391, nfcpy's default UDP 54321. A busy shard's outgoing
+# connection that took one as its local port made vpcd's bind fail (EADDRINUSE, SO_REUSEADDR or not), and the
+# session's pcscd then had no vpcd reader for the rest of the shard. Reserved in each shard's own network.
+RESERVED_PORTS = "35963-35999,47391,54321"
+RESERVED_PORTS_SYSCTL = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)")
 
 
@@ -84,6 +91,7 @@ def enter_private_namespaces(command: list[str], network: bool = True) -> None:
             subprocess.run(["mount", "--bind", aside, original], check=True)
     if network:
         _loopback_up()
+        Path(RESERVED_PORTS_SYSCTL).write_text(RESERVED_PORTS, encoding="ascii")  # this namespace's, not the machine's
     os.execvp(command[0], command)
 
 

@@ -190,3 +190,29 @@ def test_ensure_pcscd_stops_the_pcscd_it_started_at_exit(isolated):
     result = isolated(ENSURE)
     assert result["owned"] is True and result["pid"]
     assert not os.path.exists(f"/proc/{result['pid']}"), "pcscd outlived the interpreter that started it"
+
+
+BLOCKED_VPCD = """
+import json, os, socket, tempfile
+from pathlib import Path
+from devices.virtual.pcscd import PcscDaemon
+from pcsc_support import free_port_pair, isolated_reader_conf, vpcd_reader_problem
+port = free_port_pair()
+server = socket.create_server(("127.0.0.1", 0))
+client = socket.socket()
+client.bind(("127.0.0.1", port))  # an outgoing connection that was given vpcd's port as its local one
+client.connect(server.getsockname())
+conf = isolated_reader_conf(Path(tempfile.mkdtemp()), "Virtual PCD", port)
+with PcscDaemon(config=conf):
+    problem = vpcd_reader_problem(timeout=2, port=port)
+client.close()
+print(json.dumps({"problem": problem, "pid": os.getpid()}))
+"""
+
+
+def test_a_vpcd_port_taken_by_a_connection_is_named_when_pcscd_lacks_the_reader(isolated):
+    """pcscd then never lists vpcd's reader (its bind fails, SO_REUSEADDR or not); the session fixture says
+    so, naming the socket and its process, instead of every PC/SC test failing with "no vpcd reader"."""
+    result = isolated(BLOCKED_VPCD)
+    assert result["problem"].startswith("pcscd lists no Virtual PCD reader after 2 s; TCP port ")
+    assert f"established socket of PID {result['pid']} (" in result["problem"] and "\n" not in result["problem"]

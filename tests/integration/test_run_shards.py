@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from run_shards import summary_counts
+from run_shards import RESERVED_PORTS, summary_counts
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "tests" / "run_shards.py"
@@ -59,17 +59,20 @@ def test_each_shard_has_its_own_tmp_and_all_but_the_first_their_own_network(work
                     network = "machine's"
                 except OSError:
                     network = "own"
-                open("{work}/seen-" + shard, "w").write(f"{{os.stat('/tmp').st_dev}} {{network}}")
+                reserved = open("/proc/sys/net/ipv4/ip_local_reserved_ports").read().strip() or "-"
+                open("{work}/seen-" + shard, "w").write(f"{{os.stat('/tmp').st_dev}} {{network}} {{reserved}}")
                 os.unlink(marker)
         """, shards=3)
     finally:
         outside.close()
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "3 passed" in proc.stdout.splitlines()[-1]
-    seen = [(work / f"seen-{i}").read_text().split(" ", 1) for i in range(3)]
-    devices = {device for device, _ in seen} | {str(os.stat("/tmp").st_dev)}
+    seen = [(work / f"seen-{i}").read_text().split(" ") for i in range(3)]
+    devices = {device for device, _, _ in seen} | {str(os.stat("/tmp").st_dev)}
     assert len(devices) == 4, "a shard shared a /tmp with another or with the test command"
-    assert [network for _, network in seen] == ["machine's", "own", "own"]
+    assert [network for _, network, _ in seen] == ["machine's", "own", "own"]
+    # in their own networks, no outgoing connection takes a port a test listens on (vpcd's 35963…)
+    assert [reserved for _, _, reserved in seen[1:]] == [RESERVED_PORTS] * 2
 
 
 def test_a_failure_in_one_shard_fails_the_command_and_is_printed(work):
