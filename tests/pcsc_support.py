@@ -56,7 +56,7 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscDaemon]:
 
 
 def vpcd_reader_problem(timeout: float, port: int = DEBIAN_VPCD_PORT) -> str:
-    """"" once pcscd lists a vpcd reader (waited for, bounded); else why not, with whoever holds vpcd's port."""
+    """Nothing once pcscd lists a vpcd reader (waited for, bounded); else why not, naming who holds the port."""
     deadline = time.monotonic() + timeout
     while True:
         hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
