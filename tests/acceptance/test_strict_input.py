@@ -1,5 +1,6 @@
 """Every bad input at the command line gets exactly one line naming the file and line (or the option) and exit 2,
-through the real ``hil`` command, before anything runs.
+through ``hil``'s own ``main`` (forked warm by ``tests/hil_forkserver.py``, whose tests hold it to the real
+command's output and exit), before anything runs.
 
 A case names the input file it writes (``{F}`` in the arguments and the expected line is its path) and the
 exact line ``hil`` must print on stderr.
@@ -9,15 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
+from hil_forkserver import hil_command
 
 from devices.virtual.profile import REPO_ROOT, available_profiles
 
-HIL = str(Path(sys.executable).parent / "hil")
 KIOSK = (REPO_ROOT / "fixtures" / "protocols" / "kiosk.toml").read_text("utf-8")
 HOLDERS = REPO_ROOT / "fixtures" / "pki" / "holders.toml"
 CARD_KEYS = "known: kind, expendable, holder, pin_env, pin_reserve"
@@ -211,7 +210,7 @@ def test_bad_input_gets_one_line_and_exit_2(name, tmp_path):
     env = {**os.environ, **{key: fill(value) for key, value in case.env.items()}}
     if "HIL_INVENTORY" not in case.env:
         env.pop("HIL_INVENTORY", None)
-    proc = subprocess.run([HIL, *map(fill, case.args)], capture_output=True, text=True, timeout=60, env=env,
+    proc = subprocess.run([*hil_command(), *map(fill, case.args)], capture_output=True, text=True, timeout=60, env=env,
                           cwd=tmp_path, check=False)
     expected = fill(case.line)
     if not expected.startswith("hil virtual serve: error: "):
