@@ -48,16 +48,22 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def installed(wheel, tmp_path_factory) -> tuple[Path, dict]:
-    """A fresh venv with the wheel and all its extras, and an empty folder to run ``hil`` in."""
+    """A fresh venv with the wheel and all its extras, and an empty folder to run ``hil`` in.
+
+    The venv gets no pip of its own: this pip installs into it (``--python``), which saves seeding one (2.5 s
+    of CPU). Nothing is compiled at install (``--no-compile``: 3.5 s for every module of every dependency);
+    the runs below write the bytecode of what they import, as Python does by default."""
     root = tmp_path_factory.mktemp("fresh")
     assert not root.resolve().is_relative_to(REPO)
-    run([sys.executable, "-m", "venv", str(root / "venv")], cwd=root)
+    run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")], cwd=root)
     python = root / "venv" / "bin" / "python"
-    run([str(python), "-m", "pip", "install", "--quiet", f"{wheel}[all]"], cwd=root)
+    run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-compile", f"{wheel}[all]"],
+        cwd=root)
     workdir = root / "empty"
     workdir.mkdir()
     env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", fixtures.SUITES_ENV, fixtures.FIXTURES_ENV, "HIL_INVENTORY")}
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", fixtures.SUITES_ENV, fixtures.FIXTURES_ENV, "HIL_INVENTORY",
+                        "PYTHONDONTWRITEBYTECODE")}
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
     return workdir, env
 
