@@ -38,7 +38,7 @@ STOP_GRACE = 2.0  # the keeper's own SIGKILL of pcscd comes after 5 s; give it t
 LOCK_POLL = 0.05
 PCSCD_RUN_DIR = "/run/pcscd"  # where pcscd keeps its socket (fixed at build time)
 USERS_FILE = "hil-pcscd-users.lock"
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding ``devices``: the keeper imports it
+KEEPER = Path(__file__).with_name("pcscd_keeper.py")  # standard library only: run by path
 # /etc/reader.conf.d/vpcd: CHANNELID 0x8C7B; slot n on 35963 + n. bridges.vpcd_wire.VPCD_PORT says the same; not
 # imported from there, which would make devices.virtual's imports a cycle (bridges import this module).
 DEBIAN_VPCD_PORT = 35963
@@ -272,14 +272,14 @@ class PcscDaemon:
         pcscd_args = [binary, "--foreground", *(["-c", str(self.config)] if self.config else []),
                       *self.extra_args]
         log_fd, self.log_path, private_dir = open_private_log(self._log_request)
-        keeper = [sys.executable, "-m", "devices.virtual.pcscd_keeper",
+        # the keeper's file by path, isolated (-I) and without site (-S): it needs the standard library only, and
+        # importing the devices package and the site's packages cost 40 ms of CPU a pcscd (fifty a test command)
+        keeper = [sys.executable, "-I", "-S", str(KEEPER),
                   *(["--remove-log-dir", str(private_dir)] if private_dir else []), str(users_lock_path()),
                   "--", *pcscd_args]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT),
-                                                                          os.environ.get("PYTHONPATH")]))}
         try:
             self.process = subprocess.Popen(keeper, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                            stderr=log_fd, env=env, start_new_session=True)
+                                            stderr=log_fd, start_new_session=True)
         finally:
             os.close(log_fd)
         assert self.process.stdout is not None

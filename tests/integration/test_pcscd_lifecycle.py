@@ -188,7 +188,7 @@ def keepers():
         if entry.isdigit():
             try:
                 argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-                keeper = argv[1:3] == [b"-m", b"devices.virtual.pcscd_keeper"]
+                keeper = argv[1:3] == [b"-I", b"-S"] and argv[3].endswith(b"/pcscd_keeper.py")
                 if keeper and os.readlink(f"/proc/{entry}/ns/mnt") == ours:
                     found.append(int(entry))
             except OSError:
