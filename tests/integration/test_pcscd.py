@@ -216,3 +216,32 @@ def test_a_vpcd_port_taken_by_a_connection_is_named_when_pcscd_lacks_the_reader(
     result = isolated(BLOCKED_VPCD)
     assert result["problem"].startswith("pcscd lists no Virtual PCD reader after 2 s; TCP port ")
     assert f"established socket of PID {result['pid']} (" in result["problem"] and "\n" not in result["problem"]
+
+
+VPCD_PORT_HELD = """
+import json, os, socket
+from pcsc_support import free_port_pair
+port = free_port_pair()
+os.environ["HIL_VPCD_PORT"] = str(port)  # this namespace's pcscd: vpcd's slots on port, port + 1
+server = socket.create_server(("127.0.0.1", 0))
+client = socket.socket()
+client.bind(("127.0.0.1", port))
+client.connect(server.getsockname())
+from devices import open_device
+from devices.base import BackendUnavailable
+try:
+    open_device("virtual:card?via=pcsc").close()
+    message = "opened"
+except BackendUnavailable as error:
+    message = str(error)
+print(json.dumps({"port": port, "message": message}))
+"""
+
+
+def test_a_reader_missing_because_its_port_is_held_says_so_and_how_to_keep_it_free(isolated):
+    result = isolated(VPCD_PORT_HELD)
+    port = result["port"]
+    assert result["message"] == (
+        f"pcscd lists no vpcd reader ('Virtual PCD 00 00'); TCP port {port}, vpcd's, is held by another socket "
+        f"(a connection given it as its local port keeps vpcd from listening: sysctl -w "
+        f"net.ipv4.ip_local_reserved_ports={port}-{port + 1} keeps connections off it), then restart pcscd")

@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import fcntl
 import os
+import socket
 import threading
 import time
 from typing import ClassVar, Protocol
@@ -243,6 +244,22 @@ def claim_vpcd_slot(ports: list[int] | None = None, reader: str | None = None) -
             time.sleep(OTHERS_POLL)
 
 
+def port_taken(port: int) -> str:
+    """Why vpcd may not be listening on ``port`` although installed: another socket has it ("" when none has).
+
+    vpcd binds it when pcscd starts; if an outgoing connection holds it as its local port just then (it lies in
+    Linux's ephemeral range), the bind fails and pcscd runs without that reader until restarted."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return (f"TCP port {port}, vpcd's, is held by another socket (a connection given it as its local port "
+                    f"keeps vpcd from listening: sysctl -w net.ipv4.ip_local_reserved_ports={port}-{port + 1} keeps "
+                    "connections off it), then restart pcscd")
+    return ""
+
+
 def _claim_once(ports: list[int], reader: str | None) -> tuple[int, str, SlotClaim]:
     parked = PARKED.ports()
     for attempt in range(2):
@@ -253,7 +270,7 @@ def _claim_once(ports: list[int], reader: str | None) -> tuple[int, str, SlotCla
             listed = [name for name in names.values() if name and name in readers]
             if not listed:
                 raise BackendUnavailable(f"pcscd lists no vpcd reader ('{VPCD_READER} 00 00'); "
-                                         f"{INSTALL_HINT}, then restart pcscd")
+                                         + (port_taken(min(ports)) or f"{INSTALL_HINT}, then restart pcscd"))
             states = {name: state for name, state, _atr in reader_states(context, listed)}
         finally:
             release_context(context)
