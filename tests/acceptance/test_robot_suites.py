@@ -5,12 +5,10 @@ from pathlib import Path
 
 import pytest
 from hil_forkserver import hil_command
-from leak_scan import Secret, profile_secrets, scan, scan_text
+from leak_scan import profile_secrets, scan, scan_text
 from robot.api import ExecutionResult
 
-from devices.virtual.profile import load_profile
 from harness.matrix import REQUIREMENT_TAG
-from harness.safety import new_pin_like
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,25 +77,13 @@ def test_every_requirement_passes_on_every_virtual_backend(virtual_plan_run):
         assert (out / name).stat().st_size > 0
 
 
-def test_log_holds_apdu_trace_tables_and_no_report_file_holds_a_pin(virtual_plan_run):
+def test_log_holds_apdu_trace_tables_with_the_verify_data_masked(virtual_plan_run):
+    """The traces are there, VERIFY's data masked in them. That no file holds a PIN in any encoding is the leak
+    scan's, above (every profile's PINs and the values the suites derive from them)."""
     _, out = virtual_plan_run
     output = (out / "output.xml").read_text(encoding="utf-8")
     assert output.count("apdu-trace") >= 400
     assert "00 20 00 80 04 ****" in output
-    profiles = ("card", "phone", "blank-phone")
-    secrets = {spec.value for profile in profiles for spec in load_profile(profile).pins.values()}
-    # the values Change PIN To New Value used: derived from the configured PINs
-    secrets |= {new_pin_like(pin) for pin in secrets}
-    report_files = [p for p in out.rglob("*") if p.is_file()]
-    assert len(report_files) >= 20
-    pins = [Secret("a PIN of the suites", pin) for pin in secrets]
-    for path in report_files:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        found = [encoding for _, encoding in scan_text(text, pins) if "hex" in encoding.lower()]
-        assert not found, f"{path.name} carries a PIN in {found}"
-        for pin in secrets:
-            if not pin.isdigit():  # digit PINs occur as ordinary numbers; passwords must never appear
-                assert pin not in text, f"{path.name} carries a password"
 
 
 def test_plan_runs_merge_into_one_report_with_a_matrix(tmp_path):
