@@ -401,17 +401,29 @@ HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{2}(?:[ :]?[0-9A-Fa-f]{2}){4,}
 
 
 def _secret_spans(data: bytes) -> list[tuple[int, int]]:
-    """Byte ranges holding VERIFY/CHANGE data in a frame dump (the APDU may sit inside a PCB or framing)."""
-    spans, i = [], 0
-    while i + 5 < len(data):
-        cla, ins, p1, lc = data[i], data[i + 1], data[i + 2], data[i + 4]
-        if cla & 0xF0 == 0 and ins in SECRET_INS and p1 in (0x00, 0x01) and 0 < lc <= 64 and i + 5 < len(data):
-            end = min(len(data), i + 5 + lc)
-            spans.append((i + 5, end))
-            i = end
+    """Byte ranges holding VERIFY/CHANGE data in a frame dump (the APDU may sit inside a PCB or framing).
+
+    Only a byte after a VERIFY or CHANGE instruction byte can start a header, so those places are found with
+    ``bytes.find`` (a certificate dump of 2 KB holds a few) and checked left to right, the next one after the
+    data of a header found."""
+    starts = sorted(i - 1 for ins in SECRET_INS for i in _positions(data, ins) if i >= 1)
+    spans, resume = [], 0
+    for i in starts:
+        if i < resume or i + 5 >= len(data):
             continue
-        i += 1
+        cla, p1, lc = data[i], data[i + 2], data[i + 4]
+        if cla & 0xF0 == 0 and p1 in (0x00, 0x01) and 0 < lc <= 64:
+            resume = min(len(data), i + 5 + lc)
+            spans.append((i + 5, resume))
     return spans
+
+
+def _positions(data: bytes, byte: int) -> list[int]:
+    found, at = [], data.find(byte)
+    while at >= 0:
+        found.append(at)
+        at = data.find(byte, at + 1)
+    return found
 
 
 def _mask_hex_run(match: re.Match[str]) -> str:

@@ -330,3 +330,32 @@ def test_a_text_is_scanned_for_the_values_it_holds_with_the_whole_patterns_resul
     assert registry.scrub(text) == whole.sub(MASK, text)
     assert registry.scrub(text) == whole.sub(MASK, text)  # the kept answer too
     assert (MASK in registry.scrub(text)) == ("no value" not in text)
+
+
+def _spans_byte_by_byte(data: bytes) -> list[tuple[int, int]]:
+    """The reference: every offset tried as a VERIFY/CHANGE header, the data of one found skipped."""
+    spans, i = [], 0
+    while i + 5 < len(data):
+        cla, ins, p1, lc = data[i], data[i + 1], data[i + 2], data[i + 4]
+        if cla & 0xF0 == 0 and ins in (0x20, 0x24) and p1 in (0, 1) and 0 < lc <= 64:
+            spans.append((i + 5, min(len(data), i + 5 + lc)))
+            i = spans[-1][1]
+            continue
+        i += 1
+    return spans
+
+
+def test_the_secret_spans_of_a_dump_are_those_a_byte_by_byte_scan_finds():
+    """The spans are found from the instruction bytes (bytes.find); headers that overlap, chain or run past the
+    end must give what trying every offset gives."""
+    import random
+
+    from harness.iso.redact import _secret_spans
+
+    rng = random.Random(2026)
+    dense = bytes([0x00, 0x01, 0x02, 0x04, 0x20, 0x24, 0x40, 0x80, 0xFF])
+    for trial in range(20000):
+        size = rng.randrange(0, 48)
+        data = bytes(rng.choice(dense) for _ in range(size)) if trial % 2 else rng.randbytes(size)
+        assert _secret_spans(data) == _spans_byte_by_byte(data), data.hex()
+    assert _secret_spans(bytes.fromhex("00200080043132333400240001083132")) == [(5, 9), (14, 16)]  # cut at the end
