@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -101,3 +102,14 @@ def secrets_registered_per_test():
     before = set(SECRETS.values())
     yield
     SECRETS.discard(set(SECRETS.values()) - before)
+
+
+@pytest.fixture(autouse=True)
+def no_parked_vpcd_server_outlives_its_test() -> Iterator[None]:
+    """A vpcd card server this process parks when a test closes its reader keeps the slot until idle (15 s);
+    a later test's card served by another process (``hil virtual serve``, a ``hil run``) would wait that long
+    for it: a guard-matrix cell took 15.4 s instead of 1.3 s after a PC/SC test in its shard."""
+    yield
+    sessions = sys.modules.get("devices.virtual.bridges.vpcd_sessions")  # not imported: nothing was parked
+    if sessions is not None:
+        sessions.PARKED.evict_all()
