@@ -1,8 +1,9 @@
-"""Reading Robot's results in tests: every log message of a suite, and which devices its suites opened."""
+"""Reading Robot's results in tests: every log message of a suite, which devices its suites opened, what failed."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 
 def messages(item) -> Iterator:
@@ -21,3 +22,13 @@ def messages(item) -> Iterator:
 def opened_devices(item) -> set[str]:
     """The device names of the ``Opened NAME: …`` lines that ``Open Device`` logs under ``item``."""
     return {m.message.split()[1].rstrip(":") for m in messages(item) if m.message.startswith("Opened ")}
+
+
+def failed_tests(output_xml: Path) -> str:
+    """Each failed test with its message: the tail of a run's console hides which one of a thousand failed."""
+    from robot.api import ExecutionResult
+
+    if not output_xml.exists():
+        return "no output.xml"
+    failed = [t for t in ExecutionResult(str(output_xml)).suite.all_tests if t.status == "FAIL"]
+    return "\n".join(f"FAIL {t.longname}: {t.message[:500]}" for t in failed)

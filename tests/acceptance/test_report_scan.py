@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hil_forkserver import hil_command
 from leak_scan import Secret, encodings, log_model_strings, profile_secrets, scan, scan_text
+from robot_results import failed_tests
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = profile_secrets()
@@ -66,7 +67,8 @@ def hil(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.
 
 
 def assert_clean(directory: Path, proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    outputs = sorted(directory.rglob("output.xml"), key=lambda p: len(p.parts))[:1]  # the run's merged one
+    assert proc.returncode == 0, "\n".join([*map(failed_tests, outputs), proc.stdout[-2000:], proc.stderr[-2000:]])
     findings, files, strings = scan(directory, SECRETS)
     assert files >= 4 and strings > 100, (files, strings)  # output.xml, log, report, xunit at least; decoded
     assert not findings, "\n".join(map(str, findings[:20]))

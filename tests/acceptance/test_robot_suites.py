@@ -7,6 +7,7 @@ import pytest
 from hil_forkserver import hil_command
 from leak_scan import profile_secrets, scan, scan_text
 from robot.api import ExecutionResult
+from robot_results import failed_tests
 
 from harness.matrix import REQUIREMENT_TAG
 
@@ -42,14 +43,6 @@ def all_tests(suite):
     yield from suite.tests
     for child in suite.suites:
         yield from all_tests(child)
-
-
-def failed_tests(output_xml: Path) -> str:
-    """Each failed test with its message: the tail of the console hides which one of 1,100 failed."""
-    if not output_xml.exists():
-        return "no output.xml"
-    failed = [t for t in all_tests(ExecutionResult(str(output_xml)).suite) if t.status == "FAIL"]
-    return "\n".join(f"FAIL {t.longname}: {t.message[:500]}" for t in failed)
 
 
 def test_every_requirement_passes_on_every_virtual_backend(virtual_plan_run):
