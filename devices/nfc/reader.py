@@ -127,6 +127,11 @@ class NfcReader(Reader):
             return nfc.ContactlessFrontend(path)
         except ModuleNotFoundError as exc:
             raise UnknownDevice(f"{self.uri}: nfcpy has no driver '{exc.name}'; {PATH_HELP}") from None
+        except ValueError as exc:  # the UDP driver int()s the port's getnameinfo name: 57000 reads 'dircproxy'
+            if not path.startswith("udp:"):
+                raise
+            raise UnknownDevice(f"{self.uri}: nfcpy's UDP driver cannot open that port, which the services "
+                                f"database names ({exc}); use a port without a name") from None
         except OSError as exc:
             if exc.errno is None and "libusb" in str(exc):
                 raise BackendUnavailable(

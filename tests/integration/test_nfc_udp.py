@@ -435,3 +435,48 @@ def test_serve_forever_exits_cleanly_on_ctrl_c():
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def _named_udp_port() -> tuple[int, str]:
+    """A port above 1024 that the services database names (Debian's netbase: 57000 is dircproxy)."""
+    for port in range(1025, 65536):
+        name = socket.getnameinfo(("127.0.0.1", port), socket.NI_NUMERICHOST)[1]
+        if not name.isdigit():
+            return port, name
+    raise AssertionError("no named port in the services database (/etc/services, Debian's netbase)")
+
+
+def test_a_port_the_services_database_names_is_refused_on_both_sides_in_one_line():
+    """nfcpy's UDP driver reads its port back with getnameinfo and int()s it, so a named port cannot be opened:
+    the bridge asked for one refuses it, and the reader says so instead of a ValueError traceback."""
+    from devices.base import UnknownDevice
+
+    port, name = _named_udp_port()
+    with pytest.raises(DeviceBusy) as refused:
+        NfcUdpCard(CardSlot(VirtualCard.from_profile("card")), port=port)
+    assert str(refused.value) == (f"cannot serve the card on UDP 127.0.0.1:{port}: the services database calls "
+                                  f"that port '{name}', and nfcpy's UDP driver then cannot open it; choose another")
+    with pytest.raises(UnknownDevice) as unknown:
+        open_device(f"nfc:udp:127.0.0.1:{port}")
+    assert str(unknown.value) == (f"nfc:udp:127.0.0.1:{port}: nfcpy's UDP driver cannot open that port, which the "
+                                  f"services database names (invalid literal for int() with base 10: '{name}'); "
+                                  "use a port without a name")
+
+
+def test_any_free_port_the_bridge_takes_is_one_nfcpy_can_open(monkeypatch):
+    """With port 0 the kernel may hand out a named port (a shard's error: 57000); the bridge takes the next one."""
+    from devices.virtual.bridges import nfc as bridge
+
+    handed: list[int] = []
+    real = bridge.service_name
+
+    def first_two_named(host: str, port: int) -> str:  # the services database, as if it named the first two
+        handed.append(port)
+        return "named" if len(handed) <= 2 else real(host, port)
+
+    monkeypatch.setattr(bridge, "service_name", first_two_named)
+    with NfcUdpCard(CardSlot(VirtualCard.from_profile("card"))) as card:
+        assert len(set(handed)) == 3 and card.port == handed[-1] and card.port not in handed[:2]
+        for refused in handed[:2]:  # released again
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind(("127.0.0.1", refused))

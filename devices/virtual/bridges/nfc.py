@@ -34,17 +34,48 @@ MAX_RESPONSE = Option("max_response", "int", low=1, high=65536)
 log = logging.getLogger(__name__)
 
 
+def service_name(host: str, port: int) -> str:
+    """The name the services database gives ``port`` ("" for none). nfcpy's UDP driver reads its port back with
+    ``getnameinfo`` and ``int()``s it, so a port with a name (57000 is ``dircproxy``) cannot be opened."""
+    name = socket.getnameinfo((host, port), socket.NI_NUMERICHOST)[1]
+    return "" if name.isdigit() else name
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise DeviceBusy(f"cannot serve the card on UDP {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _bind_numbered(host: str, port: int, tries: int = 32) -> socket.socket:
+    """A UDP socket on ``port``, or on any free port (0) that nfcpy can open: one the services database names is
+    kept aside while the next is taken (so it is not handed out again), then released."""
+    if port and service_name(host, port):
+        raise DeviceBusy(f"cannot serve the card on UDP {host}:{port}: the services database calls that port "
+                         f"'{service_name(host, port)}', and nfcpy's UDP driver then cannot open it; choose another")
+    aside: list[socket.socket] = []
+    try:
+        for _ in range(tries):
+            sock = _bind(host, port)
+            if port or not service_name(host, sock.getsockname()[1]):
+                return sock
+            aside.append(sock)
+        raise DeviceBusy(f"cannot serve the card on UDP {host}: {tries} free ports in a row have service names")
+    finally:
+        for sock in aside:
+            sock.close()
+
+
 class NfcUdpCard(IsoDepPicc):
     """Serves the card in ``slot`` on a UDP port of 127.0.0.1 until :meth:`stop`."""
 
     def __init__(self, slot: CardSlot, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(slot)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            self._sock.bind((host, port))
-        except OSError as exc:
-            self._sock.close()
-            raise DeviceBusy(f"cannot serve the card on UDP {host}:{port}: {exc.strerror or exc}") from None
+        self._sock = _bind_numbered(host, port)
         self._address: tuple[str, int] = self._sock.getsockname()
         self._wake_r, self._wake_w = socket.socketpair()
         self._jobs: queue.Queue[tuple[int, bytes] | None] = queue.Queue()
