@@ -54,14 +54,17 @@ def _bind(host: str, port: int) -> socket.socket:
 def _bind_numbered(host: str, port: int, tries: int = 32) -> socket.socket:
     """A UDP socket on ``port``, or on any free port (0) that nfcpy can open: one the services database names is
     kept aside while the next is taken (so it is not handed out again), then released."""
-    if port and service_name(host, port):
-        raise DeviceBusy(f"cannot serve the card on UDP {host}:{port}: the services database calls that port "
-                         f"'{service_name(host, port)}', and nfcpy's UDP driver then cannot open it; choose another")
+    if port:
+        name = service_name(host, port)
+        if name:
+            raise DeviceBusy(f"cannot serve the card on UDP {host}:{port}: the services database calls that port "
+                             f"'{name}', and nfcpy's UDP driver then cannot open it; choose another")
+        return _bind(host, port)
     aside: list[socket.socket] = []
     try:
         for _ in range(tries):
-            sock = _bind(host, port)
-            if port or not service_name(host, sock.getsockname()[1]):
+            sock = _bind(host, 0)
+            if not service_name(host, sock.getsockname()[1]):
                 return sock
             aside.append(sock)
         raise DeviceBusy(f"cannot serve the card on UDP {host}: {tries} free ports in a row have service names")
