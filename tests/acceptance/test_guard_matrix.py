@@ -10,8 +10,9 @@ itself is watched from a Robot listener. Each cell runs real suites; the figures
 Suites per cell: in-process and PC/SC run the whole card suite, the terminal suites and the phone suite;
 the kiosk and set-top modules on a pty, RFC 2217 and nfcpy's UDP link run the PIN-touching requirements
 (``pins``, ``text-ap``, ``signing``, the raw VERIFY ``HIL-GRD-001``) and the terminal suites, and nfcpy the
-phone suite too. "Impossible format" cells on served transports stop in ``hil run``'s pre-flight; in-process
-they run the suites, so the keywords' own format check is exercised.
+phone suite too, except in the cells that configure only the text PIN: the phone has none, so its run there
+would be the correct-PINs run again, and its row says so. "Impossible format" cells on served transports stop
+in ``hil run``'s pre-flight; in-process they run the suites, so the keywords' own format check is exercised.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ SHORT = ["correct PINs", "all wrong", "all impossible", "at 1 try", "at the rese
 TRANSPORTS = {"in-process": FULL, "pcsc": FULL, "kiosk": SHORT, "stb": SHORT, "rfc2217": SHORT, "nfc": SHORT}
 PHONE_ON = {"in-process", "pcsc", "nfc"}
 CELLS = [(t, c) for t, configs in TRANSPORTS.items() for c in configs]
+
+
+def kinds_for(transport: str, config: Config) -> list[str]:
+    """The card, and the phone where it is on the transport and the configuration is the baseline or changes
+    one of the phone's PINs (the inputs of its run would otherwise be the correct-PINs cell's, byte for byte)."""
+    touched = config.pins.keys() | config.tries.keys()
+    phone = transport in PHONE_ON and (not touched or bool(touched & GOOD["phone"].keys()))
+    return ["card", "phone"] if phone else ["card"]
 ROWS: list[str] = []
 
 
@@ -307,7 +316,7 @@ def matrix_report():
 @pytest.mark.parametrize(("transport", "config_name"), CELLS, ids=[f"{t}-{c.replace(' ', '_')}" for t, c in CELLS])
 def test_a_guarded_card_never_loses_a_pin(transport, config_name, tmp_path, pcscd):
     config = CONFIGS[config_name]
-    kinds = ["card", "phone"] if transport in PHONE_ON else ["card"]
+    kinds = kinds_for(transport, config)
     problems: list[str] = []
     # vpcd's two slots; nfcpy on any free UDP port (a fixed one can be some other socket's ephemeral port)
     ports = {"card": 35963, "phone": 35964} if transport == "pcsc" else {"card": 0, "phone": 0}
@@ -359,6 +368,9 @@ def test_a_guarded_card_never_loses_a_pin(transport, config_name, tmp_path, pcsc
                             f"{raw_verify if 'card' in suites else '—'} | {shown} | {describe(state, pins)} |")
             if config.expect and applies and not seen_expected:
                 problems.append(f"{kind}: no requirement failed with {config.expect!r}")
+        if transport in PHONE_ON and "phone" not in kinds:
+            ROWS.append(f"| {transport} | {config.name} | phone: not run: the phone has no {' or '.join(config.pins)} "
+                        "PIN, so its run would be the correct-PINs row's | — | — | — | — |")
     finally:
         for server in servers.values():
             server.stop()
