@@ -1,9 +1,14 @@
-"""Reading Robot's results in tests: every log message of a suite, which devices its suites opened, what failed."""
+"""Reading Robot's results in tests: every log message of a suite, which devices its suites opened, what failed;
+and the suite files the pool tests run."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+
+# four of the card suite's files: two pabot workers lease pool members for them at the same time and one after
+# the other (a suite per worker process, so each file costs a Robot process; the whole suite is nine)
+POOL_SUITES = ("card/selection.robot", "card/access_and_pins.robot", "card/signing.robot", "card/text_ap.robot")
 
 
 def messages(item) -> Iterator:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hil_forkserver import hil_command
 from robot.api import ExecutionResult
-from robot_results import messages
+from robot_results import POOL_SUITES, messages
 
 from harness.lab import InventoryError, load_inventory
 from harness.pools import PoolError, members, value_sets
@@ -58,11 +58,6 @@ def test_a_malformed_pool_is_one_line_naming_file_and_line(tmp_path, value, mess
     with pytest.raises(InventoryError) as error:
         load_inventory(path)
     assert f"{path}:3" in str(error.value) and message in str(error.value) and "\n" not in str(error.value)
-
-
-# four of the card suite's files: two pabot workers lease members for them at the same time and one after the
-# other (a suite per worker process, so each file costs a Robot process; the whole suite is nine)
-POOL_SUITES = ("card/selection.robot", "card/access_and_pins.robot", "card/signing.robot", "card/text_ap.robot")
 
 
 def _hil_run(tmp_path: Path, out: str, *extra: str) -> subprocess.CompletedProcess[str]:

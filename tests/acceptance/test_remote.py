@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from hil_forkserver import hil_command
 from robot.api import ExecutionResult, TestSuiteBuilder
-from robot_results import opened_devices
+from robot_results import POOL_SUITES, opened_devices
 
 from devices import open_device
 from devices.base import DeviceGone
@@ -267,8 +267,7 @@ def test_card_suite_passes_on_two_reader_hosts_with_pins_only_on_the_hosts(tmp_p
 def test_pabot_workers_run_card_suites_on_both_hosts_of_a_pool_at_once(tmp_path, two_hosts):
     inventory, _ = _lab(tmp_path)
     env = _env(HIL_REMOTE_TOKEN=TOKEN, HIL_LOCK_DIR=str(tmp_path / "locks"))
-    # four files of the card suite (a pabot worker process each); the whole suite on the hosts is the plan test's
-    suites = ["card/selection.robot", "card/access_and_pins.robot", "card/signing.robot", "card/text_ap.robot"]
+    suites = POOL_SUITES  # the whole card suite on the hosts is the plan test's
     proc = subprocess.run([*hil_command(), "run", *suites, "--device", "pool:benches",
                            "--processes", "2", "--inventory", str(inventory), "--outputdir", str(tmp_path / "out"),
                            "--console", "quiet"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900,
