@@ -27,9 +27,8 @@ import pytest
 from smartcard import scard
 
 from devices import open_device
-from devices.base import DeviceError
 from devices.pcsc.reader import PcscReader
-from devices.pcsc.scard import establish_context, list_readers, release_context
+from devices.pcsc.scard import wait_until_listed
 from devices.virtual.bridges.vpcd import VpcdCardServer
 from devices.virtual.bridges.vpcd_sessions import PARKED, VPCD_READER, free_vpcd_slot
 from devices.virtual.card import VirtualCard
@@ -59,20 +58,11 @@ def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PcscDaemon]:
 
 def vpcd_reader_problem(timeout: float, port: int = DEBIAN_VPCD_PORT) -> str:
     """Nothing once pcscd lists a vpcd reader (waited for, bounded); else why not, naming who holds the port."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(DeviceError):  # pcscd not answering yet counts as not listed yet
-            context = establish_context()
-            try:
-                if any(name.startswith(VPCD_READER) for name in list_readers(context)):
-                    return ""
-            finally:
-                release_context(context)
-        if time.monotonic() >= deadline:
-            holders = port_holders(port)
-            return (f"pcscd lists no {VPCD_READER} reader after {timeout:g} s; TCP port {port}: "
-                    + ("; ".join(holders) if holders else "no socket holds it"))
-        time.sleep(0.1)
+    if wait_until_listed(lambda name: name.startswith(VPCD_READER), timeout):
+        return ""
+    holders = port_holders(port)
+    return (f"pcscd lists no {VPCD_READER} reader after {timeout:g} s; TCP port {port}: "
+            + ("; ".join(holders) if holders else "no socket holds it"))
 
 
 TCP_STATES = {"01": "established", "02": "syn-sent", "03": "syn-received", "04": "fin-wait-1", "05": "fin-wait-2",

@@ -11,33 +11,17 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devices.pcsc.scard import establish_context, list_readers, release_context
+from devices.pcsc.scard import wait_until_listed
 from devices.virtual.pcscd import PcscDaemon, write_vpcd_config
 from harness.cli import main
 
 
 def reader_conf(channel: int) -> Path:
     return write_vpcd_config(Path(tempfile.mkdtemp(prefix="reader-host-")), channel)
-
-
-def wait_for_reader(name: str, timeout: float = 30.0) -> None:
-    """pcscd answers before it has brought up the readers of its configuration (seen on a busy CI machine, and
-    after more than 10 s with ten shards on two cores):
-    wait, bounded, until vpcd's reader is listed; after the timeout the serve command says what is missing."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        context = establish_context()
-        try:
-            if name in list_readers(context):
-                return
-        finally:
-            release_context(context)
-        time.sleep(0.1)
 
 
 def run() -> int:
@@ -49,7 +33,8 @@ def run() -> int:
     args = parser.parse_args()
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/pcscd"], check=True)  # this namespace's own
     daemon = PcscDaemon(config=reader_conf(args.channel)).start()
-    wait_for_reader("Virtual PCD 00 00")
+    # pcscd answers before its configuration's readers are up; bounded, then the serve command says what is missing
+    wait_until_listed(lambda name: name == "Virtual PCD 00 00", timeout=30.0)
     device = f"virtual:{args.profile}?via=pcsc&port={args.channel}&reader=Virtual PCD 00 00&expendable=0"
     try:
         return main(["remote", "serve", "--device", device, "--host", args.host, "--port", str(args.port)])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
+from collections.abc import Callable
 
 from smartcard import scard
 
@@ -143,6 +145,29 @@ def list_readers(context: int) -> list[str]:
     if hr != OK:
         raise map_error(hr, "listing PC/SC readers")
     return list(readers)
+
+
+def wait_until_listed(wanted: Callable[[str], bool], timeout: float, interval: float = 0.1) -> bool:
+    """True once pcscd lists a reader ``wanted`` accepts, False after ``timeout`` seconds. pcscd answers before
+    it has brought up the readers of its configuration (over 10 s on a loaded two-core machine), so a caller that
+    just started it waits here; pcscd not answering yet counts as not listed yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            context = establish_context()
+        except DeviceError:
+            context = None
+        if context is not None:
+            try:
+                if any(wanted(name) for name in list_readers(context)):
+                    return True
+            except DeviceError:
+                pass
+            finally:
+                release_context(context)
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 def reader_states(context: int, readers: list[str]) -> list[tuple[str, int, bytes]]:

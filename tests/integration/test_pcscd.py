@@ -65,6 +65,7 @@ from pcsc_support import SELECT_JPKI, free_port_pair, isolated_reader_conf
 from devices import registry
 from devices.pcsc.names import discover
 from devices.pcsc.reader import PcscReader, open_pcsc
+from devices.pcsc.scard import wait_until_listed
 from devices.virtual.card import VirtualCard
 from devices.virtual.pcscd import PcscDaemon
 from devices.virtual.slot import CardSlot
@@ -81,6 +82,7 @@ work = Path(os.environ["HIL_TEST_DIR"])
 attempt("open_without_pcscd", lambda: open_pcsc("pcsc:"))
 attempt("discover_without_pcscd", discover)
 out["registry_without_pcscd"] = registry.discover().get("pcsc")
+out["listed_without_pcscd"] = wait_until_listed(lambda name: True, timeout=0.3)
 port = free_port_pair()
 conf = isolated_reader_conf(work / "conf", "Isolated PCD", port)
 daemon = PcscDaemon(config=conf, log_path=work / "pcscd.log")
@@ -88,6 +90,10 @@ server = None
 try:
     daemon.start(timeout=15)
     first_pid = daemon.pid
+    out["listed"] = wait_until_listed(lambda name: name.startswith("Isolated PCD"), timeout=30)
+    started = time.monotonic()
+    out["listed_absent"] = wait_until_listed(lambda name: name == "Renamed PCD 00 00", timeout=0.3)
+    out["absent_waited"] = time.monotonic() - started
     out["owned"] = daemon.owned
     out["pid_file_matches"] = int(Path("/run/pcscd/pcscd.pid").read_text().strip("\\x00\\n ")) == first_pid
     out["readers"] = [d.uri for d in discover()]
@@ -153,6 +159,12 @@ def test_pcscd_is_started_by_pid_and_stopped_with_sigterm(lifecycle):
     assert lifecycle["transmit"] == ["ok", "'9000'"]
     assert lifecycle["first_pid_gone"] is True and lifecycle["stop_seconds"] < 5
     assert lifecycle["second_pid_differs"] is True and lifecycle["all_pcscd_gone"] is True
+
+
+def test_a_reader_is_waited_for_until_listed_and_an_absent_one_or_pcscd_for_the_timeout(lifecycle):
+    assert lifecycle["listed_without_pcscd"] is False
+    assert lifecycle["listed"] is True
+    assert lifecycle["listed_absent"] is False and lifecycle["absent_waited"] >= 0.3
 
 
 def test_stopped_pcscd_is_backend_unavailable_with_the_start_command(lifecycle):
