@@ -27,14 +27,14 @@ Sign Password Retry Query By Short Identifier
     Status Should Be    ${status}    63C5
 
 VERIFY By Short Identifier Unlocks The Auth Key
-    [Tags]    JPKI-SFI-004
+    [Tags]    JPKI-SFI-004    sends-pin
     ${cert}=    Read Certificate    auth
     Verify PIN By Short Identifier    auth
     ${signature}=    Sign Raw Input    auth    0A 0B 0C 0D
     Raw Signature Should Recover    ${signature}    0A 0B 0C 0D    ${cert}
 
 Sign Certificate By Short Identifier Needs The Sign Password
-    [Tags]    JPKI-SFI-005
+    [Tags]    JPKI-SFI-005    sends-pin
     ${r}=    Read Binary By Short Identifier    jpki    0001    4
     Status Word Should Be    ${r}    6982
     Verify PIN By Short Identifier    sign
@@ -44,7 +44,7 @@ Sign Certificate By Short Identifier Needs The Sign Password
 
 Security State Survives SELECT EF And READ BINARY
     [Documentation]    JPKI-FACTS §10 CONFIRMED: a verified password stays verified inside the AP.
-    [Tags]    JPKI-SFI-006
+    [Tags]    JPKI-SFI-006    sends-pin
     Verify PIN    sign
     Select EF    0002
     ${r}=    Read Binary    0    4
@@ -65,7 +65,7 @@ Text AP Information Reads By Short Identifier
     Response Data Length Should Be    ${r}    256
 
 VERIFY By Short Identifier Opens The My Number
-    [Tags]    TXT-SFI-003
+    [Tags]    TXT-SFI-003    sends-pin
     Verify PIN By Short Identifier    text
     ${status}=    Read Text File Status    my_number
     Status Should Be    ${status}    9000

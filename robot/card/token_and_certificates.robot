@@ -38,7 +38,7 @@ Sign CA Certificate Matches The Test Root
     Certificate Should Match Fixture    ${der}    sign_ca
 
 Sign Certificate Is Readable After The Sign Password
-    [Tags]    JPKI-CRT-004
+    [Tags]    JPKI-CRT-004    sends-pin
     Verify PIN    sign
     ${der}=    Read Certificate    sign
     Certificate Should Match Fixture    ${der}    sign
@@ -57,7 +57,7 @@ Auth Certificate Follows The JPKI Profile
     Auth Certificate Should Follow JPKI Profile    ${der}
 
 Sign Certificate Carries The Holder's Attributes
-    [Tags]    JPKI-CRT-007
+    [Tags]    JPKI-CRT-007    sends-pin
     Verify PIN    sign
     ${der}=    Read Certificate    sign
     Sign Certificate Should Carry Holder    ${der}

@@ -17,12 +17,12 @@ Card Face Needs A Collation Number
 Card Face Reads After 照合番号A
     [Documentation]    ``FF 20 {DF21 offsets, DF22 … DF2A}``: birth date and sex of the holder, PNG and JPEG 2000
     ...                images, a 256-byte signature, the expiry date.
-    [Tags]    VIS-FACE-002
+    [Tags]    VIS-FACE-002    sends-pin
     Verify Card Face Collation Number    A
     Card Face Should Match The Holder
 
 Card Face Reads After 照合番号B
-    [Tags]    VIS-FACE-003
+    [Tags]    VIS-FACE-003    sends-pin
     Verify Card Face Collation Number    B
     Card Face Should Match The Holder
 
@@ -38,6 +38,6 @@ Collation Number A Retry Query Answers 63Cx
 
 Card Face Integrity Record Matches
     [Documentation]    UNCERTAIN layout (modelled on the text AP's EF 0003): hashes of EF 0001 and 0002, signed.
-    [Tags]    VIS-INT-001    uncertain
+    [Tags]    VIS-INT-001    uncertain    sends-pin
     Verify Card Face Collation Number    A
     Integrity Record Should Match    visual

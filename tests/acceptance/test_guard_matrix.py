@@ -9,10 +9,12 @@ itself is watched from a Robot listener. Each cell runs real suites; the figures
 
 Suites per cell: in-process and PC/SC run the whole card suite, the terminal suites and the phone suite;
 the kiosk and set-top modules on a pty, RFC 2217 and nfcpy's UDP link run the PIN-touching requirements
-(``pins``, ``text-ap``, ``signing``, the raw VERIFY ``HIL-GRD-001``) and the terminal suites, and nfcpy the
-phone suite too, except in the cells that configure only the text PIN: the phone has none, so its run there
-would be the correct-PINs run again, and its row says so. "Impossible format" cells on served transports stop
-in ``hil run``'s pre-flight; in-process they run the suites, so the keywords' own format check is exercised.
+(``pins``, ``text-ap``, ``signing``, ``sends-pin`` for the others that send one, the raw VERIFY
+``HIL-GRD-001``) and the terminal suites, and nfcpy the phone suite too. That selection is checked: in the
+in-process correct-PINs cell, every test that sent a VERIFY or CHANGE REFERENCE DATA with data must be in it.
+The phone is not run in the cells that configure only the text PIN: it has none, so its run there would be
+the correct-PINs run again, and its row says so. "Impossible format" cells on served transports stop in
+``hil run``'s pre-flight; in-process they run the suites, so the keywords' own format check is exercised.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import pytest
 from hil_forkserver import hil_command
-from robot.api import ExecutionResult
+from robot.api import ExecutionResult, TestSuiteBuilder
 from robot.libraries.BuiltIn import BuiltIn
 
 import robot
@@ -53,8 +55,8 @@ AT_RESERVE = {"auth": 2, "sign": 3, "text": 2}
 GUARD_WORDS = ("is wrong;", "would leave", "below the reserve", "cannot be right", "VERIFY auth answered 63C",
                "VERIFY sign answered 63C", "VERIFY text answered 63C", "63C2", "63C4", "wrong_pin", "PIN guard")
 REFUSALS = ("is wrong;", "would leave", "below the reserve", "cannot be right")
-FOCUSED = ["--include", "pins", "--include", "text-ap", "--include", "signing", "--include", "HIL-GRD-001",
-           "--include", "terminal"]
+FOCUSED = ["--include", "pins", "--include", "text-ap", "--include", "signing", "--include", "sends-pin",
+           "--include", "HIL-GRD-001", "--include", "terminal"]  # every test that sends a PIN: checked in-process
 
 
 @dataclass(frozen=True)
@@ -142,13 +144,32 @@ class ServedCard:
 
 
 class InProcessProbe:
-    """Robot listener for in-process cells: every virtual card the library opens is pre-set and watched."""
+    """Robot listener for in-process cells: every virtual card the library opens is pre-set and watched, and the
+    tests that made it a VERIFY or CHANGE REFERENCE DATA with data (a PIN on the wire) are noted by file and name."""
 
     ROBOT_LISTENER_API_VERSION = 3
 
     def __init__(self, tries: dict[str, int]) -> None:
         self.tries = tries
         self.cards: list[tuple[object, CardCounters]] = []
+        self.test: tuple[str, str] | None = None
+        self.pin_senders: set[tuple[str, str]] = set()
+
+    def start_test(self, data, result) -> None:
+        self.test = (Path(data.source).name, data.name)
+
+    def end_test(self, data, result) -> None:
+        self.test = None
+
+    def _watch_pins_sent(self, card) -> None:
+        process = card.process
+
+        def noting(apdu: bytes) -> bytes:
+            if len(apdu) > 5 and apdu[1] in (0x20, 0x24) and self.test:  # a header, Lc and data
+                self.pin_senders.add(self.test)
+            return process(apdu)
+
+        card.process = noting
 
     def end_keyword(self, data, result) -> None:
         try:
@@ -165,6 +186,7 @@ class InProcessProbe:
                 card.pins()[name].tries_left = value
         counters = CardCounters()
         counters.attach(card)
+        self._watch_pins_sent(card)
         self.cards.append((card, counters))
 
     def state(self) -> dict:
@@ -214,6 +236,13 @@ def runs_for(transport: str, kind: str) -> list[list[str]]:
     if transport == "pcsc":
         return [["terminals"], ["card"]]
     return [["terminals"], ["card", *FOCUSED]]
+
+
+def focused_tests() -> set[tuple[str, str]]:
+    """(file, test) of the terminal and card tests the served transports' cells select with :data:`FOCUSED`."""
+    suite = TestSuiteBuilder().build(str(REPO / "robot" / "terminals"), str(REPO / "robot" / "card"))
+    suite.configure(include_tags=FOCUSED[1::2])
+    return {(Path(test.source).name, test.name) for test in suite.all_tests}
 
 
 def run_served(tmp: Path, lab: Path, env: dict[str, str], device: str, suites: list[str]) -> tuple[int, str, Path]:
@@ -340,6 +369,11 @@ def test_a_guarded_card_never_loses_a_pin(transport, config_name, tmp_path, pcsc
                     probe = InProcessProbe(config.tries)
                     rc, stderr, out = run_in_process(tmp_path, lab, env, device, suites, probe)
                     state = probe.state()
+                    if kind == "card" and not config.expect:  # the whole suites, every PIN accepted
+                        unselected = probe.pin_senders - focused_tests()
+                        if not probe.pin_senders or unselected:
+                            problems.append(f"tests that send a PIN but that the served cells' tags leave out: "
+                                            f"{sorted(unselected)} (of {len(probe.pin_senders)} that send one)")
                 else:
                     rc, stderr, out = run_served(tmp_path, lab, env, device, suites)
                     state = servers[kind].state()  # the card's own account, cumulative over the cell's runs
